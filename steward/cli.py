@@ -1,0 +1,109 @@
+"""The ``steward`` command line.
+
+Start-up must stay fast (``steward --help`` under a second), so this module and the command
+modules it discovers import nothing heavy at module level: torch, prefect, evidently, faiss and
+pandas are imported inside the functions that run a command.
+
+Each module in ``steward/commands/`` exposes ``register(subparsers)``, which adds its
+sub-commands and sets ``func`` on them; ``func(args, ctx)`` returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from steward import __version__
+from steward.errors import StewardError
+
+log = logging.getLogger("steward")
+
+EPILOG = """exit codes: 0 success; 1 error; 2 bad configuration; 3 invalid input data;
+4 not found; 5 conflict (e.g. another run holds the lock); 6 artifact failed its checksum.
+Some commands define more (see their --help)."""
+
+
+class CommandContext:
+    """Lazily opened settings and workspace, shared by command handlers."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._settings = None
+        self._workspace = None
+
+    @property
+    def settings(self):  # -> steward.settings.Settings
+        if self._settings is None:
+            from steward.settings import load_settings
+
+            self._settings = load_settings(config_path=getattr(self.args, "config", None))
+        return self._settings
+
+    @property
+    def workspace(self):  # -> steward.workspace.Workspace
+        if self._workspace is None:
+            from steward.workspace import open_workspace
+
+            self._workspace = open_workspace(self.settings)
+        return self._workspace
+
+    def emit(self, payload: Any, text: str | None = None) -> None:
+        """Print ``payload`` as JSON under ``--json``, else the human text."""
+        if getattr(self.args, "json", False):
+            print(json.dumps(payload, indent=2, default=str))
+        elif text is not None:
+            print(text)
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="steward",
+        description="Continual embedding maintenance: ingest, drift, retrain, gate, index, rollback.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"steward {__version__}")
+    parser.add_argument("--config", help="path to steward.toml (default: $STEWARD_CONFIG or ./steward.toml)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import steward.commands as commands_pkg
+
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"steward.commands.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    ctx = CommandContext(args)
+    try:
+        return int(args.func(args, ctx) or 0)
+    except StewardError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The workspace: settings plus the three stores, opened together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from steward.settings import Settings
+from storage.artifact_store import ArtifactStore
+from storage.parquet_store import ParquetStore
+from storage.registry.entities import IndexVersion, ModelVersion
+from storage.registry.store import RegistryStore
+
+
+@dataclass(frozen=True)
+class Workspace:
+    settings: Settings
+    registry: RegistryStore
+    artifacts: ArtifactStore
+    store: ParquetStore
+
+    def verify_pair(self, model: ModelVersion, index: IndexVersion | None) -> None:
+        """Raise ArtifactIntegrityError unless every artifact of the pair is present and intact."""
+        for sha in model.artifacts.values():
+            if isinstance(sha, str):
+                self.artifacts.verify(sha)
+        if index is not None:
+            self.artifacts.verify(index.artifact)
+
+
+def open_workspace(settings: Settings) -> Workspace:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    registry = RegistryStore(settings.database_url)
+    artifacts = ArtifactStore(settings.artifacts_uri, cache_dir=settings.home / "cache")
+    return Workspace(settings=settings, registry=registry, artifacts=artifacts, store=ParquetStore(settings.data_uri, registry))

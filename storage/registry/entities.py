@@ -1,0 +1,127 @@
+"""What the registry hands out: frozen dataclasses. ORM rows never leave ``storage``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+ModelStatus = Literal["candidate", "production", "archived", "rejected"]
+MODEL_STATUSES: tuple[str, ...] = ("candidate", "production", "archived", "rejected")
+PRODUCTION_ALIAS = "production"
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    kind: str  # "features" or "text"
+    dim: int | None  # feature dimension, fixed by the first batch (None for text)
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Batch:
+    collection: str
+    seq: int  # 1, 2, 3 ... per collection: the "as of" coordinate
+    content_hash: str
+    source: str
+    rows: int  # good rows written
+    new_items: int
+    updated_items: int
+    quarantined: int
+    data_path: str
+    quarantine_path: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    collection: str
+    version: int
+    parent_version: int | None
+    status: str
+    status_reason: str | None
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    artifacts: dict[str, str]  # role ("weights", "buffer", "prototypes", ...) -> sha256
+    trained_on_batch: int | None  # data as of this batch seq
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IndexVersion:
+    id: int
+    collection: str
+    model_version: int
+    factory: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    artifact: str  # sha256
+    as_of_batch: int | None
+    num_vectors: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AliasTarget:
+    collection: str
+    alias: str
+    model_version: int
+    index_version: int | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    id: int
+    collection: str
+    alias: str
+    from_model: int | None
+    from_index: int | None
+    to_model: int
+    to_index: int | None
+    actor: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    id: int
+    collection: str
+    batch_seq: int | None
+    model_version: int | None
+    drifted: bool
+    alpha: float
+    summary: dict[str, Any]  # detector name -> {statistic, p_value, effect, n_ref, n_cur, ...}
+    report_artifact: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    collection: str
+    kind: str
+    message: str
+    payload: dict[str, Any]
+    dedup_key: str
+    drift_report_id: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    id: int
+    collection: str
+    model_version: int | None
+    kind: str  # "incremental" or "full"
+    batches: list[int]
+    buffer_artifact: str | None
+    status: str  # "running", "finished", "failed"
+    started_at: datetime
+    finished_at: datetime | None
+    details: dict[str, Any] = field(default_factory=dict)
