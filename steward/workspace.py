@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from steward.settings import Settings
 from storage.artifact_store import ArtifactStore
+from storage.lifecycle import verify_pair
 from storage.parquet_store import ParquetStore
 from storage.registry.entities import IndexVersion, ModelVersion
 from storage.registry.store import RegistryStore
@@ -20,11 +21,7 @@ class Workspace:
 
     def verify_pair(self, model: ModelVersion, index: IndexVersion | None) -> None:
         """Raise ArtifactIntegrityError unless every artifact of the pair is present and intact."""
-        for sha in model.artifacts.values():
-            if isinstance(sha, str):
-                self.artifacts.verify(sha)
-        if index is not None:
-            self.artifacts.verify(index.artifact)
+        verify_pair(self.artifacts, model, index)
 
 
 def open_workspace(settings: Settings) -> Workspace:

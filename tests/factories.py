@@ -1,0 +1,22 @@
+"""Small seeded data for tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+
+def feature_table(
+    n: int, dim: int = 8, *, n_classes: int = 3, seed: int = 0, prefix: str = "i", start: int = 0,
+    label_prefix: str = "c", spread: float = 0.3,
+) -> pa.Table:
+    """``n`` items in ``n_classes`` Gaussian blobs, with item ids ``{prefix}{start}..``."""
+    rng = np.random.default_rng(seed)
+    centers = np.random.default_rng(1234).normal(size=(max(n_classes, 1), dim))
+    labels = rng.integers(0, n_classes, size=n)
+    x = (centers[labels] + spread * rng.normal(size=(n, dim))).astype(np.float32)
+    return pa.table({
+        "item_id": [f"{prefix}{start + i}" for i in range(n)],
+        "label": [f"{label_prefix}{k}" for k in labels],
+        "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel(), pa.float32()), dim),
+    })

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tests.factories import feature_table
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "prefect", "evidently", "faiss", "pandas", "sklearn", "pytorch_metric_learning", "sqlalchemy")
+
+
+def test_help_imports_nothing_heavy() -> None:
+    # `steward --help` must stay fast: no command module may import a heavy library at import time.
+    code = (
+        "import sys, contextlib, io\n"
+        "from steward.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: main(['--help'])\n"
+        "    except SystemExit: pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def _steward(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "STEWARD_HOME": str(home), "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "steward.cli", *args], cwd=home.parent, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_ingest_cli_reports_json_and_errors_without_traceback(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = tmp_path / "b.parquet"
+    pq.write_table(feature_table(12, dim=4), path)
+    ok = _steward(home, "ingest", str(path), "--collection", "c", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["rows"] == 12
+    again = _steward(home, "ingest", str(path), "--collection", "c")
+    assert again.returncode == 0 and "already ingested" in again.stdout
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n")
+    refused = _steward(home, "ingest", str(bad), "--collection", "c")
+    assert refused.returncode == 3
+    assert "Traceback" not in refused.stderr
+    assert refused.stderr.strip().startswith("error:") and "item_id" in refused.stderr
+
+    missing = _steward(home, "rollback", "--collection", "nope")
+    assert missing.returncode == 4 and "does not exist" in missing.stderr
+
+    status = _steward(home, "status", "--collection", "c", "--json")
+    assert json.loads(status.stdout)["latest_batch"] == 1

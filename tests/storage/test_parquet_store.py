@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from steward.errors import NotFoundError, ValidationError
+from storage.parquet_store import features_to_numpy
+from tests.factories import feature_table
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def test_ingest_parquet_and_read_back(workspace, tmp_path: Path) -> None:
+    table = feature_table(20, dim=8, seed=1).append_column("color", pa.array(["red"] * 20))
+    path = tmp_path / "b1.parquet"
+    pq.write_table(table, path)
+    result = workspace.store.ingest(path, "shop")
+    assert (result.batch_seq, result.rows, result.new_items, result.quarantined) == (1, 20, 20, 0)
+    back = workspace.store.read("shop")
+    assert back["item_id"].to_pylist() == table["item_id"].to_pylist()
+    assert back.schema.field("features").type == pa.list_(pa.float32(), 8)
+    np.testing.assert_array_equal(features_to_numpy(back), features_to_numpy(table))
+    assert back["color"].to_pylist() == ["red"] * 20  # metadata kept
+    assert workspace.registry.get_collection("shop").dim == 8
+
+
+def test_csv_and_jsonl_are_accepted(workspace, tmp_path: Path) -> None:
+    csv = tmp_path / "b.csv"
+    csv.write_text("item_id,label,feature_0,feature_1\n007,a,1.0,2.0\n008,b,3.0,4.0\n")
+    r1 = workspace.store.ingest(csv, "c")
+    jsonl = tmp_path / "b.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"item_id": f"j{i}", "label": "a", "features": [i, i + 0.5]}) for i in range(3)))
+    r2 = workspace.store.ingest(jsonl, "c")
+    assert (r1.rows, r2.rows) == (2, 3)
+    back = workspace.store.read("c")
+    assert back["item_id"].to_pylist() == ["007", "008", "j0", "j1", "j2"]  # "007" stays a string
+    np.testing.assert_allclose(features_to_numpy(back)[0], [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        ("label,feature_0\na,1.0\n", ".csv", "no 'item_id' column"),
+        ("item_id,label\nx,a\n", ".csv", "neither a 'features'"),
+        ("this is not parquet", ".parquet", "unreadable as parquet"),
+        ("", ".txt", "unknown file type"),
+    ],
+)
+def test_file_level_problems_refuse_and_write_nothing(workspace, tmp_path, content, suffix, message) -> None:
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(content)
+    with pytest.raises(ValidationError, match=message) as info:
+        workspace.store.ingest(path, "c")
+    assert str(path) in str(info.value)
+    assert workspace.registry.list_collections() == []
+    assert _files(Path(workspace.settings.data_uri)) == []
+
+
+def test_wrong_dimension_is_refused_naming_column_and_expectation(workspace, tmp_path) -> None:
+    workspace.store.ingest_table(feature_table(5, dim=8), "c")
+    with pytest.raises(ValidationError, match=r"'features' has dimension 4; collection expects 8"):
+        workspace.store.ingest_table(feature_table(5, dim=4, prefix="z"), "c", source="other.parquet")
+    assert len(workspace.registry.list_batches("c")) == 1
+
+
+def test_bad_rows_are_quarantined_with_reasons(workspace) -> None:
+    x = np.ones((6, 3), np.float32)
+    x[1, 0] = np.nan
+    x[2, 2] = np.inf
+    feats = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 3)
+    feats = pa.array([None if i == 3 else v for i, v in enumerate(feats.to_pylist())], pa.list_(pa.float32(), 3))
+    table = pa.table({"item_id": ["a", "b", "c", "d", "e", "a"], "label": ["x"] * 6, "features": feats})
+    result = workspace.store.ingest_table(table, "c")
+    assert (result.rows, result.quarantined) == (2, 4)
+    quarantine = workspace.store.read_quarantine("c", result.batch_seq)
+    reasons = dict(zip(quarantine["row"].to_pylist(), quarantine["reason"].to_pylist(), strict=True))
+    assert reasons[1] == "features contains NaN or Inf"
+    assert reasons[2] == "features contains NaN or Inf"
+    assert reasons[3] == "features is null"
+    assert reasons[5].startswith("duplicate item_id 'a'")
+    assert workspace.store.read("c")["item_id"].to_pylist() == ["a", "e"]
+
+
+def test_text_collections_quarantine_empty_text(workspace) -> None:
+    table = pa.table({"item_id": ["a", "b", "c"], "label": [None, "x", "y"], "text": ["hello", "  ", None]})
+    result = workspace.store.ingest_table(table, "docs")
+    assert (result.rows, result.quarantined) == (1, 2)
+    assert workspace.registry.get_collection("docs").kind == "text"
+
+
+def test_same_content_twice_is_a_noop(workspace, tmp_path) -> None:
+    path = tmp_path / "b.parquet"
+    pq.write_table(feature_table(10), path)
+    first = workspace.store.ingest(path, "c")
+    second = workspace.store.ingest(path, "c")
+    assert not first.skipped_duplicate and second.skipped_duplicate
+    assert second.batch_seq == first.batch_seq
+    assert "already ingested" in second.describe()
+    assert len(workspace.registry.list_batches("c")) == 1
+
+
+def test_updates_and_deletes_and_as_of_reads(workspace) -> None:
+    store = workspace.store
+    store.ingest_table(feature_table(10, dim=4, seed=0), "c")  # i0..i9
+    update = feature_table(3, dim=4, seed=5, start=8)  # i8, i9 updated; i10 new
+    r2 = store.ingest_table(update, "c")
+    assert (r2.new_items, r2.updated_items) == (1, 2)
+    tomb = pa.table({
+        "item_id": ["i0"], "label": ["c0"],
+        "features": pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(4, np.float32)), 4), "deleted": [True],
+    })
+    r3 = store.ingest_table(tomb, "c")
+    assert r3.deleted_items == 1
+
+    as_of_1 = store.read("c", as_of=1)
+    as_of_2 = store.read("c", as_of=2)
+    latest = store.read("c")
+    assert sorted(as_of_1["item_id"].to_pylist()) == sorted(f"i{i}" for i in range(10))
+    assert sorted(as_of_2["item_id"].to_pylist()) == sorted(f"i{i}" for i in range(11))
+    assert "i0" not in latest["item_id"].to_pylist() and latest.num_rows == 10
+    # the updated version wins, and as_of=1 still shows the original
+    v2 = dict(zip(as_of_2["item_id"].to_pylist(), features_to_numpy(as_of_2), strict=True))
+    v1 = dict(zip(as_of_1["item_id"].to_pylist(), features_to_numpy(as_of_1), strict=True))
+    np.testing.assert_array_equal(v2["i8"], features_to_numpy(update)[0])
+    assert not np.array_equal(v1["i8"], v2["i8"])
+    # streaming gives the same rows as the one-shot read
+    streamed = pa.Table.from_batches(list(store.iter_batches("c", as_of=2, columns=["label"], batch_size=3)))
+    assert sorted(streamed["item_id"].to_pylist()) == sorted(as_of_2["item_id"].to_pylist())
+    assert streamed.column_names == ["item_id", "label"]
+    # a batch on its own
+    assert store.read_batch("c", 2)["item_id"].to_pylist() == ["i8", "i9", "i10"]
+    with pytest.raises(NotFoundError):
+        store.read("c", as_of=9)
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time, pyarrow.parquet as pq
+    from steward.settings import load_settings
+    from steward.workspace import open_workspace
+    import storage.filesystem as fsmod, storage.registry.store as regmod
+
+    where = sys.argv[2]
+    ready = sys.argv[3]
+    def pause(*a, **k):
+        open(ready, "w").close()
+        time.sleep(600)
+    if where == "before-rename":
+        real_replace = os.replace
+        def slow_replace(src, dst):
+            if "/batches/" in str(dst):
+                pause()
+            return real_replace(src, dst)
+        fsmod.os.replace = slow_replace
+    else:
+        regmod.RegistryStore.add_batch = pause
+    ws = open_workspace(load_settings(env={"STEWARD_HOME": sys.argv[1]}))
+    ws.store.ingest(sys.argv[4], "c")
+    """
+)
+
+
+@pytest.mark.parametrize("where", ["before-rename", "before-register"])
+def test_killed_writer_leaves_nothing_half_written(tmp_path, where) -> None:
+    from steward.workspace import open_workspace
+    from tests.conftest import make_settings
+
+    home = tmp_path / "home"
+    settings = make_settings(home)
+    ws = open_workspace(settings)
+    ws.store.ingest_table(feature_table(5, dim=8, prefix="old"), "c")
+    src = tmp_path / "big.parquet"
+    pq.write_table(feature_table(5000, dim=8, seed=3), src)
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(home), where, str(ready), str(src)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    deadline = time.time() + 60
+    while not ready.exists():
+        assert proc.poll() is None, "writer exited before reaching the kill point"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    assert [b.seq for b in ws.registry.list_batches("c")] == [1]
+    assert ws.store.read("c").num_rows == 5
+    for path in Path(settings.data_uri, "c", "batches").iterdir():
+        if not path.name.startswith(".tmp-"):
+            pq.read_table(path)  # every visible file is a complete Parquet file
+    # re-running the ingest completes cleanly, exactly once
+    result = ws.store.ingest(src, "c")
+    assert (result.batch_seq, result.rows) == (2, 5000)
+    assert ws.store.read("c").num_rows == 5005
+    assert not math.isnan(features_to_numpy(ws.store.read("c")).sum())

@@ -1,0 +1,213 @@
+"""Registry behaviour; every test runs on SQLite and on PostgreSQL (see conftest.registry_url)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from steward.errors import ArtifactIntegrityError, ConflictError, LockHeldError, NotFoundError
+from storage.artifact_store import ArtifactStore
+from storage.lifecycle import collect_garbage, promote, rollback
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _model(registry, artifacts: ArtifactStore | None = None, tag: str = "") -> int:
+    arts = {}
+    if artifacts is not None:
+        arts = {"weights": artifacts.put_bytes(f"weights-{tag}".encode())}
+    return registry.register_model("c", config={"tag": tag}, metrics={"map_at_r_all": 0.5}, artifacts=arts).version
+
+
+def _index(registry, version: int, artifacts: ArtifactStore | None = None, tag: str = "") -> int:
+    sha = artifacts.put_bytes(f"index-{tag}".encode()) if artifacts else "0" * 64
+    return registry.register_index("c", version, factory="Flat", params={}, metrics={}, artifact=sha,
+                                   as_of_batch=None, num_vectors=10).id
+
+
+@pytest.fixture
+def reg(registry):
+    registry.ensure_collection("c", kind="features", dim=4)
+    return registry
+
+
+@pytest.fixture
+def artifacts(tmp_path) -> ArtifactStore:
+    return ArtifactStore(str(tmp_path / "artifacts"))
+
+
+def test_versions_are_monotonic_per_collection(reg) -> None:
+    reg.ensure_collection("other", kind="text", dim=None)
+    assert [_model(reg) for _ in range(3)] == [1, 2, 3]
+    assert reg.register_model("other", config={}, metrics={}, artifacts={}).version == 1
+    assert [m.version for m in reg.list_models("c")] == [1, 2, 3]
+    with pytest.raises(NotFoundError, match="no model version 9"):
+        reg.get_model("c", 9)
+
+
+def test_promote_switches_alias_statuses_and_history_together(reg) -> None:
+    v1, v2 = _model(reg), _model(reg)
+    i1, i2 = _index(reg, v1), _index(reg, v2)
+    reg.promote("c", v1, i1, reason="first", actor="alice")
+    change = reg.promote("c", v2, i2, reason="better", actor="bob")
+    assert (change.from_model, change.from_index, change.to_model, change.to_index) == (v1, i1, v2, i2)
+    alias = reg.get_alias("c")
+    assert (alias.model_version, alias.index_version) == (v2, i2)
+    assert [m.status for m in reg.list_models("c")] == ["archived", "production"]
+    history = reg.alias_history("c")
+    assert [(h.actor, h.reason) for h in history] == [("alice", "first"), ("bob", "better")]
+
+
+def test_promote_refuses_mismatched_index_rejected_model_and_noop(reg) -> None:
+    v1, v2 = _model(reg), _model(reg)
+    i1 = _index(reg, v1)
+    with pytest.raises(ConflictError, match="does not belong"):
+        reg.promote("c", v2, i1, reason="x")
+    reg.set_model_status("c", v2, "rejected", "MAP@R on old classes fell 0.031, limit 0.01")
+    with pytest.raises(ConflictError, match="rejected"):
+        reg.promote("c", v2, None, reason="x")
+    reg.promote("c", v1, i1, reason="x")
+    with pytest.raises(ConflictError, match="already points"):
+        reg.promote("c", v1, i1, reason="again")
+    with pytest.raises(ConflictError, match="behind alias"):
+        reg.set_model_status("c", v1, "archived", "no")
+    assert len(reg.alias_history("c")) == 1
+
+
+def test_rollback_restores_the_exact_earlier_pair(reg, artifacts) -> None:
+    v1, v2, v3 = (_model(reg, artifacts, str(i)) for i in range(3))
+    i1a = _index(reg, v1, artifacts, "1a")
+    i1b = _index(reg, v1, artifacts, "1b")  # v1 got a second index later; rollback must not pick it
+    i2, i3 = _index(reg, v2, artifacts, "2"), _index(reg, v3, artifacts, "3")
+    promote(reg, artifacts, "c", v1, i1a, reason="one")
+    promote(reg, artifacts, "c", v2, i2, reason="two")
+    promote(reg, artifacts, "c", v3, i3, reason="three")
+    change = rollback(reg, artifacts, "c", reason="bad deploy")
+    assert (change.to_model, change.to_index) == (v2, i2)
+    change = rollback(reg, artifacts, "c", to_version=v1, reason="further back")
+    assert (change.to_model, change.to_index) == (v1, i1a) != (v1, i1b)
+    alias = reg.get_alias("c")
+    assert (alias.model_version, alias.index_version) == (v1, i1a)
+    assert reg.get_model("c", v1).status == "production"
+    assert reg.get_model("c", v3).status == "archived"
+
+
+def test_rollback_refuses_broken_artifacts_and_keeps_production(reg, artifacts) -> None:
+    v1, v2 = _model(reg, artifacts, "a"), _model(reg, artifacts, "b")
+    i1, i2 = _index(reg, v1, artifacts, "a"), _index(reg, v2, artifacts, "b")
+    promote(reg, artifacts, "c", v1, i1, reason="one")
+    promote(reg, artifacts, "c", v2, i2, reason="two")
+    sha = reg.get_index(i1).artifact
+    Path(artifacts.location.path(sha[:2], sha)).write_bytes(b"truncated")
+    with pytest.raises(ArtifactIntegrityError, match="checksum"):
+        rollback(reg, artifacts, "c", reason="try")
+    alias = reg.get_alias("c")
+    assert (alias.model_version, alias.index_version) == (v2, i2)
+    assert len(reg.alias_history("c")) == 2
+
+
+def test_rollback_without_history_says_so(reg) -> None:
+    _model(reg)
+    with pytest.raises(NotFoundError, match="no earlier production pair"):
+        reg.rollback("c", reason="x")
+
+
+def test_alert_dedup_window_and_delivery_attempts(reg) -> None:
+    a = reg.add_alert("c", kind="drift", message="m", payload={"p": 1}, dedup_key="drift:c", dedup_window_seconds=3600)
+    assert a is not None
+    assert reg.add_alert("c", kind="drift", message="m2", payload={}, dedup_key="drift:c", dedup_window_seconds=3600) is None
+    assert reg.add_alert("c", kind="drift", message="m3", payload={}, dedup_key="drift:c", dedup_window_seconds=0) is not None
+    failed = reg.record_alert_attempt(a.id, delivered=False, error="503")
+    assert (failed.attempts, failed.delivered_at, failed.last_error) == (1, None, "503")
+    assert {x.id for x in reg.list_alerts("c", undelivered_only=True)} >= {a.id}
+    done = reg.record_alert_attempt(a.id, delivered=True)
+    assert done.delivered_at is not None and done.attempts == 2
+    assert a.id not in {x.id for x in reg.list_alerts("c", undelivered_only=True)}
+
+
+def test_drift_reports_and_training_runs(reg) -> None:
+    r = reg.record_drift_report("c", batch_seq=2, model_version=None, drifted=True, alpha=0.05,
+                                summary={"mmd": {"p_value": 0.001}})
+    assert reg.list_drift_reports("c")[0] == r
+    run = reg.start_training_run("c", kind="incremental", batches=[1, 2])
+    v = _model(reg)
+    done = reg.finish_training_run(run.id, status="finished", model_version=v, buffer_artifact="a" * 64, details={"epochs": 3})
+    assert (done.status, done.model_version, done.batches, done.details["epochs"]) == ("finished", v, [1, 2], 3)
+
+
+def test_lock_excludes_other_owners_until_released_or_expired(reg) -> None:
+    with reg.lock("maintenance:c", owner="run-1"):
+        with pytest.raises(LockHeldError, match="run-1"):
+            with reg.lock("maintenance:c", owner="run-2"):
+                pass
+    with reg.lock("maintenance:c", owner="run-2"):
+        pass
+    assert reg.try_acquire_lock("x", owner="a", ttl_seconds=-1)  # already expired
+    assert reg.try_acquire_lock("x", owner="b", ttl_seconds=60)
+    assert not reg.try_acquire_lock("x", owner="a", ttl_seconds=60)
+
+
+def test_gc_keeps_aliases_and_last_pairs(reg, artifacts) -> None:
+    versions = [_model(reg, artifacts, str(i)) for i in range(5)]
+    indexes = [_index(reg, v, artifacts, str(v)) for v in versions]
+    for v, i in zip(versions[:4], indexes[:4], strict=True):
+        promote(reg, artifacts, "c", v, i, reason=f"v{v}")
+    result = collect_garbage(reg, artifacts, "c", keep=2)
+    # production (v4), the pair before it (v3) and the fresh candidate v5 survive
+    assert result.model_versions == (1, 2)
+    assert set(result.index_versions) == {indexes[0], indexes[1]}
+    for v in (1, 2):
+        sha = reg.get_model("c", v).artifacts["weights"]
+        assert not artifacts.exists(sha)
+    for v in (3, 4, 5):
+        artifacts.verify(reg.get_model("c", v).artifacts["weights"])
+    with pytest.raises(ConflictError, match="garbage-collected"):
+        reg.rollback("c", to_version=1, reason="too late")
+    rollback(reg, artifacts, "c", reason="ok")  # v3 is still there
+    assert reg.get_alias("c").model_version == 4 - 1
+
+
+_RACE = textwrap.dedent(
+    """
+    import sys, time
+    from storage.registry.store import RegistryStore
+    url, start, n, worker = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    reg = RegistryStore(url)
+    while time.time() < start:
+        time.sleep(0.001)
+    for i in range(n):
+        v = reg.register_model("c", config={"worker": worker}, metrics={}, artifacts={}).version
+        reg.promote("c", v, None, actor=worker, reason=f"{worker}-{i}")
+    """
+)
+
+
+def test_concurrent_processes_never_duplicate_versions_or_lose_history(reg, registry_url) -> None:
+    workers, per_worker = 4, 6
+    start = time.time() + 4  # all processes start registering at the same moment
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _RACE, registry_url, str(start), str(per_worker), f"w{w}"],
+                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE, text=True)
+        for w in range(workers)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    models = reg.list_models("c")
+    assert [m.version for m in models] == list(range(1, workers * per_worker + 1))
+    assert sum(m.status == "production" for m in models) == 1
+    history = reg.alias_history("c")
+    assert len(history) == workers * per_worker
+    for before, after in zip(history, history[1:]):
+        assert after.from_model == before.to_model  # no lost update: every switch saw the previous one
+    assert reg.get_alias("c").model_version == history[-1].to_model
+    prod = next(m for m in models if m.status == "production")
+    assert prod.version == history[-1].to_model
+    assert timedelta(0) <= history[-1].at - history[0].at
