@@ -56,6 +56,25 @@ def default_actor() -> str:
     return f"{user}@{socket.gethostname()}:{os.getpid()}"
 
 
+def _owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` (``user@host:pid``) is a process on this host that no longer runs.
+
+    A killed run cannot release its lock; without this, a rerun after a crash would wait for the
+    lock's TTL. Owners on other hosts are only freed by the TTL.
+    """
+    host_pid = owner.rsplit("@", 1)[-1]
+    host, _, pid = host_pid.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -696,7 +715,8 @@ class RegistryStore:
                 if self.is_postgres:
                     stmt = stmt.with_for_update()
                 row = s.scalars(stmt).one_or_none()
-                if row is not None and row.owner != owner and _aware(row.expires_at) > now:
+                if (row is not None and row.owner != owner and _aware(row.expires_at) > now
+                        and not _owner_is_dead(row.owner)):
                     return False
                 if row is None:
                     s.add(LockRow(name=name, owner=owner, acquired_at=now, expires_at=now + timedelta(seconds=ttl_seconds)))
