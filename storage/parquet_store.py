@@ -18,7 +18,7 @@ import hashlib
 import io
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,13 +211,19 @@ class ParquetStore:
 
     def iter_batches(
         self, collection: str, as_of: int | None = None, columns: Sequence[str] | None = None,
-        batch_size: int = 8192,
+        batch_size: int = 8192, partition: Collection[int] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream the items as of ``as_of`` in record batches (bounded memory)."""
+        """Stream the items as of ``as_of`` in record batches (bounded memory).
+
+        ``partition``: only the live rows stored in these batch files (seqs), so workers can split
+        a gallery by batch and together cover every item exactly once.
+        """
         batches = self._batches(collection, as_of)
         superseded = self._superseded(batches)
         wanted = None if columns is None else list(dict.fromkeys(["item_id", *columns]))
         for batch in batches:
+            if partition is not None and batch.seq not in partition:
+                continue
             pf = self._file(batch)
             available = pf.schema_arrow.names
             read_cols = None if wanted is None else [c for c in wanted if c in available] + ["deleted"]
@@ -232,9 +238,12 @@ class ParquetStore:
                 if out.num_rows:
                     yield out
 
-    def read(self, collection: str, as_of: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+    def read(
+        self, collection: str, as_of: int | None = None, columns: Sequence[str] | None = None,
+        partition: Collection[int] | None = None,
+    ) -> pa.Table:
         """All items as of batch ``as_of`` (None: the newest batch)."""
-        parts = list(self.iter_batches(collection, as_of=as_of, columns=columns))
+        parts = list(self.iter_batches(collection, as_of=as_of, columns=columns, partition=partition))
         if not parts:
             return self._empty(collection, columns)
         return pa.Table.from_batches(parts) if _same_schema(parts) else pa.concat_tables(
