@@ -1,0 +1,309 @@
+"""Class-incremental benchmark: does steward's incremental update learn new classes without
+forgetting old ones, at a fraction of the cost of retraining from scratch?
+
+Streams (each class arrives in exactly one step):
+- ``digits``: scikit-learn's 8x8 digit images (features = 64 pixels), 10 classes in 5 steps;
+- ``synthetic``: classes on curved 1-d manifolds mapped nonlinearly into 32-d, with a feature
+  shift (scale + offset) that grows with every step;
+- ``--data PATH``: your own Parquet (item_id, label, features), classes split into ``--steps`` steps.
+
+Strategies, side by side on the same stream and the same first model:
+- ``frozen``: the first model, never retrained (what happens without steward);
+- ``naive``: warm start, fine-tune on the new step only (lower bound, forgets);
+- ``steward``: warm start on the new step + rehearsal buffer, distillation from the previous model
+  (the product's incremental update, same trainer and buffer code as ``steward retrain``);
+- ``steward_bct``: steward plus the BCT compatibility term (full run only);
+- ``joint``: retrain from scratch on everything so far (upper bound, the expensive way).
+
+Evaluation after every step on the held-out items of every class seen so far: MAP@R and P@1 on
+all seen classes and on the old ones; forgetting = per class, best earlier MAP@R minus the final
+one (Avalanche), averaged over classes seen before the last step; training seconds per update;
+compatibility = MAP@R of new-model queries against the previous model's gallery.
+
+    python -m benchmarks.continual [--quick] [--data PATH --steps N] [--seeds 0 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmarks._results import markdown_table, write_results
+from embedding.buffer import empty_buffer, update_buffer
+from embedding.config import TrainConfig
+from embedding.evaluation import compatibility, evaluate_embeddings, forgetting
+from embedding.model import embed_array
+from embedding.trainer import train
+
+log = logging.getLogger("benchmarks.continual")
+STRATEGIES = ("frozen", "naive", "steward", "steward_bct", "joint")
+
+
+@dataclass(frozen=True)
+class Step:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _split_steps(x: np.ndarray, y: np.ndarray, steps: int, seed: int, test_fraction: float = 0.25,
+                 shift: list[tuple[float, np.ndarray]] | None = None) -> list[Step]:
+    rng = np.random.default_rng(seed)
+    classes = np.array(sorted(np.unique(y)))
+    rng.shuffle(classes)
+    groups = np.array_split(classes, steps)
+    out = []
+    for t, group in enumerate(groups):
+        idx = np.flatnonzero(np.isin(y, group))
+        test = rng.random(len(idx)) < test_fraction
+        xs = x[idx]
+        if shift is not None:
+            scale, offset = shift[t]
+            xs = xs * scale + offset
+        out.append(Step(xs[~test], y[idx][~test], xs[test], y[idx][test]))
+    return out
+
+
+def digits_stream(steps: int, seed: int) -> list[Step]:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return _split_steps(x.astype(np.float32), y.astype(str), steps, seed)
+
+
+def synthetic_stream(steps: int, seed: int, n_classes: int = 20, per_class: int = 200, dim: int = 32) -> list[Step]:
+    """Nonlinear class manifolds; the features of step t are scaled by (1 + 0.1 t) and offset
+    along a fixed random direction by 0.5 t: the input distribution drifts as the stream goes on."""
+    rng = np.random.default_rng(1000 + seed)
+    proj1 = rng.normal(size=(8, 24)) / np.sqrt(8)
+    proj2 = rng.normal(size=(24, dim)) / np.sqrt(24)
+    xs, ys = [], []
+    for c in range(n_classes):
+        centre = rng.normal(scale=1.0, size=4)
+        freq = rng.uniform(1.0, 3.0, size=4)
+        phase = rng.uniform(0, np.pi, size=4)
+        t = rng.uniform(-1, 1, size=(per_class, 1))
+        latent = np.concatenate([centre + np.sin(freq * t + phase), 0.7 * np.cos(freq * t)], axis=1)
+        x = np.tanh(np.tanh(latent @ proj1) @ proj2 * 2.0) + rng.normal(scale=0.15, size=(per_class, dim))
+        xs.append(x)
+        ys += [f"s{c:02d}"] * per_class
+    direction = rng.normal(size=dim)
+    direction /= np.linalg.norm(direction)
+    shifts = [(1.0 + 0.1 * t, 0.5 * t * direction) for t in range(steps)]
+    return _split_steps(np.concatenate(xs).astype(np.float32), np.array(ys), steps, seed, shift=shifts)
+
+
+def parquet_stream(path: str, steps: int, seed: int) -> list[Step]:
+    import pyarrow.parquet as pq
+
+    from storage.parquet_store import features_to_numpy
+
+    table = pq.read_table(path, columns=["item_id", "label", "features"])
+    labels = table.column("label").to_pylist()
+    keep = np.array([lab is not None for lab in labels])
+    x = features_to_numpy(table)[keep]
+    y = np.array([lab for lab in labels if lab is not None], dtype=str)
+    return _split_steps(x, y, steps, seed)
+
+
+def _concat(steps: list[Step], upto: int, part: str) -> tuple[np.ndarray, np.ndarray]:
+    xs = [getattr(s, f"x_{part}") for s in steps[: upto + 1]]
+    ys = [getattr(s, f"y_{part}") for s in steps[: upto + 1]]
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def run_stream(name: str, steps: list[Step], cfg: TrainConfig, strategies: tuple[str, ...],
+               seed: int) -> dict[str, Any]:
+    first = train(steps[0].x_train, steps[0].y_train, cfg, progress=False, desc=f"{name} step 0")
+    state: dict[str, Any] = {}
+    for s in strategies:
+        ids0 = np.array([f"0-{i}" for i in range(len(steps[0].y_train))])
+        buf = None
+        if s.startswith("steward"):
+            buf = update_buffer(empty_buffer(steps[0].x_train.shape[1], budget=cfg.buffer_budget,
+                                             policy=cfg.buffer_policy, min_quota=cfg.buffer_min_quota, seed=seed),
+                                ids0, steps[0].y_train, steps[0].x_train,
+                                embed_fn=lambda a, m=first.model: embed_array(m, a))
+        state[s] = {"result": first, "buffer": buf, "per_class_history": [], "rows": []}
+
+    for t in range(len(steps)):
+        x_seen, y_seen = _concat(steps, t, "test")
+        old_classes = set(np.unique(_concat(steps, t - 1, "test")[1])) if t else None
+        for s in strategies:
+            st = state[s]
+            prev = st["result"]
+            seconds = 0.0
+            if t > 0 and s != "frozen":
+                step = steps[t]
+                t0 = time.perf_counter()
+                if s == "joint":
+                    xa, ya = _concat(steps, t, "train")
+                    res = train(xa, ya, cfg, progress=False)
+                elif s == "naive":
+                    res = train(step.x_train, step.y_train, cfg, init_model=prev.model, init_classes=prev.classes,
+                                init_loss_state=prev.loss_state, progress=False)
+                else:
+                    c = cfg.replace(bct_weight=1.0) if s == "steward_bct" else cfg
+                    buf = st["buffer"]
+                    x = np.concatenate([step.x_train, buf.features])
+                    y = np.concatenate([step.y_train, buf.labels])
+                    reh = np.concatenate([np.zeros(len(step.y_train), bool), np.ones(len(buf), bool)])
+                    res = train(x, y, c, init_model=prev.model, init_classes=prev.classes,
+                                init_loss_state=prev.loss_state, teacher=prev.model, rehearsal_mask=reh,
+                                progress=False)
+                    ids = np.array([f"{t}-{i}" for i in range(len(step.y_train))])
+                    st["buffer"] = update_buffer(buf, ids, step.y_train, step.x_train,
+                                                 embed_fn=lambda a, m=res.model: embed_array(m, a))
+                seconds = time.perf_counter() - t0
+                st["result"] = res
+            model = st["result"].model
+            emb = embed_array(model, x_seen)
+            ev = evaluate_embeddings(emb, y_seen, old_classes=old_classes)
+            per_class = {c: v["map_at_r"] for c, v in ev["per_class"].items()}
+            row = {
+                "dataset": name, "seed": seed, "step": t, "strategy": s, "classes_seen": ev["num_classes"],
+                "map_at_r_all": ev["overall"]["map_at_r"], "p_at_1_all": ev["overall"]["precision_at_1"],
+                "map_at_r_old": (ev.get("old") or {}).get("map_at_r"),
+                "p_at_1_old": (ev.get("old") or {}).get("precision_at_1"),
+                "train_seconds": seconds, "epochs": st["result"].epochs_run if t > 0 and s != "frozen" else None,
+            }
+            if t > 0 and s != "frozen":
+                prev_emb = embed_array(prev.model, x_seen)
+                row["compat_new_vs_old"] = compatibility(emb, prev_emb, y_seen).get("new_vs_old_map_at_r")
+            f = forgetting(per_class, st["per_class_history"]) if st["per_class_history"] else {}
+            row["forgetting"] = float(np.mean(list(f.values()))) if f else None
+            st["per_class_history"].append(per_class)
+            st["rows"].append(row)
+            log.info("%s seed %d step %d %-11s MAP@R all %.3f old %s  %.2fs", name, seed, t, s,
+                     row["map_at_r_all"], f"{row['map_at_r_old']:.3f}" if row["map_at_r_old"] is not None else "-",
+                     seconds)
+    return {s: state[s]["rows"] for s in strategies}
+
+
+def summarise(rows_by_strategy: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for s, rows in rows_by_strategy.items():
+        final = rows[-1]
+        updates = [r["train_seconds"] for r in rows[1:]]
+        out[s] = {
+            "final_map_at_r_all": final["map_at_r_all"],
+            "final_p_at_1_all": final["p_at_1_all"],
+            "final_map_at_r_old": final["map_at_r_old"],
+            "final_forgetting": final["forgetting"],
+            "mean_train_seconds_per_update": float(np.mean(updates)) if updates else 0.0,
+            "mean_compat_new_vs_old": (float(np.mean([r["compat_new_vs_old"] for r in rows[1:]
+                                                       if r.get("compat_new_vs_old") is not None]))
+                                       if any(r.get("compat_new_vs_old") is not None for r in rows[1:]) else None),
+        }
+    return out
+
+
+def _mean_over_seeds(summaries: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for s in summaries[0]:
+        out[s] = {}
+        for k in summaries[0][s]:
+            vals = [sm[s][k] for sm in summaries if sm[s][k] is not None]
+            out[s][k] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def targets(summary: dict[str, dict[str, float]]) -> dict[str, Any]:
+    st, jt, nv = summary["steward"], summary["joint"], summary["naive"]
+    ratio_map = st["final_map_at_r_all"] / jt["final_map_at_r_all"]
+    f_st, f_nv = st["final_forgetting"] or 0.0, nv["final_forgetting"] or 0.0
+    ratio_time = st["mean_train_seconds_per_update"] / max(jt["mean_train_seconds_per_update"], 1e-9)
+    return {
+        "map_vs_joint": ratio_map, "map_target_met": ratio_map >= 0.95,
+        "forgetting_steward": f_st, "forgetting_naive": f_nv,
+        "forgetting_target_met": f_st <= f_nv / 3 if f_nv > 0 else f_st <= 0,
+        "time_vs_joint": ratio_time, "time_target_met": ratio_time <= 0.30,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small run: digits only, one seed, fewer epochs")
+    p.add_argument("--data", help="Parquet with item_id, label, features: benchmark on your own data")
+    p.add_argument("--steps", type=int, default=None, help="arrival steps (default 5 digits, 4 synthetic/--data)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--strategies", nargs="+", default=None, choices=STRATEGIES)
+    p.add_argument("--loss", default=None, help="metric loss for every strategy (default: the TrainConfig default)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override TrainConfig fields, e.g. --set incremental_epochs=10 buffer_policy=herding")
+    p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    seeds = args.seeds or [0] if args.quick else (args.seeds or [0, 1])
+    strategies = tuple(args.strategies or (("frozen", "naive", "steward", "joint") if args.quick else STRATEGIES))
+    base = TrainConfig(epochs=40, incremental_epochs=12, patience=5, buffer_min_quota=5)
+    if args.quick:
+        base = base.replace(epochs=20, incremental_epochs=8, patience=3)
+    if args.loss:
+        base = base.replace(loss=args.loss)
+    overrides = {}
+    for kv in args.set:
+        key, _, value = kv.partition("=")
+        current = getattr(base, key)
+        overrides[key] = type(current)(value) if current is not None and not isinstance(current, tuple) else value
+    base = base.replace(**overrides)
+    datasets: list[tuple[str, Any, TrainConfig]] = []
+    if args.data:
+        datasets.append((f"data:{args.data}", lambda s: parquet_stream(args.data, args.steps or 4, s),
+                         base.replace(buffer_budget=max(100, base.buffer_budget))))
+    else:
+        datasets.append(("digits", lambda s: digits_stream(args.steps or 5, s), base.replace(buffer_budget=overrides.get("buffer_budget", 200))))
+        if not args.quick:
+            datasets.append(("synthetic", lambda s: synthetic_stream(args.steps or 4, s), base.replace(buffer_budget=overrides.get("buffer_budget", 300))))
+
+    all_rows: list[dict] = []
+    results: dict[str, Any] = {}
+    md = ["## Continual metric learning (benchmarks/continual.py)", "",
+          "Class-incremental streams; every strategy starts from the same first model. MAP@R/P@1 on the held-out "
+          "items of all classes seen so far; forgetting = mean over classes of (best earlier MAP@R - final MAP@R); "
+          "seconds = mean training time per update (steps 2..N). Timings were taken on 2 CPU cores shared with "
+          "other work, so they are noisy; the ratios are what matter.", ""]
+    for name, make, cfg in datasets:
+        t0 = time.perf_counter()
+        summaries = []
+        for seed in seeds:
+            rows = run_stream(name, make(seed), cfg.replace(seed=seed), strategies, seed)
+            summaries.append(summarise(rows))
+            all_rows += [r for rs in rows.values() for r in rs]
+        summary = _mean_over_seeds(summaries)
+        tg = targets(summary)
+        results[name] = {"summary": summary, "targets": tg, "config": cfg.to_dict(), "seeds": seeds,
+                         "wall_seconds": time.perf_counter() - t0}
+        table = [{"strategy": s, **{k: v for k, v in m.items()}} for s, m in summary.items()]
+        md += [f"### {name} ({len(make(seeds[0]))} steps, seeds {seeds}, buffer {cfg.buffer_budget} items, "
+               f"loss {cfg.loss})", "",
+               markdown_table(table, ["strategy", "final_map_at_r_all", "final_p_at_1_all", "final_map_at_r_old",
+                                      "final_forgetting", "mean_train_seconds_per_update", "mean_compat_new_vs_old"]),
+               "",
+               f"Targets: steward MAP@R = {tg['map_vs_joint']:.1%} of joint (target >= 95%: "
+               f"{'met' if tg['map_target_met'] else 'MISSED'}); forgetting {tg['forgetting_steward']:.4f} vs naive "
+               f"{tg['forgetting_naive']:.4f} (target <= 1/3: {'met' if tg['forgetting_target_met'] else 'MISSED'}); "
+               f"time per update = {tg['time_vs_joint']:.1%} of joint (target <= 30%: "
+               f"{'met' if tg['time_target_met'] else 'MISSED'}).", ""]
+        per_step = [r for r in all_rows if r["dataset"] == name and r["seed"] == seeds[0]]
+        md += [f"<details><summary>{name}: per step (seed {seeds[0]})</summary>", "",
+               markdown_table(per_step, ["step", "strategy", "classes_seen", "map_at_r_all", "p_at_1_all",
+                                         "map_at_r_old", "p_at_1_old", "forgetting", "train_seconds", "epochs",
+                                         "compat_new_vs_old"]), "", "</details>", ""]
+        log.info("%s targets: %s", name, tg)
+    data = {"quick": args.quick, "strategies": list(strategies), "results": results, "rows": all_rows}
+    if not args.no_write:
+        write_results("continual", data, "\n".join(md))
+    print("\n".join(md))
+    return data
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,466 @@
+"""Load test of the search service during promotions and rollbacks (loopback only, bounded in time).
+
+A uvicorn server (``steward.api.app.create_app``) runs in a subprocess on 127.0.0.1 over a
+throw-away workspace: a real registry on SQLite and, per model version, a weight matrix and an
+index stored in the artifact store. The loader reads both through the artifact store (sha256
+checked) and builds a faiss IndexFlatIP, so each swap costs a real background load. Several client
+threads query for the whole run while a swapper alternates promotions and rollbacks every few
+seconds, half through the API and half straight in the registry (as another process would).
+
+Each query is a gallery item's own features: the answer's top hit must be that item with score ~1.
+That only holds when the embedder and the index come from the same model version, so a response
+that mixed versions is caught.
+
+    python -m benchmarks.serve            # 60 s
+    python -m benchmarks.serve --quick    # 10 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COLLECTION = "bench"
+TOKEN = "bench-token"
+DIM_IN = 32
+DIM_OUT = 64
+
+
+# ---- the server side (runs in the subprocess) ------------------------------------------------
+
+
+def _gallery(n: int) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(50, DIM_IN))
+    feats = centres[rng.integers(0, 50, size=n)] + 0.5 * rng.normal(size=(n, DIM_IN))
+    return [f"item-{i:06d}" for i in range(n)], feats.astype(np.float32)
+
+
+class _Embedder:
+    input_kind = "features"
+    output_dim = DIM_OUT
+
+    def __init__(self, model_version: int, weights: np.ndarray) -> None:
+        self.model_version, self.weights = model_version, weights
+
+    def embed_features(self, x: np.ndarray) -> np.ndarray:
+        out = x @ self.weights
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Result:
+    item_ids: list[list[str]]
+    scores: np.ndarray
+
+
+class _FlatIndex:
+    def __init__(self, ids: list[str], vectors: np.ndarray) -> None:
+        import faiss
+
+        self.ids = ids
+        self.position = {item: i for i, item in enumerate(ids)}
+        self.vectors = vectors
+        self.dim = vectors.shape[1]
+        self.index = faiss.IndexFlatIP(self.dim)
+        self.index.add(vectors)
+
+    @property
+    def ntotal(self) -> int:
+        return self.index.ntotal
+
+    def search(self, vectors: np.ndarray, k: int, filter: Any = None) -> _Result:
+        scores, rows = self.index.search(vectors, k)
+        return _Result([[self.ids[j] for j in row if j >= 0] for row in rows], scores)
+
+    def search_ids(self, item_ids: list[str], k: int) -> _Result:
+        from steward.errors import NotFoundError
+
+        missing = [i for i in item_ids if i not in self.position]
+        if missing:
+            raise NotFoundError(f"item ids {missing[:5]} are not in the index")
+        return self.search(self.vectors[[self.position[i] for i in item_ids]], k)
+
+
+def artifact_loader(workspace: Any, collection: str, model_version: int, index_version: int) -> Any:
+    """Model weights and index vectors from the artifact store (checksums verified), faiss built here."""
+    from steward.api.serving import ServingPair
+    from storage.serialization import arrays_from_bytes
+
+    started = time.perf_counter()
+    model = workspace.registry.get_model(collection, model_version)
+    meta = workspace.registry.get_index(index_version)
+    weights = arrays_from_bytes(workspace.artifacts.get_bytes(model.artifacts["weights"]))["weights"]
+    stored = arrays_from_bytes(workspace.artifacts.get_bytes(meta.artifact))
+    index = _FlatIndex([str(i) for i in stored["item_ids"]], stored["vectors"])
+    return ServingPair(
+        collection=collection,
+        model_version=model_version,
+        index_version=index_version,
+        embedder=_Embedder(model_version, weights),
+        index=index,
+        input_dim=DIM_IN,
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+def server_app() -> Any:
+    """uvicorn factory for the subprocess: settings from the environment, the artifact loader."""
+    from steward.api.app import create_app
+    from steward.settings import load_settings
+
+    return create_app(
+        load_settings(),
+        loader=artifact_loader,
+        poll_seconds=float(os.environ["BENCH_POLL_SECONDS"]),
+        cache_size=int(os.environ["BENCH_CACHE_SIZE"]),
+    )
+
+
+def build_world(home: Path, n_items: int, versions: int) -> dict[int, int]:
+    """Registry, artifacts and ``versions`` model+index pairs; v1 in production. Returns model -> index."""
+    from steward.settings import load_settings
+    from steward.workspace import open_workspace
+    from storage.serialization import arrays_to_bytes
+
+    settings = load_settings(env={"STEWARD_HOME": str(home)})
+    ws = open_workspace(settings)
+    ws.registry.ensure_collection(COLLECTION, kind="features", dim=DIM_IN)
+    ids, feats = _gallery(n_items)
+    pairs = {}
+    for v in range(1, versions + 1):
+        weights = np.random.default_rng(100 + v).normal(size=(DIM_IN, DIM_OUT)).astype(np.float32)
+        model = ws.registry.register_model(
+            COLLECTION,
+            config={},
+            metrics={},
+            artifacts={"weights": ws.artifacts.put_bytes(arrays_to_bytes(weights=weights))},
+        )
+        vectors = _Embedder(v, weights).embed_features(feats)
+        sha = ws.artifacts.put_bytes(arrays_to_bytes(item_ids=np.array(ids), vectors=vectors))
+        index = ws.registry.register_index(
+            COLLECTION,
+            model.version,
+            factory="Flat",
+            params={},
+            metrics={},
+            artifact=sha,
+            as_of_batch=None,
+            num_vectors=n_items,
+        )
+        pairs[model.version] = index.id
+    ws.registry.promote(COLLECTION, 1, pairs[1], actor="bench", reason="start")
+    ws.registry.dispose()
+    return pairs
+
+
+# ---- the client side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    start: float
+    seconds: float
+    status: int
+    pair: tuple[int, int] | None
+    mixed: bool
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def run(
+    duration: float, clients: int, swap_every: float, n_items: int, poll_seconds: float, cache_size: int
+) -> dict[str, Any]:
+    import httpx
+
+    from steward.settings import load_settings
+    from steward.workspace import open_workspace
+
+    tmp = tempfile.TemporaryDirectory(prefix="steward-bench-serve-")
+    home = Path(tmp.name) / "home"
+    pairs = build_world(home, n_items, versions=3)
+    ids, feats = _gallery(n_items)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "STEWARD_HOME": str(home),
+        "STEWARD_API_TOKEN": TOKEN,
+        "BENCH_POLL_SECONDS": str(poll_seconds),
+        "BENCH_CACHE_SIZE": str(cache_size),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "OMP_NUM_THREADS": "1",
+    }
+    server_log_file = (Path(tmp.name) / "server.log").open("w")  # closed in the finally below
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "benchmarks.serve:server_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=server_log_file,
+    )
+    base = f"http://127.0.0.1:{port}"
+    samples: list[Sample] = []
+    changes: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"server did not start; see {Path(tmp.name) / 'server.log'}")
+            time.sleep(0.1)
+
+        def client(seed: int) -> None:
+            rng = np.random.default_rng(seed)
+            with httpx.Client(base_url=base, timeout=30) as http:
+                while not stop.is_set():
+                    row = int(rng.integers(0, n_items))
+                    started = time.perf_counter()
+                    try:
+                        r = http.post("/search", json={"vectors": [feats[row].tolist()], "k": 10})
+                        status = r.status_code
+                    except httpx.HTTPError:
+                        status, r = 0, None
+                    took = time.perf_counter() - started
+                    pair, mixed = None, False
+                    if status == 200:
+                        body = r.json()
+                        pair = (body["model_version"], body["index_version"])
+                        top = body["results"][0]
+                        mixed = (
+                            pairs.get(pair[0]) != pair[1]
+                            or top["item_ids"][0] != ids[row]
+                            or top["scores"][0] < 0.999
+                        )
+                    with lock:
+                        samples.append(Sample(started, took, status, pair, mixed))
+
+        ws = open_workspace(load_settings(env={"STEWARD_HOME": str(home)}))
+
+        def swapper() -> None:
+            # promote v2 (API), rollback (registry), promote v3 (registry), rollback (API), ...
+            plan = [
+                ("promote", 2, "api"),
+                ("rollback", None, "registry"),
+                ("promote", 3, "registry"),
+                ("rollback", None, "api"),
+            ]
+            step = 0
+            with httpx.Client(
+                base_url=base, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}
+            ) as http:
+                while not stop.wait(swap_every):
+                    action, version, via = plan[step % len(plan)]
+                    step += 1
+                    at = time.perf_counter()
+                    if via == "api":
+                        r = http.post(f"/{action}", json={"model_version": version} if version else {})
+                        target = r.json()["to_model"] if r.status_code == 200 else None
+                        ok = r.status_code == 200
+                    elif action == "promote":
+                        target = ws.registry.promote(
+                            COLLECTION, version, pairs[version], actor="bench", reason="bench"
+                        ).to_model
+                        ok = True
+                    else:
+                        target = ws.registry.rollback(COLLECTION, actor="bench", reason="bench").to_model
+                        ok = True
+                    changes.append(
+                        {
+                            "at": at,
+                            "action": action,
+                            "via": via,
+                            "to_model": target,
+                            "ok": ok,
+                            "returned_after_s": time.perf_counter() - at,
+                        }
+                    )
+
+        threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+        threads.append(threading.Thread(target=swapper, daemon=True))
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        time.sleep(duration)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        elapsed = time.perf_counter() - t0
+        status = httpx.get(base + "/status", timeout=10).json()
+        ws.registry.dispose()
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        server_log_file.close()
+        server_log = (Path(tmp.name) / "server.log").read_text()[-2000:]
+        tmp.cleanup()
+
+    # A swap window runs from the alias change until the service answers with the new pair, plus 1 s.
+    windows, follow = [], []
+    ordered = sorted(samples, key=lambda s: s.start)
+    for c in changes:
+        first_new = next(
+            (
+                s.start + s.seconds
+                for s in ordered
+                if s.start >= c["at"] and s.pair and s.pair[0] == c["to_model"]
+            ),
+            None,
+        )
+        end = (first_new if first_new is not None else c["at"] + poll_seconds) + 1.0
+        windows.append((c["at"], end))
+        if first_new is not None:
+            follow.append(first_new - c["at"])
+
+    def in_swap(s: Sample) -> bool:
+        return any(a <= s.start <= b or a <= s.start + s.seconds <= b for a, b in windows)
+
+    ok = [s for s in samples if s.status == 200]
+    lat_ms = [s.seconds * 1000 for s in ok]
+    swap_ms = [s.seconds * 1000 for s in ok if in_swap(s)]
+    steady_ms = [s.seconds * 1000 for s in ok if not in_swap(s)]
+    p99_swap, p99_steady = _percentile(swap_ms, 99), _percentile(steady_ms, 99)
+    return {
+        "config": {
+            "duration_s": duration,
+            "clients": clients,
+            "swap_every_s": swap_every,
+            "items": n_items,
+            "poll_seconds": poll_seconds,
+            "cache_size": cache_size,
+            "dim_in": DIM_IN,
+            "dim_out": DIM_OUT,
+        },
+        "requests": len(samples),
+        "elapsed_s": elapsed,
+        "qps": len(samples) / elapsed,
+        "errors": sum(1 for s in samples if s.status != 200),
+        "mixed_version_responses": sum(1 for s in samples if s.mixed),
+        "p50_ms": _percentile(lat_ms, 50),
+        "p99_ms": _percentile(lat_ms, 99),
+        "p99_steady_ms": p99_steady,
+        "p99_during_swap_ms": p99_swap,
+        "swap_over_steady_p99": (p99_swap / p99_steady) if p99_swap and p99_steady else None,
+        "requests_during_swaps": len(swap_ms),
+        "swaps": len(changes),
+        "swaps_failed": sum(1 for c in changes if not c["ok"]),
+        "pairs_served": sorted({f"v{s.pair[0]}/ix{s.pair[1]}" for s in ok if s.pair}),
+        "follow_s_median": _percentile(follow, 50),
+        "follow_s_max": max(follow) if follow else None,
+        "api_change_returned_s_max": max(
+            (c["returned_after_s"] for c in changes if c["via"] == "api"), default=None
+        ),
+        "service_status": status["watcher"],
+        "server_log_tail": server_log,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 s instead of 60 s")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds of load (default 60, --quick 10)"
+    )
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--swap-every", type=float, default=3.0, help="seconds between promotions/rollbacks")
+    parser.add_argument("--items", type=int, default=None, help="gallery size (default 20000, --quick 5000)")
+    parser.add_argument("--poll-seconds", type=float, default=1.0)
+    parser.add_argument("--cache-size", type=int, default=1, help="1: every swap loads in the background")
+    args = parser.parse_args(argv)
+    duration = args.duration or (10.0 if args.quick else 60.0)
+    items = args.items or (5000 if args.quick else 20000)
+    result = run(duration, args.clients, args.swap_every, items, args.poll_seconds, args.cache_size)
+
+    from benchmarks._results import markdown_table, write_results
+
+    cols = [
+        "requests",
+        "qps",
+        "errors",
+        "mixed_version_responses",
+        "p50_ms",
+        "p99_ms",
+        "p99_steady_ms",
+        "p99_during_swap_ms",
+        "swap_over_steady_p99",
+        "swaps",
+        "follow_s_median",
+        "follow_s_max",
+    ]
+    row = {c: result[c] for c in cols}
+    ratio = result["swap_over_steady_p99"]
+    verdict = (
+        f"Targets: zero errors ({'met' if result['errors'] == 0 else 'NOT met'}), zero mixed-version responses "
+        f"({'met' if result['mixed_version_responses'] == 0 else 'NOT met'}), p99 during swaps at most 2x steady "
+        f"({'met' if ratio is not None and ratio <= 2 else 'NOT met'}: {ratio if ratio is None else round(ratio, 2)}x)."
+    )
+    cfg = result["config"]
+    md = "\n\n".join(
+        [
+            "## serve: search while promoting and rolling back",
+            (
+                f"{cfg['clients']} client threads, 1 query (k=10) per request, {cfg['items']} items, faiss Flat, "
+                f"{cfg['duration_s']:.0f} s, a promotion or rollback every {cfg['swap_every_s']} s (half via the API, half "
+                f"straight in the registry), watcher polling every {cfg['poll_seconds']} s, pair cache {cfg['cache_size']} "
+                "(every swap is a background load from the artifact store). Server: one uvicorn process on 127.0.0.1; "
+                "clients in the benchmark process. Latency is client-side wall time. A swap window runs from the alias "
+                "change to 1 s after the first answer from the new pair. Measured on 2 shared CPU cores while other "
+                "work ran on the machine."
+            ),
+            markdown_table([row], cols),
+            verdict,
+            f"Pairs served: {', '.join(result['pairs_served'])}.",
+        ]
+    )
+    write_results("serve", {k: v for k, v in result.items() if k != "server_log_tail"}, md)
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if k not in ("server_log_tail", "service_status")}, indent=2
+        )
+    )
+    if result["errors"] or result["mixed_version_responses"]:
+        print(result["server_log_tail"], file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

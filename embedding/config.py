@@ -1,0 +1,112 @@
+"""The training configuration: one frozen dataclass, stored with every model version.
+
+Defaults are sized for CPU: a one-hidden-layer head trains on sklearn digits in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from steward.errors import ConfigError
+
+LOSSES: tuple[str, ...] = (
+    "contrastive",
+    "triplet",
+    "multi_similarity",
+    "proxy_anchor",
+    "arcface",
+    "cosface",
+    "supcon",
+)
+# Losses that own a per-class parameter matrix (proxies / classifier weights).
+PARAMETRIC_LOSSES: frozenset[str] = frozenset({"proxy_anchor", "arcface", "cosface"})
+MINERS: tuple[str, ...] = ("default", "none", "hard", "semihard", "all", "multi_similarity", "batch_hard")
+BUFFER_POLICIES: tuple[str, ...] = ("balanced_reservoir", "reservoir", "herding")
+SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Head architecture
+    hidden_dims: tuple[int, ...] = (256,)
+    out_dim: int = 64
+    dropout: float = 0.0
+    # Loss and mining ("default" miner = the loss's natural companion, see losses.py)
+    loss: str = "multi_similarity"
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    miner: str = "default"
+    # Sampling
+    sampler: str = "m_per_class"
+    m_per_class: int = 4
+    batch_size: int = 128
+    long_tail_power: float = 0.5  # weight ~ count^-power when sampler="long_tail"
+    # Optimisation
+    epochs: int = 40  # full retrain
+    incremental_epochs: int = 15  # warm-started update
+    patience: int = 5
+    lr: float = 1e-3
+    incremental_lr: float = 5e-4
+    loss_lr: float = 1e-2  # proxies / classifier weights get their own optimizer
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.15
+    # Rehearsal
+    buffer_budget: int = 500
+    buffer_policy: str = "balanced_reservoir"
+    buffer_min_quota: int = 5
+    # Against forgetting / for compatibility (weights of terms added to the metric loss)
+    distill_feature: float = 1.0
+    distill_relational: float = 1.0
+    bct_weight: float = 0.0
+    bct_temperature: float = 0.05
+    # Misc
+    seed: int = 0
+    device: str = "cpu"
+    text_encoder: str | None = None  # "all-MiniLM-L6-v2" for text collections
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.miner not in MINERS:
+            raise ConfigError(f"unknown miner {self.miner!r}; choose one of {', '.join(MINERS)}")
+        if self.buffer_policy not in BUFFER_POLICIES:
+            raise ConfigError(
+                f"unknown buffer policy {self.buffer_policy!r}; choose one of {', '.join(BUFFER_POLICIES)}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        for name in ("out_dim", "m_per_class", "batch_size", "epochs", "incremental_epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.buffer_budget < 0 or self.buffer_min_quota < 0:
+            raise ConfigError("buffer_budget and buffer_min_quota must be >= 0")
+        if not 0.0 <= self.val_fraction < 0.9:
+            raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        if self.batch_size < 2 * self.m_per_class:
+            raise ConfigError(
+                f"batch_size {self.batch_size} must hold at least two classes of m_per_class "
+                f"{self.m_per_class}; raise batch_size or lower m_per_class"
+            )
+        # Normalise the sequence type so configs rebuilt from JSON compare equal.
+        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
+
+    @property
+    def parametric(self) -> bool:
+        return self.loss in PARAMETRIC_LOSSES
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden_dims"] = list(self.hidden_dims)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config keys {unknown}; valid keys: {sorted(known)}")
+        return cls(**data)

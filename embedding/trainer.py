@@ -1,0 +1,226 @@
+"""Training loops: a full retrain from scratch and an incremental, warm-started update.
+
+An update trains on the new data plus the rehearsal sample, starting from the previous model,
+with distillation from that model on the rehearsal items (and optionally a BCT term). Both modes
+run bounded epochs and stop early when validation MAP@R stops improving, keeping the best epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from embedding.config import TrainConfig
+from embedding.distillation import bct_loss, feature_distillation, relational_distillation
+from embedding.evaluation import retrieval_metrics
+from embedding.losses import LossBundle, build_loss, grow_loss, set_class_weights
+from embedding.model import EmbeddingHead, HeadSpec, build_head, embed_array, resolve_device
+from embedding.prototypes import compute_prototypes
+from embedding.sampling import make_batches
+from steward.errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: EmbeddingHead
+    classes: tuple[str, ...]  # row order of the loss's class weights
+    loss_state: dict[str, Any] | None  # state_dict of a parametric loss, to grow it next time
+    history: tuple[dict[str, float], ...]
+    epochs_run: int
+    best_epoch: int
+    best_val_map: float | None
+    seconds: float
+    stopped_early: bool
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of validation items: ``fraction`` of each class with >= 4 items, seeded."""
+    rng = np.random.default_rng([seed, 7])
+    mask = np.zeros(len(labels), dtype=bool)
+    if fraction <= 0:
+        return mask
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) >= 4:
+            n_val = max(1, int(round(len(idx) * fraction)))
+            mask[rng.choice(idx, size=n_val, replace=False)] = True
+    return mask
+
+
+def _val_map(model: EmbeddingHead, x: np.ndarray, y: np.ndarray, device: str) -> float:
+    emb = embed_array(model, x, device=device)
+    return retrieval_metrics(emb, y, ks=(1,), clustering=False).map_at_r
+
+
+def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
+          init_model: EmbeddingHead | None = None, init_classes: tuple[str, ...] = (),
+          init_loss_state: dict[str, Any] | None = None, teacher: EmbeddingHead | None = None,
+          rehearsal_mask: np.ndarray | None = None, epochs: int | None = None, lr: float | None = None,
+          progress: bool = True, desc: str = "train") -> TrainResult:
+    """Train (or continue training) an embedding head on labelled features.
+
+    ``init_model``: warm start (copied, never modified). ``teacher``: the previous model, used for
+    distillation on items where ``rehearsal_mask`` is True and for the BCT term. Classes not in
+    ``init_classes`` are appended, and a parametric loss grows to hold them, new rows initialised
+    from their prototypes under the warm-started model.
+    """
+    t0 = time.perf_counter()
+    features = np.asarray(features, dtype=np.float32)
+    labels = np.asarray(labels).astype(str)
+    if len(features) != len(labels) or features.ndim != 2:
+        raise ValidationError(f"features {features.shape} and {len(labels)} labels do not match")
+    if len(np.unique(labels)) < 2:
+        raise ValidationError(
+            f"training needs at least two classes, got {np.unique(labels).tolist()}; ingest more labelled data"
+        )
+    device = str(resolve_device(config.device))
+    rehearsal_mask = np.zeros(len(labels), bool) if rehearsal_mask is None else np.asarray(rehearsal_mask, bool)
+    epochs = epochs or (config.incremental_epochs if init_model is not None else config.epochs)
+    lr = lr or (config.incremental_lr if init_model is not None else config.lr)
+
+    # Validation split for early stopping (never trained on).
+    val_mask = stratified_split(labels, config.val_fraction, config.seed)
+    if len(np.unique(labels[val_mask])) < 2:
+        val_mask[:] = False
+    x_tr, y_tr, reh_tr = features[~val_mask], labels[~val_mask], rehearsal_mask[~val_mask]
+    x_val, y_val = features[val_mask], labels[val_mask]
+
+    if init_model is None:
+        model = build_head(HeadSpec.from_config(features.shape[1], config), config.seed)
+        model.fit_standardizer(x_tr)
+    else:
+        model = copy.deepcopy(init_model)
+    model.to(device).train()
+
+    new_classes = sorted(set(y_tr.tolist()) - set(init_classes))
+    classes = tuple(init_classes) + tuple(new_classes)
+    class_index = {c: i for i, c in enumerate(classes)}
+    y_idx = np.array([class_index[c] for c in y_tr], dtype=np.int64)
+
+    bundle = _build_or_grow_loss(config, model, init_classes, init_loss_state, classes, x_tr, y_tr, device)
+
+    teacher_emb = None
+    old_protos = None
+    targets_all = None
+    if teacher is not None:
+        teacher = copy.deepcopy(teacher).to(device).eval()
+        teacher_emb = torch.as_tensor(embed_array(teacher, x_tr, device=device), device=device)
+        if config.bct_weight > 0:
+            # The old model's prototypes, over every class in this training set, act as a frozen
+            # cosine classifier (BCT uses the old model's features to place new classes).
+            p = compute_prototypes(teacher_emb.cpu().numpy(), y_tr)
+            pos = {c: i for i, c in enumerate(p.labels)}
+            old_protos = torch.as_tensor(p.vectors, device=device)
+            targets_all = torch.as_tensor([pos[c] for c in y_tr], dtype=torch.long, device=device)
+
+    params = [{"params": model.parameters(), "lr": lr, "weight_decay": config.weight_decay}]
+    opt = torch.optim.Adam(params)
+    loss_opt = (torch.optim.Adam(bundle.loss.parameters(), lr=config.loss_lr)
+                if bundle.parametric else None)
+
+    x_t = torch.as_tensor(x_tr, device=device)
+    y_t = torch.as_tensor(y_idx, device=device)
+    reh_t = torch.as_tensor(reh_tr, device=device)
+    rng = np.random.default_rng([config.seed, 11])
+    history: list[dict[str, float]] = []
+    best_state = copy.deepcopy(model.state_dict())
+    best_loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
+    best_val, best_epoch, bad_epochs, stopped_early = -1.0, 0, 0, False
+    has_val = bool(val_mask.any())
+
+    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        batches = make_batches(y_idx, sampler=config.sampler, m=config.m_per_class,
+                               batch_size=config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
+        total, n_steps = 0.0, 0
+        for b in batches:
+            bt = torch.as_tensor(b, device=device)
+            emb = model(x_t[bt])
+            loss = bundle(emb, y_t[bt])
+            if teacher_emb is not None:
+                m = reh_t[bt]
+                if bool(m.any()):
+                    t_emb = teacher_emb[bt][m]
+                    if config.distill_feature:
+                        loss = loss + config.distill_feature * feature_distillation(emb[m], t_emb)
+                    if config.distill_relational:
+                        loss = loss + config.distill_relational * relational_distillation(emb[m], t_emb)
+                if old_protos is not None:
+                    loss = loss + config.bct_weight * bct_loss(emb, targets_all[bt], old_protos,
+                                                               config.bct_temperature)
+            opt.zero_grad()
+            if loss_opt is not None:
+                loss_opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if loss_opt is not None:
+                loss_opt.step()
+            total += float(loss.detach())
+            n_steps += 1
+        row = {"epoch": epoch, "loss": total / max(n_steps, 1)}
+        if has_val:
+            row["val_map_at_r"] = _val_map(model, x_val, y_val, device)
+            model.train()
+            if row["val_map_at_r"] > best_val + 1e-6:
+                best_val, best_epoch, bad_epochs = row["val_map_at_r"], epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+                best_loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
+            else:
+                bad_epochs += 1
+        else:
+            best_epoch = epoch
+            best_state = model.state_dict()
+            best_loss_state = bundle.loss.state_dict() if bundle.parametric else None
+        history.append(row)
+        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k != "epoch"})
+        if has_val and bad_epochs >= config.patience:
+            stopped_early = True
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.to("cpu").eval()
+    loss_state = ({k: v.detach().cpu().clone() for k, v in best_loss_state.items()}
+                  if best_loss_state is not None else None)
+    seconds = time.perf_counter() - t0
+    log.info("%s: %d epochs (best %d, val MAP@R %.4f) in %.1fs", desc, len(history), best_epoch, best_val, seconds)
+    return TrainResult(model, classes, loss_state, tuple(history), len(history), best_epoch,
+                       best_val if has_val else None, seconds, stopped_early)
+
+
+def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes: tuple[str, ...],
+                        init_loss_state: dict[str, Any] | None, classes: tuple[str, ...],
+                        x: np.ndarray, y: np.ndarray, device: str) -> LossBundle:
+    dim = model.spec.out_dim
+    if not config.parametric or not init_classes or init_loss_state is None:
+        bundle = build_loss(config, len(classes), dim)
+        if config.parametric and init_classes:
+            # Warm start without saved proxies: start every row from its refreshed prototype.
+            _init_rows_from_prototypes(bundle, config, model, classes, x, y, device)
+        return bundle.__class__(bundle.loss.to(device), bundle.miner, bundle.num_classes, dim, bundle.parametric)
+    old = build_loss(config, len(init_classes), dim)
+    old.loss.load_state_dict(init_loss_state)
+    added = [c for c in classes if c not in init_classes]
+    new_rows = None
+    if added:
+        emb = embed_array(model, x[np.isin(y, added)], device=device)
+        protos = compute_prototypes(emb, y[np.isin(y, added)])
+        new_rows = torch.as_tensor(np.stack([protos.vectors[protos.index_of(c)] for c in added]))
+    grown = grow_loss(old, config, len(classes), new_rows)
+    grown.loss.to(device)
+    return grown
+
+
+def _init_rows_from_prototypes(bundle: LossBundle, config: TrainConfig, model: EmbeddingHead,
+                               classes: tuple[str, ...], x: np.ndarray, y: np.ndarray, device: str) -> None:
+    protos = compute_prototypes(embed_array(model, x, device=device), y)
+    rows = torch.as_tensor(np.stack([protos.vectors[protos.index_of(c)] for c in classes]))
+    set_class_weights(bundle.loss, rows)

@@ -1,0 +1,209 @@
+"""Drift alerts: a row in the registry first, then a Prefect event and a webhook POST.
+
+The registry row is the source of truth. Delivery is best effort with retries and exponential
+backoff; an alert the webhook did not take stays undelivered in the database and
+:func:`deliver_pending_alerts` retries it on the next run, so a webhook that is down never loses an
+alert. A deduplication window (``settings.alert_dedup_seconds``) keyed per collection and model
+stops one ongoing drift from raising an alert on every batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EVENT_NAME = "steward.drift.detected"
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    attempts: int = 4  # per alert per run
+    backoff_seconds: float = 0.5  # wait before retry i is backoff_seconds · factor**i
+    backoff_factor: float = 2.0
+    timeout_seconds: float = 5.0
+
+
+def drift_dedup_key(collection: str, model_version: int | None) -> str:
+    return f"drift:{collection}:model={model_version if model_version is not None else 'raw'}"
+
+
+def alert_text(collection: str, summary: dict[str, Any]) -> str:
+    decision = summary.get("decision", {})
+    flagged = decision.get("flagged", [])
+    where = f" (batch {summary['batch_seq']})" if summary.get("batch_seq") is not None else ""
+    lines = [
+        f"Drift detected in collection '{collection}'{where}: "
+        f"{len(flagged)} detector(s) fired, family-wise α={decision.get('alpha')}"
+    ]
+    for name in flagged:
+        det = summary.get("detectors", {}).get(name, {})
+        p = det.get("p_value")
+        lines.append(f"• {name}: p={p:.3g} — {det.get('effect_description', '')}" if p is not None else f"• {name}")
+    return "\n".join(lines)
+
+
+def emit_drift_event(collection: str, payload: dict[str, Any]) -> bool:
+    """Emit ``steward.drift.detected`` for a Prefect deployment trigger; True when handed to Prefect.
+
+    Only when a Prefect API is configured: without one, Prefect 3 would spin up an ephemeral
+    server inside this process (slow, and pointless: no trigger could be listening).
+    """
+    if not _prefect_api_configured():
+        log.info("no Prefect API configured (PREFECT_API_URL); skipping event %s", EVENT_NAME)
+        return False
+    try:
+        from prefect.events import emit_event
+
+        event = emit_event(
+            event=EVENT_NAME,
+            resource={"prefect.resource.id": f"steward.collection.{collection}", "prefect.resource.name": collection},
+            payload=payload,
+        )
+    except Exception as e:  # the alert row is already stored; a broken event bus must not fail the check
+        log.warning("could not emit Prefect event %s for %s: %s", EVENT_NAME, collection, e)
+        return False
+    return event is not None
+
+
+def _prefect_api_configured() -> bool:
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    if os.environ.get("STEWARD_PREFECT_EVENTS", "").lower() in ("0", "false", "off"):
+        return False
+    # a profile may set it (prefect config set PREFECT_API_URL=...); reading that needs prefect itself
+    try:
+        from prefect.settings import PREFECT_API_URL
+
+        return bool(PREFECT_API_URL.value())
+    except Exception as e:
+        log.warning("could not read Prefect settings: %s", e)
+        return False
+
+
+def post_webhook(
+    url: str,
+    body: dict[str, Any],
+    policy: WebhookPolicy = WebhookPolicy(),
+    *,
+    on_attempt: Callable[[bool, str | None], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str | None:
+    """POST ``body`` as JSON with retries; None on success, else the last error.
+
+    Retries network errors, 5xx and 429; another 4xx is a configuration problem that repeating
+    now won't fix (the alert still stays pending for the next run).
+    """
+    import httpx
+
+    error: str | None = None
+    for attempt in range(policy.attempts):
+        retryable = True
+        try:
+            resp = httpx.post(url, json=body, timeout=policy.timeout_seconds)
+            if 200 <= resp.status_code < 300:
+                if on_attempt:
+                    on_attempt(True, None)
+                return None
+            error = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            retryable = resp.status_code >= 500 or resp.status_code == 429
+        except httpx.HTTPError as e:
+            error = f"{type(e).__name__}: {e}"
+        if on_attempt:
+            on_attempt(False, error)
+        log.warning("webhook attempt %d/%d failed: %s", attempt + 1, policy.attempts, error)
+        if not retryable or attempt == policy.attempts - 1:
+            break
+        sleep(policy.backoff_seconds * policy.backoff_factor**attempt)
+    return error
+
+
+def webhook_body(alert) -> dict[str, Any]:
+    """Slack-compatible: Slack reads ``text``; other receivers get the structured fields too."""
+    return {
+        "text": alert.message,
+        "event": EVENT_NAME if alert.kind == "drift" else alert.kind,
+        "collection": alert.collection,
+        "alert_id": alert.id,
+        "created_at": alert.created_at.isoformat(),
+        "payload": alert.payload,
+    }
+
+
+def deliver_pending_alerts(workspace, policy: WebhookPolicy = WebhookPolicy(), collection: str | None = None) -> int:
+    """Retry every undelivered alert (oldest first); returns how many were delivered now.
+
+    Stops at the first alert the webhook still refuses after its retries: the endpoint is down,
+    and trying the rest would only multiply the waiting.
+    """
+    url = workspace.settings.webhook_url
+    if not url:
+        return 0
+    registry = workspace.registry
+    delivered = 0
+    for alert in registry.list_alerts(collection, undelivered_only=True):
+
+        def record(ok: bool, err: str | None, alert_id: int = alert.id) -> None:
+            registry.record_alert_attempt(alert_id, delivered=ok, error=err)
+
+        error = post_webhook(url, webhook_body(alert), policy, on_attempt=record)
+        if error is not None:
+            log.warning("alert %d stays pending (webhook down?): %s", alert.id, error)
+            break
+        delivered += 1
+    return delivered
+
+
+def raise_drift_alert(
+    workspace,
+    collection: str,
+    *,
+    summary: dict[str, Any],
+    drift_report_id: int | None,
+    model_version: int | None,
+    notify: bool = True,
+    policy: WebhookPolicy = WebhookPolicy(),
+):
+    """Store the alert (unless deduplicated), then emit the event and deliver pending alerts.
+
+    Returns the new Alert (re-read after delivery), or None when the dedup window swallowed it.
+    """
+    registry = workspace.registry
+    alert = registry.add_alert(
+        collection,
+        kind="drift",
+        message=alert_text(collection, summary),
+        payload=summary,
+        dedup_key=drift_dedup_key(collection, model_version),
+        drift_report_id=drift_report_id,
+        dedup_window_seconds=workspace.settings.alert_dedup_seconds,
+    )
+    if alert is None:
+        log.info("drift in %s: an alert for this drift is inside the dedup window; not re-alerting", collection)
+        if notify:
+            deliver_pending_alerts(workspace, policy)  # earlier alerts the webhook missed
+        return None
+    if notify:
+        emit_drift_event(collection, {"collection": collection, "alert_id": alert.id, **_event_summary(summary)})
+        deliver_pending_alerts(workspace, policy)
+        alert = next((a for a in registry.list_alerts(collection) if a.id == alert.id), alert)
+    return alert
+
+
+def _event_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A compact payload (Prefect caps event size): the decision and each detector's p and effect."""
+    return {
+        "batch_seq": summary.get("batch_seq"),
+        "model_version": summary.get("model_version"),
+        "drift_report_id": summary.get("drift_report_id"),
+        "decision": summary.get("decision"),
+        "detectors": {
+            k: {"p_value": v.get("p_value"), "effect": v.get("effect"), "effect_description": v.get("effect_description")}
+            for k, v in summary.get("detectors", {}).items()
+        },
+    }

@@ -1,0 +1,229 @@
+"""``check_drift``: the current batch against a reference window, recorded and alerted.
+
+Orchestration only: read batches, embed them, run :mod:`monitoring.suite`, store the report, raise
+the alert. Embeddings come from the production model (or ``model_version``) when one is registered;
+without a model the raw features, L2-normalised, are compared, so drift monitoring works from the
+first batches on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from monitoring.config import DriftConfig
+from monitoring.decision import Decision
+from monitoring.detectors.base import DetectorResult, l2_normalise
+from steward.errors import NotFoundError, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    drifted: bool
+    report: Any  # storage.registry.entities.DriftReport
+    detectors: dict[str, DetectorResult]
+    alert: Any | None  # storage.registry.entities.Alert; None when no drift or deduplicated
+    decision: Decision | None = None
+    reference_batches: tuple[int, ...] = ()
+    embedding: str = "raw"  # "model v<N>" or "raw"
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Embedding:
+    describe: str
+    model_version: int | None
+    embed: Any  # Callable[[pa.Table], np.ndarray]
+    prototypes: np.ndarray | None
+
+
+def _resolve_embedding(workspace, collection: str, model_version: int | None, kind: str) -> _Embedding:
+    try:
+        from embedding.inference import load_embedder, load_prototypes
+    except ImportError as e:  # the embedding service is optional for monitoring
+        if model_version is not None:
+            raise NotFoundError(
+                f"model_version={model_version} was asked for but embedding.inference is unavailable ({e})"
+            ) from e
+        load_embedder = load_prototypes = None
+    if load_embedder is not None:
+        try:
+            embedder = load_embedder(workspace, collection, model_version, device=workspace.settings.device)
+        except NotFoundError:
+            if model_version is not None:
+                raise
+            embedder = None
+        if embedder is not None:
+            protos = None
+            if load_prototypes is not None and embedder.model_version is not None:
+                p = load_prototypes(workspace, collection, embedder.model_version)
+                protos = None if p is None else np.asarray(p.vectors, dtype=np.float32)
+            return _Embedding(f"model v{embedder.model_version}", embedder.model_version, embedder.embed_table, protos)
+    if kind == "text":
+        raise NotFoundError(
+            f"collection {collection!r} holds text and has no production model to embed it; "
+            "train and promote a model first (steward retrain / promote)"
+        )
+
+    def raw(table):
+        from storage.parquet_store import features_to_numpy
+
+        return l2_normalise(features_to_numpy(table))
+
+    log.info("no model for %s: drift is checked on raw L2-normalised features", collection)
+    return _Embedding("raw", None, raw, None)
+
+
+def _labels(table) -> np.ndarray | None:
+    if "label" not in table.column_names:
+        return None
+    return np.array(table.column("label").to_pylist(), dtype=object)
+
+
+def check_drift(
+    workspace,
+    collection: str,
+    batch_seq: int | None = None,
+    *,
+    model_version: int | None = None,
+    alpha: float | None = None,
+    reference_batches: int = 3,
+    html_path: str | None = None,
+    notify: bool = True,
+    config: DriftConfig | None = None,
+) -> DriftCheck:
+    """Compare batch ``batch_seq`` (default: the latest) with the ``reference_batches`` non-empty
+    batches before it; store a drift report; on drift, raise an alert (deduplicated)."""
+    t_start = time.perf_counter()
+    registry = workspace.registry
+    coll = registry.get_collection(collection)
+    if reference_batches < 1:
+        raise ValidationError(f"reference_batches={reference_batches} must be at least 1")
+    batches = [b for b in registry.list_batches(collection) if b.rows > 0]
+    if not batches:
+        raise NotFoundError(f"collection {collection!r} has no non-empty batches to check; ingest data first")
+    if batch_seq is None:
+        current = batches[-1]
+    else:
+        current = next((b for b in batches if b.seq == batch_seq), None)
+        if current is None:
+            registry.get_batch(collection, batch_seq)  # NotFoundError when it doesn't exist at all
+            raise ValidationError(f"batch {batch_seq} of {collection!r} has no good rows to check")
+    earlier = [b for b in batches if b.seq < current.seq][-reference_batches:]
+    if not earlier:
+        raise NotFoundError(
+            f"batch {current.seq} of {collection!r} has no earlier batch to compare with; "
+            "drift needs at least one reference batch"
+        )
+    config = config or DriftConfig()
+    config = replace(config, alpha=alpha if alpha is not None else workspace.settings.drift_alpha, seed=current.seq)
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    emb = _resolve_embedding(workspace, collection, model_version, coll.kind)
+    store = workspace.store
+    cur_table = store.read_batch(collection, current.seq)
+    ref_tables = [store.read_batch(collection, b.seq) for b in earlier]
+    timings["read"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cur_x = emb.embed(cur_table)
+    ref_x = np.concatenate([emb.embed(t) for t in ref_tables])
+    cur_y = _labels(cur_table)
+    ref_parts = [_labels(t) for t in ref_tables]
+    ref_y = np.concatenate(ref_parts) if all(p is not None for p in ref_parts) else None
+    timings["embed"] = time.perf_counter() - t0
+
+    from monitoring.suite import run_suite
+
+    result = run_suite(
+        ref_x, cur_x, reference_labels=ref_y, current_labels=cur_y, prototypes=emb.prototypes, config=config
+    )
+    timings.update({f"detector.{k}": v for k, v in result.seconds.items()})
+
+    summary: dict[str, Any] = {
+        **result.summary(),
+        "batch_seq": current.seq,
+        "reference_batches": [b.seq for b in earlier],
+        "embedding": emb.describe,
+        "model_version": emb.model_version,
+        "n_reference": int(ref_x.shape[0]),
+        "n_current": int(cur_x.shape[0]),
+    }
+
+    artifact = None
+    if html_path:
+        from monitoring.evidently_report import write_html_report
+
+        t0 = time.perf_counter()
+        artifact = write_html_report(
+            workspace, html_path, reference=ref_x, current=cur_x, reference_table=_concat(ref_tables), current_table=cur_table
+        )
+        timings["html"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+    summary["seconds"] = timings
+
+    report = registry.record_drift_report(
+        collection,
+        batch_seq=current.seq,
+        model_version=emb.model_version,
+        drifted=result.decision.drifted,
+        alpha=config.alpha,
+        summary=_jsonable(summary),
+        report_artifact=artifact,
+    )
+    alert = None
+    if result.decision.drifted:
+        from monitoring.alerts import raise_drift_alert
+
+        alert = raise_drift_alert(
+            workspace,
+            collection,
+            summary=_jsonable({**summary, "drift_report_id": report.id}),
+            drift_report_id=report.id,
+            model_version=emb.model_version,
+            notify=notify,
+        )
+    elif notify:
+        from monitoring.alerts import deliver_pending_alerts
+
+        deliver_pending_alerts(workspace)  # earlier alerts the webhook missed
+    log.info(
+        "drift check %s batch %d vs %s: drifted=%s (flagged %s) in %.2fs",
+        collection, current.seq, [b.seq for b in earlier], result.decision.drifted,
+        list(result.decision.flagged), timings["total"],
+    )
+    return DriftCheck(
+        drifted=result.decision.drifted,
+        report=report,
+        detectors=result.detectors,
+        alert=alert,
+        decision=result.decision,
+        reference_batches=tuple(b.seq for b in earlier),
+        embedding=emb.describe,
+        seconds=timings,
+    )
+
+
+def _concat(tables):
+    import pyarrow as pa
+
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Registry summaries are JSON columns: numpy scalars and tuples become plain Python."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj

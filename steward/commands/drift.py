@@ -1,0 +1,95 @@
+"""``steward drift``: check a batch for drift against the batches before it."""
+
+from __future__ import annotations
+
+import argparse
+
+EXIT_NO_DRIFT = 0
+EXIT_DRIFT = 10
+
+_EPILOG = f"""exit codes:
+  {EXIT_NO_DRIFT}   no drift (the combined decision did not reject at alpha)
+  {EXIT_DRIFT}  drift detected (a drift report and, outside the dedup window, an alert were recorded)
+  1-7 error, as for every steward command: 1 error; 2 bad configuration; 3 invalid input;
+      4 not found (collection, batch, model, or no earlier batch to compare with); 5 conflict;
+      6 artifact failed its checksum
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from steward.cli import add_json_flag
+
+    parser = subparsers.add_parser(
+        "drift",
+        help="check a batch for drift (calibrated tests on embeddings); exit 10 on drift",
+        description=(
+            "Compare a batch's embeddings (production model; raw L2-normalised features when no model "
+            "exists) with the preceding batches using calibrated two-sample tests (MMD, classifier, "
+            "PCA-KS, novelty vs class prototypes, and label shift / prototype displacement when labelled). "
+            "The family-wise false-alarm rate across detectors is held at alpha (Holm). The result is "
+            "stored as a drift report; on drift an alert is stored, a Prefect event "
+            "'steward.drift.detected' is emitted when a Prefect API is configured, and the webhook "
+            "(webhook_url) is called with retries. Undelivered alerts are retried on every run."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--collection", required=True, help="collection name")
+    parser.add_argument("--batch", type=int, default=None, help="batch seq to check (default: the latest)")
+    parser.add_argument("--model-version", type=int, default=None, help="embed with this model (default: production)")
+    parser.add_argument("--alpha", type=float, default=None, help="family-wise false-alarm rate (default: drift_alpha setting)")
+    parser.add_argument(
+        "--reference-batches", type=int, default=3, help="how many earlier batches form the reference (default 3)"
+    )
+    parser.add_argument("--html", default=None, metavar="PATH", help="also write an Evidently HTML report (slow, ~30 s)")
+    parser.add_argument("--no-notify", action="store_true", help="store the report/alert but send nothing")
+    add_json_flag(parser)
+    parser.set_defaults(func=run_drift)
+
+
+def run_drift(args: argparse.Namespace, ctx) -> int:
+    from steward.errors import ConfigError
+
+    if args.alpha is not None and not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha={args.alpha} must lie strictly between 0 and 1 (e.g. 0.05)")
+    from monitoring.check import check_drift
+
+    res = check_drift(
+        ctx.workspace,
+        args.collection,
+        args.batch,
+        model_version=args.model_version,
+        alpha=args.alpha,
+        reference_batches=args.reference_batches,
+        html_path=args.html,
+        notify=not args.no_notify,
+    )
+    payload = {
+        "collection": args.collection,
+        "drifted": res.drifted,
+        "drift_report_id": res.report.id,
+        "batch_seq": res.report.batch_seq,
+        "reference_batches": list(res.reference_batches),
+        "embedding": res.embedding,
+        "decision": res.decision.to_dict() if res.decision else None,
+        "detectors": {k: v.to_dict() for k, v in res.detectors.items()},
+        "alert_id": res.alert.id if res.alert else None,
+        "report_artifact": res.report.report_artifact,
+        "seconds": res.seconds,
+    }
+    lines = [
+        f"{args.collection} batch {res.report.batch_seq} vs {list(res.reference_batches)} "
+        f"({res.embedding}): {'DRIFT' if res.drifted else 'no drift'} at alpha={res.report.alpha}"
+    ]
+    adjusted = res.decision.adjusted_p_values if res.decision else {}
+    for name, det in res.detectors.items():
+        mark = "*" if res.decision and name in res.decision.flagged else " "
+        lines.append(
+            f" {mark} {name:<23} p={det.p_value:<9.3g} adj={adjusted.get(name, float('nan')):<9.3g} {det.effect_description}"
+        )
+    if res.alert:
+        lines.append(f"alert {res.alert.id} {'delivered' if res.alert.delivered_at else 'pending delivery'}")
+    if args.html:
+        lines.append(f"HTML report: {args.html}")
+    ctx.emit(payload, "\n".join(lines))
+    return EXIT_DRIFT if res.drifted else EXIT_NO_DRIFT

@@ -1,0 +1,98 @@
+import math
+
+import numpy as np
+import pytest
+
+from embedding.evaluation import compatibility, evaluate_embeddings, forgetting, per_class_metrics, retrieval_metrics
+
+
+def _brute_force(query, q_labels, ref, r_labels, exclude_self: bool):
+    """Textbook definitions, one query at a time."""
+    p1, rprec, mapr, rec5 = [], [], [], []
+    for i, (q, lab) in enumerate(zip(query, q_labels)):
+        sims = ref @ q
+        order = np.argsort(-sims, kind="stable")
+        if exclude_self:
+            order = order[order != i]
+        rel = (r_labels[order] == lab)
+        r = int((r_labels == lab).sum()) - int(exclude_self)
+        p1.append(float(rel[0]))
+        rprec.append(rel[:r].sum() / r)
+        prec_at = np.cumsum(rel[:r]) / np.arange(1, r + 1)
+        mapr.append(float((prec_at * rel[:r]).sum() / r))
+        rec5.append(float(rel[:5].any()))
+    return np.mean(p1), np.mean(rprec), np.mean(mapr), np.mean(rec5)
+
+
+def _data(seed=0, n=60, classes=4, dim=8, noise=1.0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, size=n)
+    centres = rng.normal(size=(classes, dim))
+    emb = centres[labels] + noise * rng.normal(size=(n, dim))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb.astype(np.float32), np.array([f"k{v}" for v in labels])
+
+
+def test_matches_brute_force_leave_one_out():
+    emb, labels = _data()
+    m = retrieval_metrics(emb, labels, ks=(1, 5), clustering=False)
+    p1, rp, mapr, rec5 = _brute_force(emb, labels, emb, labels, exclude_self=True)
+    assert m.precision_at_1 == pytest.approx(p1)
+    assert m.r_precision == pytest.approx(rp)
+    assert m.map_at_r == pytest.approx(mapr)
+    assert m.recall_at_k[5] == pytest.approx(rec5)
+    assert m.recall_at_k[1] == pytest.approx(p1)
+
+
+def test_matches_brute_force_separate_gallery():
+    q, ql = _data(seed=1, n=30)
+    g, gl = _data(seed=1, n=70)  # same centres (same seed), different draws
+    m = retrieval_metrics(q, ql, g, gl, ks=(1, 5), clustering=False)
+    p1, rp, mapr, rec5 = _brute_force(q, ql, g, gl, exclude_self=False)
+    assert (m.precision_at_1, m.r_precision, m.map_at_r) == pytest.approx((p1, rp, mapr))
+
+
+def test_per_class_and_old_new_split():
+    emb, labels = _data(n=80, noise=0.6)
+    res = evaluate_embeddings(emb, labels, old_classes={"k0", "k1"})
+    pc = per_class_metrics(emb, labels)
+    assert set(pc) == set(np.unique(labels))
+    # The mean of per-query values weighted by class size equals the overall value.
+    counts = {c: int((labels == c).sum()) for c in pc}
+    weighted = sum(pc[c]["map_at_r"] * counts[c] for c in pc) / sum(counts.values())
+    assert weighted == pytest.approx(res["overall"]["map_at_r"])
+    # Old-class queries: brute force with the full gallery.
+    old = np.isin(labels, ["k0", "k1"])
+    per_query = []
+    for i in np.flatnonzero(old):
+        order = [j for j in np.argsort(-(emb @ emb[i]), kind="stable") if j != i]
+        rel = labels[order] == labels[i]
+        r = int((labels == labels[i]).sum()) - 1
+        per_query.append(float((np.cumsum(rel[:r]) / np.arange(1, r + 1) * rel[:r]).sum() / r))
+    assert res["old"]["map_at_r"] == pytest.approx(np.mean(per_query))
+    assert res["new"]["num_queries"] == int((~old).sum())
+    assert 0 <= res["overall"]["nmi"] <= 1
+
+
+def test_perfect_embedding_scores_one():
+    labels = np.repeat(["a", "b", "c"], 5)
+    emb = np.eye(3, dtype=np.float32)[np.repeat([0, 1, 2], 5)]
+    m = retrieval_metrics(emb, labels)
+    assert m.map_at_r == pytest.approx(1.0) and m.precision_at_1 == 1.0 and m.nmi == pytest.approx(1.0)
+
+
+def test_forgetting_is_drop_from_best_earlier_value():
+    f = forgetting({"a": 0.7, "b": 0.9, "new": 0.5}, [{"a": 0.8}, {"a": 0.75, "b": 0.85}])
+    assert f["a"] == pytest.approx(0.1) and f["b"] == pytest.approx(-0.05) and "new" not in f
+
+
+def test_compatibility_same_model_equals_self_retrieval():
+    emb, labels = _data(n=60, noise=0.5)
+    c = compatibility(emb, emb, labels)
+    assert c["comparable"] and c["new_vs_old_map_at_r"] == pytest.approx(c["old_vs_old_map_at_r"])
+    rot = np.linalg.qr(np.random.default_rng(0).normal(size=(8, 8)))[0].astype(np.float32)
+    c2 = compatibility(emb @ rot, emb, labels)
+    # An unrelated (rotated) space cannot search the old gallery.
+    assert c2["new_vs_old_map_at_r"] < c2["old_vs_old_map_at_r"] - 0.2
+    assert not compatibility(emb[:, :4], emb, labels)["comparable"]
+    assert not math.isnan(c2["new_vs_new_map_at_r"])

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from monitoring import alerts
+from monitoring.alerts import WebhookPolicy, deliver_pending_alerts, post_webhook, raise_drift_alert
+from tests.factories import feature_table
+from tests.monitoring._http import Receiver, closed_port_url
+
+FAST = WebhookPolicy(attempts=4, backoff_seconds=0.01, timeout_seconds=2.0)
+SUMMARY = {
+    "batch_seq": 2,
+    "decision": {"alpha": 0.05, "flagged": ["mmd"]},
+    "detectors": {"mmd": {"p_value": 0.001, "effect": 0.1, "effect_description": "big"}},
+}
+
+
+@pytest.fixture
+def ws(workspace, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("STEWARD_PREFECT_EVENTS", "off")
+    workspace.store.ingest_table(feature_table(20, seed=1), "c")
+    return workspace
+
+
+def with_webhook(ws, url, dedup=3600):
+    return replace(ws, settings=replace(ws.settings, webhook_url=url, alert_dedup_seconds=dedup))
+
+
+def test_fails_twice_then_succeeds_delivers_exactly_one(ws):
+    with Receiver(fail_first=2) as rx:
+        w = with_webhook(ws, rx.url)
+        alert = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
+        assert rx.statuses == [500, 500, 200]
+        assert len(rx.delivered) == 1
+        body = rx.delivered[0]
+        assert "Drift detected in collection 'c'" in body["text"] and "mmd" in body["text"]
+        assert body["alert_id"] == alert.id
+        assert alert.delivered_at is not None and alert.attempts == 3
+        # nothing left pending, and a later run sends nothing again
+        assert deliver_pending_alerts(w, FAST) == 0
+        assert len(rx.bodies) == 3
+
+
+def test_down_webhook_keeps_alert_pending_and_a_later_run_delivers_it(ws):
+    w = with_webhook(ws, closed_port_url())
+    alert = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
+    assert alert.delivered_at is None and alert.attempts == FAST.attempts
+    assert alert.last_error and "Connect" in alert.last_error
+    [pending] = ws.registry.list_alerts("c", undelivered_only=True)
+    assert pending.id == alert.id
+    with Receiver() as rx:
+        assert deliver_pending_alerts(with_webhook(ws, rx.url), FAST) == 1
+        assert [b["alert_id"] for b in rx.delivered] == [alert.id]
+    assert ws.registry.list_alerts("c", undelivered_only=True) == []
+
+
+def test_dedup_window_suppresses_repeat_alerts(ws):
+    with Receiver() as rx:
+        w = with_webhook(ws, rx.url, dedup=3600)
+        first = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
+        second = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
+        assert first is not None and second is None
+        # another model version is another drift
+        other = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=2, policy=FAST)
+        assert other is not None
+        assert len(rx.delivered) == 2
+        # no window: every drift alerts
+        w0 = with_webhook(ws, rx.url, dedup=0)
+        assert raise_drift_alert(w0, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
+    assert len(ws.registry.list_alerts("c")) == 3
+
+
+def test_no_webhook_configured_stores_alert_undelivered(ws):
+    alert = raise_drift_alert(with_webhook(ws, None), "c", summary=SUMMARY, drift_report_id=None, model_version=None)
+    assert alert.delivered_at is None and alert.attempts == 0
+
+
+def test_client_error_is_not_retried_now(monkeypatch):
+    import httpx
+
+    calls = []
+
+    def fake_post(url, json, timeout):
+        calls.append(url)
+        return httpx.Response(404, text="no such hook")
+
+    monkeypatch.setattr(httpx, "post", fake_post)
+    err = post_webhook("http://127.0.0.1:1/x", {"text": "t"}, FAST, sleep=lambda s: None)
+    assert err.startswith("HTTP 404") and len(calls) == 1
+
+
+def test_backoff_is_exponential():
+    waits = []
+    err = post_webhook(closed_port_url(), {"text": "t"}, WebhookPolicy(attempts=4, backoff_seconds=1.0), sleep=waits.append)
+    assert err is not None and waits == [1.0, 2.0, 4.0]
+
+
+def test_prefect_event_is_skipped_without_a_server(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("STEWARD_PREFECT_EVENTS", "off")
+    assert alerts.emit_drift_event("c", {"x": 1}) is False
+
+
+def test_prefect_event_names_collection_resource(monkeypatch):
+    import prefect.events
+
+    seen = {}
+
+    def fake_emit(event, resource, payload):
+        seen.update(event=event, resource=resource, payload=payload)
+        return object()
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setattr(prefect.events, "emit_event", fake_emit)
+    assert alerts.emit_drift_event("shop", {"collection": "shop"}) is True
+    assert seen["event"] == "steward.drift.detected"
+    assert seen["resource"]["prefect.resource.id"] == "steward.collection.shop"
+    assert seen["payload"] == {"collection": "shop"}
+
+
+def test_prefect_event_failure_does_not_raise(monkeypatch):
+    import prefect.events
+
+    def broken(**kwargs):
+        raise RuntimeError("bus down")
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setattr(prefect.events, "emit_event", broken)
+    assert alerts.emit_drift_event("shop", {}) is False

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from monitoring.check import check_drift
+from monitoring.config import DriftConfig
+from monitoring.detectors.mmd import MMDConfig
+from steward.errors import NotFoundError
+from tests.monitoring._data import centres, mixture
+from tests.monitoring._http import Receiver
+
+DIM = 16
+C = centres(6, DIM)
+CONFIG = DriftConfig(mmd=MMDConfig(n_permutations=99))
+
+
+def table(x: np.ndarray, y: np.ndarray, start: int) -> pa.Table:
+    n, d = x.shape
+    return pa.table({
+        "item_id": [f"i{start + i}" for i in range(n)],
+        "label": list(y),
+        "features": pa.FixedSizeListArray.from_arrays(pa.array(x.astype(np.float32).ravel(), pa.float32()), d),
+        "source": ["web"] * n,
+    })
+
+
+@pytest.fixture
+def ws(workspace, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("STEWARD_PREFECT_EVENTS", "off")
+    rng = np.random.default_rng(0)
+    for b in range(3):
+        x, y = mixture(rng, 300, C[:5])
+        workspace.store.ingest_table(table(x, y, 1000 * b), "shop")
+    return workspace
+
+
+def test_no_drift_records_report_without_alert(ws):
+    rng = np.random.default_rng(1)
+    x, y = mixture(rng, 200, C[:5])
+    ws.store.ingest_table(table(x, y, 9000), "shop")
+    res = check_drift(ws, "shop", config=CONFIG)
+    assert not res.drifted and res.alert is None
+    assert res.reference_batches == (1, 2, 3) and res.embedding == "raw"
+    assert {"mmd", "classifier", "ks", "novelty", "label_shift", "prototype_displacement"} <= set(res.detectors)
+    [report] = ws.registry.list_drift_reports("shop")
+    assert report.id == res.report.id and report.batch_seq == 4 and not report.drifted
+    assert report.summary["n_reference"] == 900 and report.summary["n_current"] == 200
+    assert report.summary["detectors"]["mmd"]["p_value"] > 0.01
+    assert ws.registry.list_alerts("shop") == []
+
+
+def test_planted_shift_drifts_and_alerts_once(ws):
+    rng = np.random.default_rng(2)
+    shift = np.zeros(DIM)
+    shift[3] = 0.4
+    with Receiver() as rx:
+        w = replace(ws, settings=replace(ws.settings, webhook_url=rx.url))
+        for k in range(2):
+            x, y = mixture(rng, 200, C[:5], shift=shift)
+            w.store.ingest_table(table(x, y, 9000 + 1000 * k), "shop")
+            res = check_drift(w, "shop", config=CONFIG, reference_batches=2)
+            assert res.drifted
+            if k == 0:
+                assert res.alert is not None and res.alert.drift_report_id == res.report.id
+                assert res.alert.delivered_at is not None
+            else:
+                assert res.alert is None  # same ongoing drift, inside the dedup window
+        assert len(rx.delivered) == 1
+        assert "mmd" in rx.delivered[0]["payload"]["detectors"]
+    assert len(ws.registry.list_drift_reports("shop")) == 2
+
+
+def test_planted_new_classes_are_flagged_by_novelty(ws):
+    rng = np.random.default_rng(3)
+    known, _ = mixture(rng, 190, C[:5])
+    new, _ = mixture(rng, 10, C[5:])
+    x = np.concatenate([known, new])
+    # unlabelled batch: the label detectors can't help, novelty must
+    ws.store.ingest_table(table(x, np.array([None] * 200, dtype=object), 9000), "shop")
+    res = check_drift(ws, "shop", config=CONFIG, notify=False)
+    assert "label_shift" not in res.detectors
+    assert res.drifted and "novelty" in res.decision.flagged
+    assert res.detectors["novelty"].extra["n_below"] >= 10
+
+
+def test_explicit_batch_and_errors(ws):
+    res = check_drift(ws, "shop", batch_seq=2, config=CONFIG, notify=False)
+    assert res.reference_batches == (1,)
+    with pytest.raises(NotFoundError, match="no earlier batch"):
+        check_drift(ws, "shop", batch_seq=1, config=CONFIG)
+    with pytest.raises(NotFoundError):
+        check_drift(ws, "shop", batch_seq=99, config=CONFIG)
+    with pytest.raises(NotFoundError):
+        check_drift(ws, "nope", config=CONFIG)
+
+
+def test_alpha_override_is_recorded(ws):
+    res = check_drift(ws, "shop", alpha=0.01, config=CONFIG, notify=False)
+    assert res.report.alpha == 0.01 and res.decision.alpha == 0.01
