@@ -267,7 +267,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     ap.add_argument("--null-trials", type=int, default=200)
-    ap.add_argument("--shift-trials", type=int, default=20)
+    ap.add_argument("--shift-trials", type=int, default=10)
     ap.add_argument("--n-ref", type=int, default=1000, help="reference rows per trial")
     ap.add_argument("--n-cur", type=int, default=200, help="current rows per trial")
     ap.add_argument("--alpha", type=float, default=0.05)
@@ -282,7 +282,7 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     if args.quick:
-        args.null_trials, args.shift_trials, args.latency_repeats = 20, 5, 2
+        args.null_trials, args.shift_trials, args.latency_repeats = 10, 3, 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import torch
 

@@ -44,10 +44,10 @@ class TrainConfig:
     long_tail_power: float = 0.5  # weight ~ count^-power when sampler="long_tail"
     # Optimisation
     epochs: int = 40  # full retrain
-    incremental_epochs: int = 15  # warm-started update
+    incremental_epochs: int = 10  # warm-started update
     patience: int = 5
     lr: float = 1e-3
-    incremental_lr: float = 5e-4
+    incremental_lr: float = 2e-3  # the warm start needs room to place new classes (benchmarks/continual.py)
     loss_lr: float = 1e-2  # proxies / classifier weights get their own optimizer
     weight_decay: float = 1e-4
     val_fraction: float = 0.15

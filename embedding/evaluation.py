@@ -63,6 +63,17 @@ class RetrievalMetrics:
         return d
 
 
+def _kmeans(x: torch.Tensor, n_clusters: int) -> torch.Tensor:
+    """Cluster labels for NMI/AMI. Small sets: scikit-learn with restarts (faiss with one restart
+    lands in bad local optima there, and its OpenMP threads crawl on a busy CPU); large: faiss."""
+    if len(x) <= 20_000:
+        from sklearn.cluster import KMeans
+
+        km = KMeans(n_clusters=n_clusters, n_init=3, random_state=0).fit(x.cpu().numpy())
+        return torch.as_tensor(km.labels_, dtype=torch.long)
+    return FaissKMeans(niter=50, nredo=3, seed=1234, verbose=False)(x, n_clusters)
+
+
 def _encode_labels(*label_arrays: np.ndarray) -> list[np.ndarray]:
     allowed = np.unique(np.concatenate([np.asarray(a).astype(str) for a in label_arrays]))
     return [np.searchsorted(allowed, np.asarray(a).astype(str)) for a in label_arrays]
@@ -99,9 +110,7 @@ def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np
     # "max_bin_count" = largest class minus the query itself; the library warns (wrongly, under
     # ref_includes_query) if an int equal to it is passed, so only pass an int when K needs more.
     k: int | str = "max_bin_count" if k_needed == max_bin - self_count else k_needed
-    # faiss k-means with one restart lands in bad local optima on small sets; restarts are cheap.
-    kmeans = FaissKMeans(niter=50, nredo=5, seed=1234, verbose=False, min_points_per_centroid=1)
-    calc = _Calculator(include=tuple(include), k=k, device=torch.device("cpu"), kmeans_func=kmeans)
+    calc = _Calculator(include=tuple(include), k=k, device=torch.device("cpu"), kmeans_func=_kmeans)
     res = calc.get_accuracy(np.asarray(query, np.float32), q_lab, np.asarray(reference, np.float32), r_lab,
                             ref_includes_query=ref_includes_query)
     return RetrievalMetrics(

@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from embedding.model import EmbeddingHead
-    from storage.registry.entities import ModelVersion
     from steward.workspace import Workspace
+    from storage.registry.entities import ModelVersion
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from embedding.gate import GateDecision, GateThresholds, decide
 from steward.errors import ConfigError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from storage.registry.entities import ModelVersion, TrainingRun
     from steward.workspace import Workspace
+    from storage.registry.entities import ModelVersion, TrainingRun
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,15 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
     """Train a candidate for ``collection`` and register it (candidate or rejected). See module doc."""
     from embedding.buffer import empty_buffer, update_buffer
     from embedding.evaluation import compatibility, evaluate_embeddings
-    from embedding.inference import (ROLE_BUFFER, ROLE_LOSS, ROLE_PROTOTYPES, ROLE_WEIGHTS, head_from_model_version,
-                                     load_buffer, load_loss_state)
+    from embedding.inference import (
+        ROLE_BUFFER,
+        ROLE_LOSS,
+        ROLE_PROTOTYPES,
+        ROLE_WEIGHTS,
+        head_from_model_version,
+        load_buffer,
+        load_loss_state,
+    )
     from embedding.model import HeadSpec, embed_array
     from embedding.prototypes import refresh_prototypes
     from embedding.trainer import train
@@ -202,8 +209,9 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
                                                   "old": prod_metrics.get("old"), "new": prod_metrics.get("new")}
             decision = decide(metrics, prod_metrics, thresholds)
         else:
-            decision = GateDecision(False, (f"held-out split has {len(np.unique(te_y))} class(es); need 2 to "
-                                            "evaluate; ingest more labelled data",))
+            n_cls = len(np.unique(te_y))
+            why = f"held-out split has {n_cls} class(es); need 2 to evaluate; ingest more labelled data"
+            decision = GateDecision(False, (why,))
 
         # Rehearsal buffer and prototypes under the new model.
         new_buffer = update_buffer(buffer, new_i, new_y, new_x, embed_fn=embed)
@@ -223,7 +231,7 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
             "mode": mode, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
             "best_val_map_at_r": result.best_val_map, "stopped_early": result.stopped_early,
             "seconds": round(train_seconds, 3), "train_items": int(len(new_y) + (int(rehearsal.sum()) if mode == "incremental" else 0)),
-            "new_items": int(len(new_y)), "rehearsal_items": int(rehearsal.sum()) if mode == "incremental" else 0,
+            "new_items": len(new_y), "rehearsal_items": int(rehearsal.sum()) if mode == "incremental" else 0,
             "holdout_items": int(is_test.sum()), "history": list(result.history),
         }
         if metrics.get("overall"):

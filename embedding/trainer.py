@@ -40,6 +40,7 @@ class TrainResult:
     best_val_map: float | None
     seconds: float
     stopped_early: bool
+    steps: int = 0  # optimizer steps taken: a machine-independent measure of training cost
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -51,7 +52,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         if len(idx) >= 4:
-            n_val = max(1, int(round(len(idx) * fraction)))
+            n_val = max(1, round(len(idx) * fraction))
             mask[rng.choice(idx, size=n_val, replace=False)] = True
     return mask
 
@@ -136,6 +137,7 @@ def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     best_loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
     best_val, best_epoch, bad_epochs, stopped_early = -1.0, 0, 0, False
     has_val = bool(val_mask.any())
+    total_steps = 0
 
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
@@ -166,6 +168,7 @@ def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
                 loss_opt.step()
             total += float(loss.detach())
             n_steps += 1
+        total_steps += n_steps
         row = {"epoch": epoch, "loss": total / max(n_steps, 1)}
         if has_val:
             row["val_map_at_r"] = _val_map(model, x_val, y_val, device)
@@ -193,7 +196,7 @@ def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     seconds = time.perf_counter() - t0
     log.info("%s: %d epochs (best %d, val MAP@R %.4f) in %.1fs", desc, len(history), best_epoch, best_val, seconds)
     return TrainResult(model, classes, loss_state, tuple(history), len(history), best_epoch,
-                       best_val if has_val else None, seconds, stopped_early)
+                       best_val if has_val else None, seconds, stopped_early, total_steps)
 
 
 def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes: tuple[str, ...],

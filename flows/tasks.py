@@ -76,7 +76,8 @@ def retrain_candidate(collection: str, full: bool = False, loss: str | None = No
         from embedding.config import TrainConfig
 
         config = dataclasses.replace(TrainConfig(), loss=loss)
-    outcome = retrain(workspace(), collection, full=full, config=config)
+    # Prefect's logs are the progress report inside a flow; a tqdm bar would interleave with them.
+    outcome = retrain(workspace(), collection, full=full, config=config, progress=False)
     return {
         "model_version": outcome.model.version,
         "status": outcome.model.status,

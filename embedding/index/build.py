@@ -86,12 +86,17 @@ def _find(index, cls):
 
 
 def enable_direct_map(index) -> None:
-    """IVF indexes need a hash-table direct map to reconstruct and remove by id."""
+    """IVF indexes need a direct map to reconstruct vectors by id.
+
+    Under ``IndexIDMap2`` faiss adds with sequential ids, which only the Array direct map records
+    (a Hashtable map stays empty in faiss 1.15). Array maps cannot delete, so IVF removals fall
+    back to tombstones like HNSW does.
+    """
     import faiss
 
     ivf = _find(index, faiss.IndexIVF)
-    if ivf is not None and ivf.direct_map.type != faiss.DirectMap.Hashtable:
-        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
+        ivf.make_direct_map(True)
 
 
 def train_and_add(

@@ -3,13 +3,13 @@ from current rows ranks held-out current rows above held-out reference rows, the
 
 The held-out AUC equals the Mann–Whitney U statistic divided by (n_ref·n_cur); because the held-out
 rows played no part in training, under "no drift" their scores are exchangeable and the U test's
-p-value is exact (up to its normal approximation). The model is a logistic regression: cheap, and
-linear shifts are what embedding drift mostly looks like.
+p-value is exact (up to its normal approximation). The model is a linear classifier (shrinkage LDA,
+i.e. a regularised logistic-regression-like linear rule in closed form): cheap, and linear shifts
+are what embedding drift mostly looks like.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,17 +22,13 @@ class ClassifierConfig:
     max_reference: int = 2000
     max_current: int = 2000
     train_fraction: float = 0.5
-    # features are standardised on the training split first, so C acts on comparable scales
-    C: float = 1.0
-    max_iter: int = 200
 
 
 def classifier_test(
     reference: np.ndarray, current: np.ndarray, config: ClassifierConfig = ClassifierConfig(), seed: int = 0
 ) -> DetectorResult:
     from scipy.stats import mannwhitneyu
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
     rng = np.random.default_rng(seed)
     ref, cur = check_pair(reference, current, min_rows=4)
@@ -48,17 +44,12 @@ def classifier_test(
     cur_tr, cur_te = split(cur)
     x_tr = np.concatenate([ref_tr, cur_tr])
     y_tr = np.concatenate([np.zeros(len(ref_tr)), np.ones(len(cur_tr))])
-    # class_weight="balanced" so unequal sizes don't just teach the prior
-    # embeddings have tiny per-dimension scales (L2-normalised rows); standardising makes one C fit all
-    mu, sd = x_tr.mean(0), x_tr.std(0)
-    sd = np.where(sd > 1e-6, sd, 1.0)  # constant dims (e.g. dead ReLU units) stay as they are
-    clf = LogisticRegression(C=config.C, max_iter=config.max_iter, class_weight="balanced")
-    with warnings.catch_warnings():
-        # an unconverged fit only costs power: the held-out test stays valid for any fitted scorer
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit((x_tr - mu) / sd, y_tr)
-    s_ref = clf.decision_function((ref_te - mu) / sd)
-    s_cur = clf.decision_function((cur_te - mu) / sd)
+    # Fisher's linear discriminant with Ledoit–Wolf shrinkage: one regularised d×d solve, no
+    # iterations (a logistic regression needs ~2 s to converge at this size, with no gain in power)
+    clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    clf.fit(x_tr.astype(np.float64), y_tr)
+    s_ref = clf.decision_function(ref_te.astype(np.float64))
+    s_cur = clf.decision_function(cur_te.astype(np.float64))
     res = mannwhitneyu(s_cur, s_ref, alternative="greater")
     auc = float(res.statistic) / (len(s_cur) * len(s_ref))
     return DetectorResult(
@@ -71,5 +62,5 @@ def classifier_test(
         ),
         n_reference=int(ref.shape[0]),
         n_current=int(cur.shape[0]),
-        extra={"n_test_reference": len(s_ref), "n_test_current": len(s_cur), "model": "logistic_regression"},
+        extra={"n_test_reference": len(s_ref), "n_test_current": len(s_cur), "model": "shrinkage_lda"},
     )

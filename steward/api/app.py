@@ -222,12 +222,17 @@ def create_app(
     @app.get("/health")
     def health() -> JSONResponse:
         serving = state.snapshot()
-        missing = []
-        for c in registry.list_collections():
-            if c.name not in serving and registry.get_alias(c.name, PRODUCTION) is not None:
-                missing.append(c.name)
+        missing, registry_error = [], None
+        try:
+            for c in registry.list_collections():
+                if c.name not in serving and registry.get_alias(c.name, PRODUCTION) is not None:
+                    missing.append(c.name)
+        except Exception as e:  # noqa: BLE001 - health must answer even when the registry does not
+            log.warning("health check could not read the registry: %s", e)
+            registry_error = f"{type(e).__name__}: {e}"
         body = {
-            "status": "ok" if not missing else "unavailable",
+            "status": "unavailable" if missing else "degraded" if registry_error else "ok",
+            "registry_error": registry_error,
             "serving": {name: pair.describe() for name, pair in sorted(serving.items())},
             "not_serving": missing,
             "last_poll_at": None if state.last_poll_at is None else state.last_poll_at.isoformat(),

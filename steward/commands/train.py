@@ -93,12 +93,13 @@ def run_retrain(args: argparse.Namespace, ctx) -> int:
     overall = m.get("overall") or {}
     old = m.get("old") or {}
     lines = [
-        f"{args.collection} v{mv.version} ({m['training']['mode']}, parent v{mv.parent_version}, "
-        f"trained on batch {mv.trained_on_batch}): {'ACCEPTED as candidate' if out.decision.accepted else 'REJECTED'}",
+        (f"{args.collection} v{mv.version} ({m['training']['mode']}, parent v{mv.parent_version}, "
+         f"trained on batch {mv.trained_on_batch}): "
+         f"{'ACCEPTED as candidate' if out.decision.accepted else 'REJECTED'}"),
         f"  MAP@R {overall.get('map_at_r', float('nan')):.4f}  P@1 {overall.get('precision_at_1', float('nan')):.4f}"
         + (f"  old classes MAP@R {old['map_at_r']:.4f}" if old.get("map_at_r") is not None else ""),
-        f"  {m['training']['epochs_run']} epochs in {m['training']['seconds']:.1f}s on {m['training']['train_items']} items "
-        f"({m['training']['rehearsal_items']} from the rehearsal buffer)",
+        (f"  {m['training']['epochs_run']} epochs in {m['training']['seconds']:.1f}s on "
+         f"{m['training']['train_items']} items ({m['training']['rehearsal_items']} from the rehearsal buffer)"),
         *(f"  - {r}" for r in out.decision.reasons),
     ]
     if out.decision.accepted:

@@ -114,6 +114,17 @@ def test_health_reports_the_served_pair(client, pairs):
     assert body["serving"][COLLECTION]["index_version"] == pairs[1]
 
 
+def test_health_answers_when_the_registry_does_not(client, monkeypatch):
+    def down():
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(client.app.state.workspace.registry, "list_collections", down)
+    body = client.get("/health").json()
+    assert body["status"] == "degraded" and "database is down" in body["registry_error"]
+    # search keeps working from the pair in memory
+    assert client.post("/search", json={"vectors": FEATS[:1].tolist()}).status_code == 200
+
+
 def test_versions_lists_production_and_history(client, api_workspace, pairs):
     api_workspace.registry.promote(COLLECTION, 2, pairs[2], actor="ci", reason="better MAP@R")
     body = client.get("/versions").json()["collections"][COLLECTION]

@@ -3,7 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from embedding.evaluation import compatibility, evaluate_embeddings, forgetting, per_class_metrics, retrieval_metrics
+from embedding.evaluation import (
+    compatibility,
+    evaluate_embeddings,
+    forgetting,
+    per_class_metrics,
+    retrieval_metrics,
+)
 
 
 def _brute_force(query, q_labels, ref, r_labels, exclude_self: bool):
@@ -48,7 +54,7 @@ def test_matches_brute_force_separate_gallery():
     q, ql = _data(seed=1, n=30)
     g, gl = _data(seed=1, n=70)  # same centres (same seed), different draws
     m = retrieval_metrics(q, ql, g, gl, ks=(1, 5), clustering=False)
-    p1, rp, mapr, rec5 = _brute_force(q, ql, g, gl, exclude_self=False)
+    p1, rp, mapr, _ = _brute_force(q, ql, g, gl, exclude_self=False)
     assert (m.precision_at_1, m.r_precision, m.map_at_r) == pytest.approx((p1, rp, mapr))
 
 

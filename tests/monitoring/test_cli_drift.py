@@ -48,6 +48,7 @@ def test_exit_codes_and_json(home, capsys):
     assert main(["drift", "--collection", "shop", "--alpha", "2"]) == 2
 
 
+@pytest.mark.slow
 def test_html_report_is_stored_as_artifact(home, tmp_path, capsys):
     html = tmp_path / "r" / "drift.html"
     assert main(["drift", "--collection", "shop", "--html", str(html), "--json"]) == 0

@@ -1,0 +1,288 @@
+"""Index versions for a collection: build from a model version, load verified, update incrementally.
+
+Build: stream the gallery (items as of a batch) from the Parquet store in record batches, embed each
+batch with the model version, choose/build/tune the index, save it atomically as one artifact and
+register the index version with what was measured. Raw features are never all in memory at once;
+the embeddings are (the index needs them anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embedding.index.ann import FORMAT_VERSION, AnnIndex
+from embedding.index.choice import choose_index
+from embedding.index.incremental import IncrementalOutcome, IncrementalPolicy, apply_changes
+from embedding.index.tune import DEFAULT_TARGET_RECALL, TuneResult, leave_one_out_sample, tune
+from steward.errors import ConflictError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from steward.workspace import Workspace
+    from storage.registry.entities import IndexVersion
+
+log = logging.getLogger(__name__)
+
+TUNE_QUERIES = 1000
+
+
+def _input_column(workspace: Workspace, collection: str) -> str:
+    kind = workspace.registry.get_collection(collection).kind
+    return "text" if kind == "text" else "features"
+
+
+def _embedder(workspace: Workspace, collection: str, model_version: int, embedder: Any | None) -> Any:
+    if embedder is not None:
+        return embedder
+    from embedding.inference import load_embedder
+
+    return load_embedder(workspace, collection, model_version)
+
+
+def embed_gallery(
+    workspace: Workspace,
+    collection: str,
+    embedder: Any,
+    *,
+    as_of: int | None,
+    batch_size: int = 8192,
+    progress: bool = True,
+) -> tuple[list[str], np.ndarray]:
+    """(item_ids, embeddings) of every item as of ``as_of``, streamed batch by batch."""
+    column = _input_column(workspace, collection)
+    ids: list[str] = []
+    parts: list[np.ndarray] = []
+    stream = workspace.store.iter_batches(collection, as_of=as_of, columns=["item_id", column], batch_size=batch_size)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc=f"embedding {collection}", unit="item")
+    try:
+        for rb in stream:
+            parts.append(np.asarray(embedder.embed_table(rb), dtype=np.float32))
+            ids.extend(rb.column("item_id").to_pylist())
+            if bar is not None:
+                bar.update(rb.num_rows)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not ids:
+        raise NotFoundError(f"collection {collection!r} has no items as of batch {as_of}; ingest data first")
+    return ids, np.concatenate(parts)
+
+
+def _save_and_register(
+    workspace: Workspace,
+    collection: str,
+    model_version: int,
+    ann: AnnIndex,
+    *,
+    as_of_batch: int | None,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+) -> IndexVersion:
+    with tempfile.TemporaryDirectory(prefix="steward-index-") as tmp:
+        path = ann.save(Path(tmp) / "index.bin")
+        size = path.stat().st_size
+        sha = workspace.artifacts.put_file(path)
+    metrics = metrics | {"bytes": size}
+    params = {
+        "format": FORMAT_VERSION,
+        "family": ann.family,
+        "metric": "inner_product",
+        "search": dict(ann.search_params),
+        "build": ann.meta.get("choice_params", {}),
+        "dim": ann.dim,
+        "model_version": model_version,
+    } | params
+    iv = workspace.registry.register_index(
+        collection, model_version, factory=ann.factory, params=params, metrics=metrics,
+        artifact=sha, as_of_batch=as_of_batch, num_vectors=ann.ntotal,
+    )
+    log.info("registered index version %d for %s model %d: %s, %d vectors, %d bytes",
+             iv.id, collection, model_version, ann.factory, ann.ntotal, size)
+    return iv
+
+
+def build_and_tune(
+    item_ids: list[str],
+    vectors: np.ndarray,
+    *,
+    target_recall: float = DEFAULT_TARGET_RECALL,
+    memory_budget_bytes: int | None = None,
+    latency_target_ms: float | None = None,
+    tune_queries: int = TUNE_QUERIES,
+    threads: int | None = None,
+    progress: bool = False,
+) -> tuple[AnnIndex, TuneResult, dict[str, Any]]:
+    """Choose, build and tune on leave-one-out queries from the gallery itself."""
+    from embedding.index.build import normalized
+
+    choice = choose_index(len(vectors), vectors.shape[1], memory_budget_bytes=memory_budget_bytes,
+                          latency_target_ms=latency_target_ms)
+    log.info("index choice for %d x %d: %s (%s)", len(vectors), vectors.shape[1], choice.factory, choice.reason)
+    ann = AnnIndex.build(item_ids, vectors, choice, threads=threads, progress=progress)
+    t0 = time.perf_counter()
+    gallery = normalized(vectors)
+    labels = np.arange(len(gallery), dtype=np.int64)  # build() labels items in input order
+    queries, self_labels, truth = leave_one_out_sample(ann, tune_queries, gallery=gallery, labels=labels)
+    del gallery
+    result = tune(ann, queries, truth, target_recall=target_recall, self_labels=self_labels, threads=threads)
+    tune_s = time.perf_counter() - t0
+    ann.meta.update(measured_ntotal=ann.ntotal, changed_since_measure=0)
+    metrics = result.metrics() | {
+        "build_seconds": ann.meta["build_seconds"],
+        "train_seconds": ann.meta["train_seconds"],
+        "tune_seconds": tune_s,
+        "estimated_bytes": choice.estimated_bytes,
+        "choice_reason": choice.reason,
+    }
+    return ann, result, metrics
+
+
+def build_index_for_model(
+    workspace: Workspace,
+    collection: str,
+    model_version: int,
+    *,
+    as_of: int | None = None,
+    target_recall: float = DEFAULT_TARGET_RECALL,
+    memory_budget_bytes: int | None = None,
+    latency_target_ms: float | None = None,
+    embedder: Any | None = None,
+    batch_size: int = 8192,
+    tune_queries: int = TUNE_QUERIES,
+    threads: int | None = None,
+    progress: bool = True,
+) -> IndexVersion:
+    """Embed the gallery as of ``as_of`` (None: newest batch) with ``model_version``; build, tune, register."""
+    if not 0 < target_recall <= 1:
+        raise ValidationError(f"target_recall must be in (0, 1], got {target_recall}")
+    workspace.registry.get_model(collection, model_version)  # NotFoundError before any heavy work
+    if as_of is None:
+        latest = workspace.registry.latest_batch(collection)
+        if latest is None:
+            raise NotFoundError(f"collection {collection!r} has no batches; ingest data first")
+        as_of = latest.seq
+    emb = _embedder(workspace, collection, model_version, embedder)
+    t0 = time.perf_counter()
+    ids, vectors = embed_gallery(workspace, collection, emb, as_of=as_of, batch_size=batch_size, progress=progress)
+    embed_s = time.perf_counter() - t0
+    ann, _result, metrics = build_and_tune(
+        ids, vectors, target_recall=target_recall, memory_budget_bytes=memory_budget_bytes,
+        latency_target_ms=latency_target_ms, tune_queries=tune_queries, threads=threads, progress=progress,
+    )
+    del vectors
+    return _save_and_register(
+        workspace, collection, model_version, ann, as_of_batch=as_of,
+        params={"target_recall": target_recall, "memory_budget_bytes": memory_budget_bytes,
+                "latency_target_ms": latency_target_ms},
+        metrics=metrics | {"embed_seconds": embed_s},
+    )
+
+
+def load_index(workspace: Workspace, index_version_id: int, *, mmap: bool = True) -> AnnIndex:
+    """The registered index, checksum-verified by the artifact store; memory-mapped (read-only) by default."""
+    iv = workspace.registry.get_index(index_version_id)
+    path = workspace.artifacts.local_path(iv.artifact)  # raises ArtifactIntegrityError when altered
+    ann = AnnIndex.load(path, mmap=mmap, verify=False)  # the store just hashed the whole file
+    ann.meta["index_version"] = iv.id
+    ann.meta["model_version"] = iv.model_version
+    return ann
+
+
+def update_index(
+    workspace: Workspace,
+    collection: str,
+    index_version_id: int,
+    batch_seq: int,
+    *,
+    embedder: Any | None = None,
+    policy: IncrementalPolicy | None = None,
+    progress: bool = False,
+) -> IndexVersion:
+    """Apply batches after the index's ``as_of_batch`` up to ``batch_seq`` and register the result.
+
+    New and updated items are (re-)embedded with the index's model version and upserted; items no
+    longer live as of ``batch_seq`` are removed. The new version's metrics say whether a rebuild is
+    proposed (``rebuild_proposed``) and why.
+    """
+    iv = workspace.registry.get_index(index_version_id)
+    if iv.collection != collection:
+        raise ValidationError(f"index version {iv.id} belongs to {iv.collection!r}, not {collection!r}")
+    start = (iv.as_of_batch or 0) + 1
+    if batch_seq < start:
+        raise ConflictError(
+            f"index version {iv.id} already includes batch {batch_seq} (it is as of batch {iv.as_of_batch})"
+        )
+    workspace.registry.get_batch(collection, batch_seq)  # NotFoundError for a batch that does not exist
+    emb = _embedder(workspace, collection, iv.model_version, embedder)
+    column = _input_column(workspace, collection)
+    ann = load_index(workspace, iv.id, mmap=False)
+    policy = policy or IncrementalPolicy(target_recall=float(iv.params.get("target_recall", DEFAULT_TARGET_RECALL)))
+
+    latest: dict[str, np.ndarray] = {}  # a later batch's version of an item wins
+    seqs = range(start, batch_seq + 1)
+    if progress:
+        from tqdm.auto import tqdm
+
+        seqs = tqdm(seqs, desc=f"updating index {iv.id}", unit="batch")
+    for seq in seqs:
+        table = workspace.store.read_batch(collection, seq, columns=[column])
+        if table.num_rows == 0:
+            continue
+        vecs = np.asarray(emb.embed_table(table), dtype=np.float32)
+        for iid, v in zip(table.column("item_id").to_pylist(), vecs, strict=True):
+            latest[iid] = v
+    live = set(workspace.store.read(collection, as_of=batch_seq, columns=["item_id"]).column("item_id").to_pylist())
+    removed = [i for i in ann.item_ids() if i not in live]
+    upsert_ids = [i for i in latest if i in live]
+    upsert_vecs = np.stack([latest[i] for i in upsert_ids]) if upsert_ids else None
+    outcome: IncrementalOutcome = apply_changes(ann, upsert_ids, upsert_vecs, removed, policy)
+    if outcome.rebuild_proposed:
+        log.warning("index for %s model %d: rebuild proposed (%s)", collection, iv.model_version, outcome.reason)
+    metrics = dict(iv.metrics) | {
+        "incremental": asdict(outcome),
+        "rebuild_proposed": outcome.rebuild_proposed,
+        "rebuild_reason": outcome.reason if outcome.rebuild_proposed else None,
+    }
+    if outcome.remeasured:
+        metrics |= {"recall_at_1": outcome.recall_at_1, "recall_at_10": outcome.recall_at_10,
+                    "meets_target": bool(outcome.recall_at_10 >= policy.target_recall)}
+    params = dict(iv.params) | {"parent_index": iv.id, "incremental_batches": [start, batch_seq]}
+    return _save_and_register(workspace, collection, iv.model_version, ann, as_of_batch=batch_seq,
+                              params=params, metrics=metrics)
+
+
+def current_index_version(workspace: Workspace, collection: str, model_version: int | None = None) -> IndexVersion:
+    """The index to search: the production alias's index, else the newest index of the model asked for
+    (or of the production model)."""
+    alias = workspace.registry.get_alias(collection)
+    if model_version is None and alias is not None and alias.index_version is not None:
+        return workspace.registry.get_index(alias.index_version)
+    mv = model_version if model_version is not None else (alias.model_version if alias else None)
+    indexes = workspace.registry.list_indexes(collection, mv)
+    if not indexes:
+        which = f"model version {mv}" if mv is not None else "any model"
+        raise NotFoundError(
+            f"collection {collection!r} has no index for {which}; build one with "
+            f"`steward index build --collection {collection}`"
+        )
+    return indexes[-1]
+
+
+__all__: list[str] = [
+    "build_and_tune",
+    "build_index_for_model",
+    "current_index_version",
+    "embed_gallery",
+    "load_index",
+    "update_index",
+]

@@ -1,0 +1,204 @@
+"""``steward search`` and ``steward index build|update|list``: nearest neighbours and index versions.
+
+Module-level imports stay light (numpy/faiss load inside the handlers) so ``steward --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from steward.cli import add_json_flag
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    s = subparsers.add_parser(
+        "search",
+        help="nearest items by item id or by query vectors from a file",
+        description=(
+            "Search a collection's index (default: the production pair's index, else the newest index "
+            "of the production model). Queries are item ids already in the index (each is left out of "
+            "its own answer), embedding vectors in a .npy file (n, dim), or raw features in a .npy file "
+            "that are embedded with the index's model version first."
+        ),
+    )
+    s.add_argument("--collection", required=True)
+    q = s.add_mutually_exclusive_group(required=True)
+    q.add_argument("--item-id", nargs="+", metavar="ID", help="query by items in the index")
+    q.add_argument("--vectors", metavar="FILE.npy", help="query embeddings, float (n, dim) or (dim,)")
+    q.add_argument("--features", metavar="FILE.npy", help="raw features (n, in_dim), embedded with the index's model")
+    s.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
+    s.add_argument("--index-version", type=int, help="index version id (default: production)")
+    s.add_argument("--model", type=int, help="use the newest index of this model version")
+    add_json_flag(s)
+    s.set_defaults(func=run_search)
+
+    ix = subparsers.add_parser("index", help="build, update and list ANN index versions")
+    isub = ix.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+
+    b = isub.add_parser(
+        "build",
+        help="embed the gallery with a model version, build, tune and register an index",
+        description="Choose the index type from size and budgets, tune it to the recall target, register it.",
+    )
+    b.add_argument("--collection", required=True)
+    b.add_argument("--model", type=int, help="model version (default: the production model)")
+    b.add_argument("--as-of", type=int, help="gallery as of this batch seq (default: newest)")
+    b.add_argument("--target-recall", type=float, default=0.95, help="recall@10 to reach (default 0.95)")
+    b.add_argument("--memory-budget-mb", type=float, help="cap on the index size in RAM (MiB)")
+    b.add_argument("--latency-ms", type=float, help="single-query latency at which exact search is good enough")
+    add_json_flag(b)
+    b.set_defaults(func=run_build)
+
+    u = isub.add_parser(
+        "update",
+        help="add new/updated and remove deleted items since an index version (same model)",
+        description="Apply the batches after the index's as-of batch; says when a rebuild is proposed.",
+    )
+    u.add_argument("--collection", required=True)
+    u.add_argument("--index-version", type=int, help="index to update (default: production)")
+    u.add_argument("--batch", type=int, help="apply batches up to this seq (default: newest)")
+    add_json_flag(u)
+    u.set_defaults(func=run_update)
+
+    li = isub.add_parser("list", help="list index versions of a collection")
+    li.add_argument("--collection", required=True)
+    li.add_argument("--model", type=int, help="only indexes of this model version")
+    add_json_flag(li)
+    li.set_defaults(func=run_list)
+
+
+def _index_version(ctx, collection: str, index_version: int | None, model: int | None):
+    from embedding.index.service import current_index_version
+
+    if index_version is not None:
+        return ctx.workspace.registry.get_index(index_version)
+    return current_index_version(ctx.workspace, collection, model)
+
+
+def _load_queries(path: str):
+    import numpy as np
+
+    from steward.errors import NotFoundError, ValidationError
+
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError as e:
+        raise NotFoundError(f"query file {path} does not exist") from e
+    except ValueError as e:
+        raise ValidationError(f"{path} is not a numeric .npy array: {e}") from e
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise ValidationError(f"{path} must hold a numeric (n, dim) array, got {arr.dtype} {arr.shape}")
+    return arr.astype(np.float32)
+
+
+def run_search(args: argparse.Namespace, ctx) -> int:
+    from embedding.index.service import load_index
+    from steward.errors import ValidationError
+
+    if args.k < 1:
+        raise ValidationError(f"--k={args.k} must be at least 1")
+    iv = _index_version(ctx, args.collection, args.index_version, args.model)
+    if iv.collection != args.collection:
+        raise ValidationError(f"index version {iv.id} belongs to {iv.collection!r}, not {args.collection!r}")
+    index = load_index(ctx.workspace, iv.id)
+    if args.item_id:
+        result = index.search_ids(args.item_id, args.k)
+        labels = list(args.item_id)
+    else:
+        queries = _load_queries(args.vectors or args.features)
+        if args.features:
+            from embedding.inference import load_embedder
+
+            queries = load_embedder(ctx.workspace, args.collection, iv.model_version).embed_features(queries)
+        result = index.search(queries, args.k)
+        labels = [f"query {i}" for i in range(len(result.item_ids))]
+    payload = {
+        "collection": args.collection,
+        "index_version": iv.id,
+        "model_version": iv.model_version,
+        "results": [
+            {"query": q, "neighbours": [{"item_id": i, "score": float(s)} for i, s in zip(ids, scores, strict=False)]}
+            for q, ids, scores in zip(labels, result.item_ids, result.scores, strict=True)
+        ],
+    }
+    lines = [f"index v{iv.id} ({iv.factory}, model v{iv.model_version})"]
+    for row in payload["results"]:
+        lines.append(f"{row['query']}:")
+        lines += [f"  {n['item_id']}\t{n['score']:.4f}" for n in row["neighbours"]]
+    ctx.emit(payload, "\n".join(lines))
+    return 0
+
+
+def _summary(iv) -> dict:
+    m = iv.metrics
+    return {
+        "id": iv.id, "model_version": iv.model_version, "factory": iv.factory,
+        "search": iv.params.get("search"), "num_vectors": iv.num_vectors, "as_of_batch": iv.as_of_batch,
+        "recall_at_1": m.get("recall_at_1"), "recall_at_10": m.get("recall_at_10"),
+        "p50_ms": m.get("latency_p50_ms"), "p99_ms": m.get("latency_p99_ms"),
+        "batch_qps": m.get("latency_batch_qps"), "build_seconds": m.get("build_seconds"),
+        "bytes": m.get("bytes"), "threads": m.get("threads"),
+        "rebuild_proposed": m.get("rebuild_proposed", False), "created_at": iv.created_at,
+    }
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _line(s: dict) -> str:
+    return (f"{s['id']}\tv{s['model_version']}\t{s['factory']}\t{s['search']}\tn={s['num_vectors']}\t"
+            f"batch={s['as_of_batch']}\tR@10={_fmt(s['recall_at_10'], '.3f')}\tp50={_fmt(s['p50_ms'], '.3f')}ms\t"
+            f"p99={_fmt(s['p99_ms'], '.3f')}ms" + ("\tREBUILD PROPOSED" if s["rebuild_proposed"] else ""))
+
+
+def run_build(args: argparse.Namespace, ctx) -> int:
+    from embedding.index.service import build_index_for_model
+    from steward.errors import NotFoundError
+
+    model = args.model
+    if model is None:
+        alias = ctx.workspace.registry.get_alias(args.collection)
+        if alias is None:
+            raise NotFoundError(f"collection {args.collection!r} has no production model; pass --model V")
+        model = alias.model_version
+    budget = int(args.memory_budget_mb * 2**20) if args.memory_budget_mb else None
+    iv = build_index_for_model(
+        ctx.workspace, args.collection, model, as_of=args.as_of, target_recall=args.target_recall,
+        memory_budget_bytes=budget, latency_target_ms=args.latency_ms, progress=not args.json,
+    )
+    s = _summary(iv)
+    ctx.emit(s | {"metrics": iv.metrics, "params": iv.params}, "built index " + _line(s))
+    return 0
+
+
+def run_update(args: argparse.Namespace, ctx) -> int:
+    from embedding.index.service import update_index
+    from steward.errors import NotFoundError
+
+    iv = _index_version(ctx, args.collection, args.index_version, None)
+    batch = args.batch
+    if batch is None:
+        latest = ctx.workspace.registry.latest_batch(args.collection)
+        if latest is None:
+            raise NotFoundError(f"collection {args.collection!r} has no batches")
+        batch = latest.seq
+    new = update_index(ctx.workspace, args.collection, iv.id, batch)
+    s = _summary(new)
+    text = f"updated index {iv.id} -> " + _line(s)
+    if s["rebuild_proposed"]:
+        text += f"\nrebuild proposed: {new.metrics.get('rebuild_reason')}"
+    ctx.emit(s | {"incremental": new.metrics.get("incremental")}, text)
+    return 0
+
+
+def run_list(args: argparse.Namespace, ctx) -> int:
+    rows = [_summary(iv) for iv in ctx.workspace.registry.list_indexes(args.collection, args.model)]
+    text = "\n".join(_line(r) for r in rows) if rows else f"no index versions for {args.collection!r}"
+    ctx.emit(rows, text)
+    return 0

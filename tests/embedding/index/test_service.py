@@ -1,0 +1,107 @@
+"""Index versions through the registry and artifact store, with a small fake embedder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from embedding.index.incremental import IncrementalPolicy
+from embedding.index.service import build_index_for_model, current_index_version, load_index, update_index
+from steward.errors import ArtifactIntegrityError, ConflictError, NotFoundError
+from storage.parquet_store import features_to_numpy
+from tests.factories import feature_table
+
+DIM = 8
+
+
+class FakeEmbedder:
+    """A fixed linear map + L2 normalisation: deterministic, so exact answers are computable."""
+
+    model_version = 1
+    input_kind = "features"
+    output_dim = 6
+
+    def __init__(self) -> None:
+        self.w = np.random.default_rng(0).standard_normal((DIM, self.output_dim)).astype(np.float32)
+        self.calls = 0
+
+    def embed_features(self, x: np.ndarray) -> np.ndarray:
+        y = np.asarray(x, np.float32) @ self.w
+        return y / np.linalg.norm(y, axis=1, keepdims=True)
+
+    def embed_table(self, table) -> np.ndarray:
+        self.calls += 1
+        return self.embed_features(features_to_numpy(table))
+
+
+@pytest.fixture
+def ws(workspace):
+    workspace.store.ingest_table(feature_table(1500, DIM, n_classes=6, seed=1), "shop")
+    workspace.registry.register_model("shop", config={}, metrics={}, artifacts={})
+    return workspace
+
+
+def exact(ws, emb, as_of, queries, k):
+    t = ws.store.read("shop", as_of=as_of, columns=["features"])
+    ids = t.column("item_id").to_pylist()
+    g = emb.embed_table(t)
+    order = np.argsort(-(queries @ g.T), axis=1)[:, :k]
+    return [[ids[j] for j in row] for row in order]
+
+
+def test_build_registers_a_tuned_version_and_load_verifies_it(ws):
+    emb = FakeEmbedder()
+    iv = build_index_for_model(ws, "shop", 1, embedder=emb, batch_size=256, tune_queries=200, progress=False)
+    assert emb.calls >= 6  # streamed in record batches, not one table
+    assert iv.num_vectors == 1500 and iv.as_of_batch == 1 and iv.factory == "Flat"
+    for key in ("recall_at_1", "recall_at_10", "latency_p50_ms", "latency_p99_ms", "latency_batch_qps",
+                "build_seconds", "bytes", "threads"):
+        assert key in iv.metrics
+    assert iv.metrics["recall_at_10"] == pytest.approx(1.0)
+    assert ws.registry.list_indexes("shop", 1)[-1].id == iv.id
+    ann = load_index(ws, iv.id)
+    q = emb.embed_table(ws.store.read("shop", columns=["features"]).slice(0, 5))
+    assert ann.search(q, 5).item_ids == exact(ws, emb, 1, q, 5)
+    assert current_index_version(ws, "shop", 1).id == iv.id
+
+
+def test_corrupted_artifact_is_refused_on_load(ws):
+    iv = build_index_for_model(ws, "shop", 1, embedder=FakeEmbedder(), tune_queries=50, progress=False)
+    path = ws.artifacts.local_path(iv.artifact)
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactIntegrityError):
+        load_index(ws, iv.id)
+
+
+def test_update_applies_new_updated_and_deleted_items(ws):
+    emb = FakeEmbedder()
+    iv = build_index_for_model(ws, "shop", 1, embedder=emb, tune_queries=50, progress=False)
+    new = feature_table(100, DIM, n_classes=6, seed=2, start=5000)
+    upd = feature_table(50, DIM, n_classes=6, seed=3)  # ids i0..i49 with new features
+    dele = feature_table(20, DIM, seed=4, start=100).append_column("deleted", pa.array([True] * 20))
+    ws.store.ingest_table(pa.concat_tables([new, upd]), "shop")
+    ws.store.ingest_table(dele, "shop")
+    iv2 = update_index(ws, "shop", iv.id, 3, embedder=emb, policy=IncrementalPolicy(sample_queries=100))
+    assert iv2.as_of_batch == 3 and iv2.params["parent_index"] == iv.id
+    assert iv2.num_vectors == 1500 + 100 - 20
+    inc = iv2.metrics["incremental"]
+    assert (inc["added"], inc["updated"], inc["removed"]) == (100, 50, 20)
+    ann = load_index(ws, iv2.id)
+    q = emb.embed_table(upd.slice(0, 10))
+    assert ann.search(q, 10).item_ids == exact(ws, emb, 3, q, 10)
+    assert "i100" not in ann and "i5000" in ann
+    with pytest.raises(ConflictError):
+        update_index(ws, "shop", iv2.id, 3, embedder=emb)
+
+
+def test_missing_things_are_not_found(ws):
+    with pytest.raises(NotFoundError):
+        build_index_for_model(ws, "shop", 9, embedder=FakeEmbedder(), progress=False)
+    with pytest.raises(NotFoundError):
+        load_index(ws, 12345)
+    with pytest.raises(NotFoundError):
+        current_index_version(ws, "shop")
