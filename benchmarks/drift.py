@@ -267,7 +267,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     ap.add_argument("--null-trials", type=int, default=200)
-    ap.add_argument("--shift-trials", type=int, default=10)
+    ap.add_argument("--shift-trials", type=int, default=20)
     ap.add_argument("--n-ref", type=int, default=1000, help="reference rows per trial")
     ap.add_argument("--n-cur", type=int, default=200, help="current rows per trial")
     ap.add_argument("--alpha", type=float, default=0.05)
@@ -286,8 +286,11 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import torch
 
+    from threadpoolctl import threadpool_limits
+
     default_threads = torch.get_num_threads()
     torch.set_num_threads(args.trial_threads)
+    blas_limit = threadpool_limits(args.trial_threads)  # numpy/scipy BLAS: same reason
 
     from monitoring.config import DriftConfig
     from monitoring.detectors.mmd import MMDConfig
@@ -308,6 +311,7 @@ def main(argv=None) -> int:
 
     table, calib = summarise(all_rows, args.alpha, methods)
     torch.set_num_threads(default_threads)
+    blas_limit.restore_original_limits()
     lat = latency(DriftConfig(alpha=args.alpha), args.latency_repeats)
     log.info("latency: %s", lat)
 

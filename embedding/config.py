@@ -63,6 +63,9 @@ class TrainConfig:
     # Misc
     seed: int = 0
     device: str = "cpu"
+    # torch CPU threads while training (None: leave torch's setting). Small heads train fastest on
+    # one thread; on a shared CPU more intra-op threads were ~10x slower (measured here).
+    cpu_threads: int | None = 1
     text_encoder: str | None = None  # "all-MiniLM-L6-v2" for text collections
 
     def __post_init__(self) -> None:

@@ -7,6 +7,7 @@ run bounded epochs and stop early when validation MAP@R stops improving, keeping
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -62,6 +63,19 @@ def _val_map(model: EmbeddingHead, x: np.ndarray, y: np.ndarray, device: str) ->
     return retrieval_metrics(emb, y, ks=(1,), clustering=False).map_at_r
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
           init_model: EmbeddingHead | None = None, init_classes: tuple[str, ...] = (),
           init_loss_state: dict[str, Any] | None = None, teacher: EmbeddingHead | None = None,
@@ -74,6 +88,17 @@ def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     ``init_classes`` are appended, and a parametric loss grows to hold them, new rows initialised
     from their prototypes under the warm-started model.
     """
+    with _torch_threads(config.cpu_threads):
+        return _train(features, labels, config, init_model=init_model, init_classes=init_classes,
+                      init_loss_state=init_loss_state, teacher=teacher, rehearsal_mask=rehearsal_mask,
+                      epochs=epochs, lr=lr, progress=progress, desc=desc)
+
+
+def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
+           init_model: EmbeddingHead | None, init_classes: tuple[str, ...],
+           init_loss_state: dict[str, Any] | None, teacher: EmbeddingHead | None,
+           rehearsal_mask: np.ndarray | None, epochs: int | None, lr: float | None,
+           progress: bool, desc: str) -> TrainResult:
     t0 = time.perf_counter()
     features = np.asarray(features, dtype=np.float32)
     labels = np.asarray(labels).astype(str)

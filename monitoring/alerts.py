@@ -38,8 +38,10 @@ def alert_text(collection: str, summary: dict[str, Any]) -> str:
     flagged = decision.get("flagged", [])
     where = f" (batch {summary['batch_seq']})" if summary.get("batch_seq") is not None else ""
     lines = [
-        f"Drift detected in collection '{collection}'{where}: "
-        f"{len(flagged)} detector(s) fired, family-wise α={decision.get('alpha')}"
+        (
+            f"Drift detected in collection '{collection}'{where}: "
+            f"{len(flagged)} detector(s) fired, family-wise α={decision.get('alpha')}"
+        )
     ]
     for name in flagged:
         det = summary.get("detectors", {}).get(name, {})
@@ -65,7 +67,8 @@ def emit_drift_event(collection: str, payload: dict[str, Any]) -> bool:
             resource={"prefect.resource.id": f"steward.collection.{collection}", "prefect.resource.name": collection},
             payload=payload,
         )
-    except Exception as e:  # the alert row is already stored; a broken event bus must not fail the check
+    # the alert row is already stored; a broken event bus must not fail the check
+    except Exception as e:  # noqa: BLE001
         log.warning("could not emit Prefect event %s for %s: %s", EVENT_NAME, collection, e)
         return False
     return event is not None
@@ -81,7 +84,7 @@ def _prefect_api_configured() -> bool:
         from prefect.settings import PREFECT_API_URL
 
         return bool(PREFECT_API_URL.value())
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (a broken Prefect profile only means: no events)
         log.warning("could not read Prefect settings: %s", e)
         return False
 

@@ -9,6 +9,7 @@ first batches on.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -130,6 +131,7 @@ def check_drift(
     store = workspace.store
     cur_table = store.read_batch(collection, current.seq)
     ref_tables = [store.read_batch(collection, b.seq) for b in earlier]
+    ref_tables, reference_note = _unseen_reference(workspace, collection, emb.model_version, earlier, ref_tables)
     timings["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     cur_x = emb.embed(cur_table)
@@ -153,6 +155,7 @@ def check_drift(
         "embedding": emb.describe,
         "model_version": emb.model_version,
         "n_reference": int(ref_x.shape[0]),
+        "reference_items": reference_note,
         "n_current": int(cur_x.shape[0]),
     }
 
@@ -210,6 +213,37 @@ def check_drift(
     )
 
 
+MIN_UNSEEN_REFERENCE = 50
+
+
+def _unseen_reference(workspace, collection: str, model_version: int | None, earlier, ref_tables):
+    """Keep only reference items the model never trained on.
+
+    A model embeds its own training items more tightly around their class prototypes than fresh
+    items, so a reference made of training items makes every new batch look novel. Items of
+    batches after the model's training data are unseen; of earlier batches, only the retrain
+    service's held-out split (a stable hash of item_id) is.
+    """
+    if model_version is None:
+        return ref_tables, "all (raw features, no model)"
+    trained_on = workspace.registry.get_model(collection, model_version).trained_on_batch
+    if trained_on is None:
+        return ref_tables, "all"
+    from embedding.retrain import holdout_mask
+
+    kept = []
+    for batch, table in zip(earlier, ref_tables, strict=True):
+        if batch.seq <= trained_on and table.num_rows:
+            table = table.filter(holdout_mask(np.asarray(table.column("item_id").to_pylist(), dtype=str)))
+        kept.append(table)
+    n_kept = sum(t.num_rows for t in kept)
+    if n_kept < MIN_UNSEEN_REFERENCE:
+        log.warning("only %d reference items are unseen by model v%s; using training items too (expect a "
+                    "conservative novelty test to be optimistic)", n_kept, model_version)
+        return ref_tables, f"all (only {n_kept} held-out items)"
+    return kept, f"unseen by model v{model_version} ({n_kept} items: held-out split of batches <= {trained_on})"
+
+
 def _concat(tables):
     import pyarrow as pa
 
@@ -224,6 +258,6 @@ def _jsonable(obj: Any) -> Any:
         return [_jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, float) and math.isnan(obj):
         return None
     return obj

@@ -10,7 +10,7 @@ import numpy as np
 
 from monitoring.config import ALL_DETECTORS, DriftConfig
 from monitoring.decision import Decision, decide
-from monitoring.detectors.base import DetectorResult, check_pair
+from monitoring.detectors.base import DetectorResult, check_pair, is_missing
 from steward.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class SuiteResult:
 def _has_labels(labels: np.ndarray | None, n: int) -> bool:
     if labels is None or len(labels) != n:
         return False
-    return any(v is not None and v == v for v in labels)
+    return any(not is_missing(v) for v in labels)
 
 
 def run_suite(
@@ -44,7 +44,7 @@ def run_suite(
     reference_labels: np.ndarray | None = None,
     current_labels: np.ndarray | None = None,
     prototypes: np.ndarray | None = None,
-    config: DriftConfig = DriftConfig(),
+    config: DriftConfig | None = None,
 ) -> SuiteResult:
     from monitoring.detectors.classifier import classifier_test
     from monitoring.detectors.ks import ks_test
@@ -52,6 +52,7 @@ def run_suite(
     from monitoring.detectors.mmd import mmd_test
     from monitoring.detectors.novelty import novelty_test
 
+    config = config or DriftConfig()
     unknown = set(config.detectors) - set(ALL_DETECTORS)
     if unknown:
         raise ConfigError(f"unknown drift detectors {sorted(unknown)}; choose from {list(ALL_DETECTORS)}")

@@ -286,7 +286,10 @@ class AnnIndex:
                 selector = ok
         params, keep = self._params(selector)
         k_eff = min(k, max(self._index.ntotal, 1))
-        scores, labels = self._index.search(x, k_eff, params=params)
+        # pytorch-metric-learning imports faiss.contrib.torch_utils, which replaces Index.search with a
+        # wrapper that drops `params`; its numpy original survives as `search_numpy`.
+        search = getattr(self._index, "search_numpy", self._index.search)
+        scores, labels = search(x, k_eff, params=params)
         del keep, refs
         if k_eff < k:
             pad = k - k_eff

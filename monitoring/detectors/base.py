@@ -43,6 +43,11 @@ class DetectorResult:
         }
 
 
+def is_missing(v: Any) -> bool:
+    """None or a float NaN (how pyarrow/pandas hand out absent labels)."""
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def _finite(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None

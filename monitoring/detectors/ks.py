@@ -51,7 +51,7 @@ def ks_test(
     ref = subsample(ref, config.max_reference, rng)
     cur = subsample(cur, config.max_current, rng)
     idx = rng.permutation(ref.shape[0])
-    n_fit = min(config.max_fit_rows, max(2, int(round(config.fit_fraction * ref.shape[0]))))
+    n_fit = min(config.max_fit_rows, max(2, round(config.fit_fraction * ref.shape[0])))
     n_fit = min(n_fit, ref.shape[0] - 2)
     fit, ref_test = ref[idx[:n_fit]], ref[idx[n_fit:]]
 
@@ -76,8 +76,8 @@ def ks_test(
     pc = (cur - mean.astype(np.float32)) @ basis
 
     # scipy's "auto" picks the exact distribution up to 10k rows per side, which costs seconds
-    # here; the asymptotic one is accurate (slightly conservative) once both sides are large
-    method = "exact" if pr.shape[0] * pc.shape[0] <= 250_000 else "asymp"
+    # per component; the asymptotic one is accurate (slightly conservative) unless both sides are tiny
+    method = "exact" if pr.shape[0] * pc.shape[0] <= 10_000 else "asymp"
     stats = np.empty(k)
     pvals = np.empty(k)
     for j in range(k):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitoring.detectors.base import DetectorResult, check_pair, l2_normalise
+from monitoring.detectors.base import DetectorResult, check_pair, is_missing, l2_normalise
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class LabelConfig:
 
 def _clean(labels: np.ndarray) -> np.ndarray:
     lab = np.asarray(labels, dtype=object)
-    return np.array([None if (v is None or v != v) else str(v) for v in lab], dtype=object)
+    return np.array([None if is_missing(v) else str(v) for v in lab], dtype=object)
 
 
 def label_shift_test(

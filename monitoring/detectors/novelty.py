@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitoring.detectors.base import DetectorResult, check_pair, l2_normalise, subsample
+from monitoring.detectors.base import DetectorResult, check_pair, is_missing, l2_normalise, subsample
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def derive_prototypes(
     """Class centres from labels when available, else k-means centroids; L2-normalised."""
     if labels is not None:
         lab = np.asarray(labels, dtype=object)
-        ok = np.array([v is not None and v == v for v in lab])  # drop None / NaN
+        ok = ~np.array([is_missing(v) for v in lab], dtype=bool)
         if ok.sum() >= 2:
             classes = sorted(set(lab[ok].tolist()))
             protos = np.stack([x[ok][lab[ok] == c].mean(0) for c in classes])
@@ -109,7 +109,7 @@ def novelty_test(
         # prototypes built from the reference are closer to the rows they were built from, so
         # calibrate on a disjoint part
         idx = rng.permutation(ref.shape[0])
-        n_build = min(ref.shape[0] - 2, max(2, int(round((1 - config.calibration_fraction) * ref.shape[0]))))
+        n_build = min(ref.shape[0] - 2, max(2, round((1 - config.calibration_fraction) * ref.shape[0])))
         build = idx[:n_build]
         labels_build = reference_labels[build] if reference_labels is not None else None
         protos, source = derive_prototypes(ref[build], labels_build, config.n_clusters, seed, config.max_kmeans_rows)

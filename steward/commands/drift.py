@@ -77,16 +77,16 @@ def run_drift(args: argparse.Namespace, ctx) -> int:
         "report_artifact": res.report.report_artifact,
         "seconds": res.seconds,
     }
+    verdict = "DRIFT" if res.drifted else "no drift"
     lines = [
         f"{args.collection} batch {res.report.batch_seq} vs {list(res.reference_batches)} "
-        f"({res.embedding}): {'DRIFT' if res.drifted else 'no drift'} at alpha={res.report.alpha}"
+        f"({res.embedding}): {verdict} at alpha={res.report.alpha}",
     ]
     adjusted = res.decision.adjusted_p_values if res.decision else {}
     for name, det in res.detectors.items():
         mark = "*" if res.decision and name in res.decision.flagged else " "
-        lines.append(
-            f" {mark} {name:<23} p={det.p_value:<9.3g} adj={adjusted.get(name, float('nan')):<9.3g} {det.effect_description}"
-        )
+        adj = adjusted.get(name, float("nan"))
+        lines.append(f" {mark} {name:<23} p={det.p_value:<9.3g} adj={adj:<9.3g} {det.effect_description}")
     if res.alert:
         lines.append(f"alert {res.alert.id} {'delivered' if res.alert.delivered_at else 'pending delivery'}")
     if args.html:

@@ -35,3 +35,15 @@ def digits_small():
     # 6 classes x 60 items: big enough to learn, small enough for 2 shared cores.
     keep = np.concatenate([np.flatnonzero(y == c)[:60] for c in range(6)])
     return x[keep].astype(np.float32), y[keep].astype(str)
+
+
+@pytest.fixture(autouse=True)
+def _single_torch_thread():
+    """Tiny models train ~10x faster on one thread when the CPU is shared (intra-op threads
+    oversubscribe); restored after each test so other suites keep their setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

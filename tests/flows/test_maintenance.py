@@ -18,9 +18,39 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def batches(tmp_path: Path) -> list[Path]:
+def batches(batches_module: list[Path]) -> list[Path]:
+    return batches_module
+
+
+@pytest.fixture(scope="module")
+def bootstrapped(prefect_harness, tmp_path_factory, batches_module):
+    """A home where batch 1 went through maintenance (v1 + index promoted), built once per module."""
+    home = tmp_path_factory.mktemp("bootstrapped") / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEWARD_HOME", str(home))
+        from flows.context import reset
+        from flows.maintenance import maintenance_flow
+
+        reset()
+        summary = maintenance_flow(collection="digits", files=[str(batches_module[0])])
+        reset()
+    return home, summary
+
+
+@pytest.fixture(scope="module")
+def batches_module(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("digits")
     x, y, stream = digits_stream(4, seed=0)
-    return [write_batch(tmp_path / f"{b.name}.parquet", x, y, b, seed=i) for i, b in enumerate(stream)]
+    return [write_batch(folder / f"{b.name}.parquet", x, y, b, seed=i) for i, b in enumerate(stream)]
+
+
+@pytest.fixture
+def after_bootstrap(bootstrapped, flow_home):
+    """A private copy of the bootstrapped home, selected through STEWARD_HOME."""
+    import shutil
+
+    shutil.copytree(bootstrapped[0], flow_home)
+    return bootstrapped[1]
 
 
 def _ws():
@@ -29,10 +59,10 @@ def _ws():
     return workspace()
 
 
-def test_cycle_bootstraps_then_skips_then_retrains_on_new_classes(flow_home, batches) -> None:
+def test_cycle_bootstraps_then_skips_then_retrains_on_new_classes(after_bootstrap, batches) -> None:
     from flows.maintenance import maintenance_flow, rollback_flow
 
-    first = maintenance_flow(collection="digits", files=[str(batches[0])])
+    first = after_bootstrap
     assert first["outcome"].startswith("promoted model v1")
     assert first["production"]["model_version"] == 1
     assert first["index"]["num_vectors"] > 0
@@ -60,11 +90,10 @@ def test_cycle_bootstraps_then_skips_then_retrains_on_new_classes(flow_home, bat
         assert (change["to_model"], change["to_index"]) == (1, first["index"]["id"])
 
 
-def test_failed_index_build_leaves_production_and_rerun_resumes(flow_home, batches, monkeypatch) -> None:
+def test_failed_index_build_leaves_production_and_rerun_resumes(after_bootstrap, batches, monkeypatch) -> None:
     import embedding.index.service as service
     from flows.maintenance import maintenance_flow
 
-    maintenance_flow(collection="digits", files=[str(batches[0])])
     real_build = service.build_index_for_model
 
     def broken(*args, **kwargs):
@@ -86,12 +115,11 @@ def test_failed_index_build_leaves_production_and_rerun_resumes(flow_home, batch
         assert reg.get_alias("digits").model_version == 2
 
 
-def test_rejected_candidate_is_recorded_and_production_kept(flow_home, batches, monkeypatch) -> None:
+def test_rejected_candidate_is_recorded_and_production_kept(after_bootstrap, batches, monkeypatch) -> None:
     import embedding.retrain as retrain_module
     from embedding.gate import GateThresholds
     from flows.maintenance import maintenance_flow
 
-    maintenance_flow(collection="digits", files=[str(batches[0])])
     # An impossible floor plants a regression the gate must catch.
     monkeypatch.setattr(retrain_module, "GateThresholds", lambda: GateThresholds(min_overall_map=1.01))
     summary = maintenance_flow(collection="digits", files=[str(batches[2])], retrain_on="always")
@@ -103,10 +131,9 @@ def test_rejected_candidate_is_recorded_and_production_kept(flow_home, batches, 
     assert reg.get_alias("digits").model_version == 1
 
 
-def test_second_run_for_a_collection_exits_clearly(flow_home, batches) -> None:
+def test_second_run_for_a_collection_exits_clearly(after_bootstrap, batches) -> None:
     from flows.maintenance import maintenance_flow
 
-    maintenance_flow(collection="digits", files=[str(batches[0])])
     reg = _ws().registry
     import socket
 
@@ -118,10 +145,9 @@ def test_second_run_for_a_collection_exits_clearly(flow_home, batches) -> None:
     assert maintenance_flow(collection="digits", files=[str(batches[1])])["latest_batch"] == 2
 
 
-def test_killed_run_mid_training_reruns_cleanly(flow_home, batches) -> None:
+def test_killed_run_mid_training_reruns_cleanly(after_bootstrap, batches) -> None:
     from flows.maintenance import maintenance_flow
 
-    maintenance_flow(collection="digits", files=[str(batches[0])])
     reg = _ws().registry
     from prefect.settings import get_current_settings
 

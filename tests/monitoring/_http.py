@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 
 class Receiver:
@@ -17,7 +18,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server API)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 status = 500 if len(receiver.statuses) < receiver.fail_first else 200
                 receiver.bodies.append(body)
@@ -38,7 +39,7 @@ class Receiver:
     def delivered(self) -> list[dict]:
         return [b for b, s in zip(self.bodies, self.statuses) if s == 200]
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

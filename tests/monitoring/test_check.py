@@ -102,3 +102,38 @@ def test_explicit_batch_and_errors(ws):
 def test_alpha_override_is_recorded(ws):
     res = check_drift(ws, "shop", alpha=0.01, config=CONFIG, notify=False)
     assert res.report.alpha == 0.01 and res.decision.alpha == 0.01
+
+
+def test_uses_production_model_and_its_prototypes(ws):
+    import torch
+
+    from embedding.inference import ROLE_PROTOTYPES, ROLE_WEIGHTS
+    from embedding.model import EmbeddingHead, HeadSpec
+    from embedding.prototypes import compute_prototypes
+    from storage.parquet_store import features_to_numpy
+    from storage.serialization import state_dict_to_bytes
+
+    torch.manual_seed(0)
+    spec = HeadSpec(DIM, (32,), 8)
+    head = EmbeddingHead(spec).eval()
+    ws_name = "shop"
+    ref = ws.store.read(ws_name)
+    with torch.no_grad():
+        feats = torch.from_numpy(np.array(features_to_numpy(ref)))
+        emb = torch.nn.functional.normalize(head(feats), dim=1).numpy()
+    protos = compute_prototypes(emb, np.array(ref.column("label").to_pylist()))
+    artifacts = {
+        ROLE_WEIGHTS: ws.artifacts.put_bytes(state_dict_to_bytes(head.state_dict())),
+        ROLE_PROTOTYPES: ws.artifacts.put_bytes(protos.to_bytes()),
+    }
+    mv = ws.registry.register_model(
+        ws_name, config={"architecture": spec.to_dict(), "input_kind": "features"}, metrics={}, artifacts=artifacts
+    )
+    ws.registry.promote(ws_name, mv.version, actor="test", reason="drift test")
+    rng = np.random.default_rng(4)
+    x, y = mixture(rng, 200, C[:5])
+    ws.store.ingest_table(table(x, y, 9000), ws_name)
+    res = check_drift(ws, ws_name, config=CONFIG, notify=False)
+    assert res.embedding == f"model v{mv.version}" and res.report.model_version == mv.version
+    assert res.detectors["novelty"].extra["prototype_source"] == "model"
+    assert res.detectors["mmd"].n_current == 200
