@@ -1,5 +1,8 @@
 """Embedding a gallery, fanned out over partitions (one per stored batch file) as Prefect tasks.
 
+(Not named embedding.py: Prefect puts this folder on sys.path when it loads a deployment by
+file path, and a module of that name would shadow the top-level ``embedding`` package.)
+
 Locally the partitions run on a thread pool; ``STEWARD_TASK_RUNNER=dask`` runs them on a Dask
 cluster through prefect-dask (``DASK_SCHEDULER_ADDRESS`` for an existing cluster, otherwise a
 local one with ``STEWARD_DASK_WORKERS`` workers). Each partition writes its embeddings as one

@@ -23,7 +23,7 @@ def _read_all(parts: list[dict]) -> dict[str, np.ndarray]:
 def test_gallery_embedding_on_threads_and_on_a_local_dask_cluster(flow_home, tmp_path, monkeypatch) -> None:
     from embedding.retrain import retrain
     from flows.context import workspace
-    from flows.embedding import embed_gallery
+    from flows.gallery import embed_gallery
 
     x, y, stream = digits_stream(4, seed=0)
     ws = workspace()
