@@ -45,7 +45,7 @@ def _exact_latency(x: Any, queries: Any, *, max_single: int, threads: int) -> An
     return measure_latency(lambda v, k: flat.search(v, k), queries, 10, max_single=max_single, threads=threads)
 
 
-def run_size(n: int, dim: int, seed: int = 0) -> dict[str, Any]:
+def run_size(n: int, dim: int, seed: int = 0, intrinsic_dim: int | None = None) -> dict[str, Any]:
     import faiss
     import numpy as np
 
@@ -57,7 +57,8 @@ def run_size(n: int, dim: int, seed: int = 0) -> dict[str, Any]:
 
     threads = set_threads(None)
     n_clusters = max(100, n // 1000)
-    data = clustered_vectors(n + N_QUERIES, dim, n_clusters=n_clusters, spread=SPREAD, seed=seed)
+    data = clustered_vectors(n + N_QUERIES, dim, n_clusters=n_clusters, spread=SPREAD, seed=seed,
+                             intrinsic_dim=intrinsic_dim)
     x, q = data[:n], data[n:]
     del data
     q_tune, q_eval = q[: N_QUERIES // 2], q[N_QUERIES // 2 :]
@@ -97,7 +98,7 @@ def run_size(n: int, dim: int, seed: int = 0) -> dict[str, Any]:
         size = ann.save(Path(tmp) / "i.bin").stat().st_size
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "n": n, "dim": dim, "clusters": n_clusters, "spread": SPREAD, "threads": threads,
+        "n": n, "dim": dim, "intrinsic_dim": intrinsic_dim, "clusters": n_clusters, "spread": SPREAD, "threads": threads,
         "index": choice.factory, "reason": choice.reason, "params": tuned.params,
         "tune_recall_at_10": tuned.recall_at_10,
         "recall_at_1": r1, "recall_at_10": r10, "meets_target": r10 >= TARGET,
@@ -117,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes only")
     parser.add_argument("--sizes", help="comma list of NxD, e.g. 100000x128 (overrides the defaults)")
+    parser.add_argument("--intrinsic-dim", type=int, help="rank of each cluster's covariance (default: isotropic)")
+    parser.add_argument("--append", action="store_true", help="add these rows to the saved results instead of replacing them")
     parser.add_argument("--render", action="store_true", help="rewrite the RESULTS.md section from results/index.json")
     args = parser.parse_args(argv)
     if args.render:
@@ -137,9 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     for n, dim in sizes:
         log.info("running %d x %d", n, dim)
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-            row = pool.submit(run_size, n, dim).result()
+            row = pool.submit(run_size, n, dim, 0, args.intrinsic_dim).result()
         log.info("%s", row)
         rows.append(row)
+    if args.append:
+        import json
+
+        from benchmarks._results import RESULTS_DIR
+
+        rows = json.loads((RESULTS_DIR / "index.json").read_text())["rows"] + rows
     write(rows, quick=args.quick)
     return 0
 
@@ -149,7 +158,9 @@ def write(rows: list[dict[str, Any]], *, quick: bool) -> None:
 
     table = [
         {
-            "N x d": f"{r['n']:,} x {r['dim']}", "index": r["index"], "search": ", ".join(f"{k}={v}" for k, v in r["params"].items()),
+            "N x d": f"{r['n']:,} x {r['dim']}",
+            "clusters": "isotropic" if not r.get("intrinsic_dim") else f"rank {r['intrinsic_dim']}",
+            "index": r["index"], "search": ", ".join(f"{k}={v}" for k, v in r["params"].items()),
             "recall@1": r["recall_at_1"], "recall@10": r["recall_at_10"],
             "IVF nprobe=1 recall@10": r["ivf_nprobe1_recall_at_10"],
             "p50 ms": r["ann_p50_ms"], "p99 ms": r["ann_p99_ms"], "exact p50 ms": r["exact_p50_ms"],

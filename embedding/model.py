@@ -70,10 +70,12 @@ class EmbeddingHead(nn.Module):
 
     def fit_standardizer(self, x: np.ndarray) -> None:
         mean = x.mean(axis=0)
-        # Floor at a tenth of the typical spread: a feature constant in the first data (a pixel
-        # blank in every digit seen so far) would otherwise blow up when later data uses it.
+        # Floor at the typical spread: a feature nearly constant in the first data (a pixel blank
+        # in every digit seen so far) would otherwise blow up when later classes use it. With a
+        # floor of 0.1x the mean, class-incremental digits ended ~7 MAP@R points lower, and 1x
+        # beat 0.5x (benchmarks/continual.py).
         raw = x.std(axis=0)
-        std = np.maximum(raw, max(0.1 * float(raw.mean()), 1e-6))
+        std = np.maximum(raw, max(float(raw.mean()), 1e-6))
         self.input_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.input_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 

@@ -15,7 +15,7 @@ from steward.errors import StewardError
 log = logging.getLogger(__name__)
 
 
-def _transient(task, task_run, state) -> bool:  # noqa: ANN001
+def _transient(task, task_run, state) -> bool:
     """Retry I/O hiccups, not user errors: a bad file or a failed checksum will not fix itself."""
     try:
         state.result()

@@ -48,10 +48,10 @@ def digits_stream(n_batches: int = 5, seed: int = 0) -> tuple[np.ndarray, np.nda
         return np.concatenate(parts)
 
     batches = [
-        DemoBatch("b1-digits-0-4", "digits 0-4 arrive (bootstrap)", take(range(0, 5), 0.0, 0.6)),
-        DemoBatch("b2-more-0-4", "more 0-4, same distribution (no drift expected)", take(range(0, 5), 0.6, 0.8)),
-        DemoBatch("b3-new-5-7", "new classes 5-7 arrive", np.concatenate([take(range(5, 8), 0.0, 0.8), take(range(0, 5), 0.8, 0.9)])),
-        DemoBatch("b4-new-8-9", "new classes 8-9 arrive", np.concatenate([take(range(8, 10), 0.0, 0.8), take(range(0, 5), 0.9, 1.0)])),
+        DemoBatch("b1-digits-0-4", "digits 0-4 arrive (bootstrap)", take(range(5), 0.0, 0.6)),
+        DemoBatch("b2-more-0-4", "more 0-4, same distribution (no drift expected)", take(range(5), 0.6, 0.8)),
+        DemoBatch("b3-new-5-7", "new classes 5-7 arrive", np.concatenate([take(range(5, 8), 0.0, 0.8), take(range(5), 0.8, 0.9)])),
+        DemoBatch("b4-new-8-9", "new classes 8-9 arrive", np.concatenate([take(range(8, 10), 0.0, 0.8), take(range(5), 0.9, 1.0)])),
     ]
     if n_batches >= 5:
         batches.append(DemoBatch("b5-sensor-fault", "a sensor fault corrupts inputs (noise, dead pixels)",
@@ -146,11 +146,11 @@ def run_demo(home: Path, batches: int = 5, seed: int = 0) -> dict[str, Any]:
     change = rollback_flow(collection="digits", reason="demo: operator rolls back the last promotion")
     elapsed = time.perf_counter() - started
 
-    print("\n batch | classes     | drift | min p    | cand | MAP@R old | MAP@R new | MAP@R all | idx R@10 | production | decision")
-    print("-------|-------------|-------|----------|------|-----------|-----------|-----------|----------|------------|---------")
+    print("\n batch | classes          | drift | min p     | cand | MAP@R old | MAP@R new | MAP@R all | idx R@10 | production | decision")
+    print("-------|------------------|-------|-----------|------|-----------|-----------|-----------|----------|------------|---------")
     for r in rows:
         drift_text = "—" if r["drift"] is None else ("yes" if r["drift"] else "no")
-        print(f" {r['batch']:>5} | {r['classes']:<11} | {drift_text:<5} | {_fmt(r['min_p'], '.2e'):>8} | "
+        print(f" {r['batch']:>5} | {r['classes']:<16} | {drift_text:<5} | {_fmt(r['min_p'], '.2e'):>9} | "
               f"{_fmt(r['candidate'], 'd') if r['candidate'] else '—':>4} | {_fmt(r['map_old']):>9} | {_fmt(r['map_new']):>9} | "
               f"{_fmt(r['map_all']):>9} | {_fmt(r['recall10']):>8} | {r['production']:>10} | {r['decision']}")
     print(f"\nrollback: production model v{change['from_model']} + index {change['from_index']} -> "

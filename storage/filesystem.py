@@ -71,7 +71,7 @@ def open_location(uri: str) -> Location:
             fs, root = pafs.FileSystem.from_uri(uri)
         else:
             fs, root = pafs.LocalFileSystem(), os.path.abspath(uri)
-    except (pafs.ArrowInvalid if hasattr(pafs, "ArrowInvalid") else Exception) as e:  # pragma: no cover
+    except (ValueError, OSError) as e:  # pyarrow raises ArrowInvalid (a ValueError) for bad URIs
         raise ConfigError(f"cannot open storage location {uri!r}: {e}") from e
     root = root.rstrip("/")
     location = Location(fs=fs, root=root)

@@ -17,7 +17,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from steward.settings import Settings, load_settings  # noqa: E402
+from steward.settings import Settings, load_settings
 
 POSTGRES_URL = os.environ.get("STEWARD_TEST_POSTGRES_URL")
 _SKIP_PG = "STEWARD_TEST_POSTGRES_URL is not set: the PostgreSQL half of the registry tests was skipped"
@@ -80,6 +80,6 @@ def registry(registry_url: str):
     store.dispose()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not POSTGRES_URL:
         terminalreporter.write_line(f"NOTE: {_SKIP_PG}", yellow=True)

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from monitoring.open_alerts import open_alerts
 from steward.api.charts import line_chart_svg
 from steward.api.serving import PRODUCTION, ServingState
 
@@ -60,22 +61,6 @@ def pick_metric_columns(
         return next((i for i, p in enumerate(HEADLINE_METRICS) if p.search(key)), len(HEADLINE_METRICS))
 
     return sorted(counts, key=lambda k: (rank(k), -counts[k], k))[:limit]
-
-
-def open_alerts(alerts: Sequence[Any], since: datetime | None) -> list[Any]:
-    """Alerts raised after production last changed: nothing has answered them yet.
-
-    A promotion or rollback is the answer to an alert (a retrained model, or a deliberate
-    return to a known-good one), so older alerts count as handled.
-    """
-    if since is None:
-        return list(alerts)
-    return [a for a in alerts if _naive(a.created_at) > _naive(since)]
-
-
-def _naive(ts: datetime) -> datetime:
-    # SQLite hands back naive UTC timestamps, PostgreSQL aware ones; compare them alike.
-    return ts if ts.tzinfo is None else ts.astimezone(UTC).replace(tzinfo=None)
 
 
 def drift_series(reports: Sequence[Any]) -> tuple[list[str], dict[str, list[float | None]], list[bool]]:

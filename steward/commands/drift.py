@@ -78,10 +78,11 @@ def run_drift(args: argparse.Namespace, ctx) -> int:
         "seconds": res.seconds,
     }
     verdict = "DRIFT" if res.drifted else "no drift"
-    lines = [
+    head = (
         f"{args.collection} batch {res.report.batch_seq} vs {list(res.reference_batches)} "
-        f"({res.embedding}): {verdict} at alpha={res.report.alpha}",
-    ]
+        f"({res.embedding}): {verdict} at alpha={res.report.alpha}"
+    )
+    lines = [head]
     adjusted = res.decision.adjusted_p_values if res.decision else {}
     for name, det in res.detectors.items():
         mark = "*" if res.decision and name in res.decision.flagged else " "

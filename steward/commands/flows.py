@@ -8,7 +8,7 @@ import json
 from steward.cli import add_json_flag
 
 
-def _run(args: argparse.Namespace, ctx) -> int:  # noqa: ANN001
+def _run(args: argparse.Namespace, ctx) -> int:
     from steward.prefect_env import configure_prefect
 
     configure_prefect(ctx.settings)
@@ -21,7 +21,7 @@ def _run(args: argparse.Namespace, ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def _serve(args: argparse.Namespace, ctx) -> int:  # noqa: ANN001
+def _serve(args: argparse.Namespace, ctx) -> int:
     from steward.prefect_env import configure_prefect
 
     configure_prefect(ctx.settings)
@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace, ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def _demo(args: argparse.Namespace, ctx) -> int:  # noqa: ANN001
+def _demo(args: argparse.Namespace, ctx) -> int:
     from steward.demo import run_demo
 
     result = run_demo(ctx.settings.home / "demo", batches=args.batches)

@@ -9,20 +9,20 @@ import json
 from steward.cli import add_json_flag
 
 
-def _model_line(m) -> str:  # noqa: ANN001
+def _model_line(m) -> str:
     metrics = m.metrics or {}
-    shown = {k: metrics[k] for k in ("map_at_r_all", "map_at_r_old", "map_at_r_new") if isinstance(metrics.get(k), (int, float))}
-    text = " ".join(f"{k}={v:.3f}" for k, v in shown.items())
+    shown = {f"MAP@R {part}": (metrics.get(part) or {}).get("map_at_r") for part in ("overall", "old", "new")}
+    text = " ".join(f"{k}={v:.3f}" for k, v in shown.items() if isinstance(v, (int, float)))
     return f"v{m.version:<4} {m.status:<10} parent={m.parent_version!s:<5} {m.created_at:%Y-%m-%d %H:%M}Z {text}  {m.status_reason or ''}"
 
 
-def _models_list(args, ctx) -> int:  # noqa: ANN001
+def _models_list(args, ctx) -> int:
     models = ctx.workspace.registry.list_models(args.collection)
     ctx.emit([dataclasses.asdict(m) for m in models], "\n".join(_model_line(m) for m in models) or "no model versions")
     return 0
 
 
-def _models_show(args, ctx) -> int:  # noqa: ANN001
+def _models_show(args, ctx) -> int:
     reg = ctx.workspace.registry
     model = reg.get_model(args.collection, args.version)
     payload = {**dataclasses.asdict(model), "indexes": [dataclasses.asdict(i) for i in reg.list_indexes(args.collection, args.version)]}
@@ -30,12 +30,12 @@ def _models_show(args, ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def _change_text(change) -> str:  # noqa: ANN001
+def _change_text(change) -> str:
     return (f"{change.collection}: production {change.from_model}/{change.from_index} -> "
             f"{change.to_model}/{change.to_index} (model/index) by {change.actor}: {change.reason}")
 
 
-def _promote(args, ctx) -> int:  # noqa: ANN001
+def _promote(args, ctx) -> int:
     from storage.lifecycle import promote
 
     ws = ctx.workspace
@@ -44,7 +44,7 @@ def _promote(args, ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def _rollback(args, ctx) -> int:  # noqa: ANN001
+def _rollback(args, ctx) -> int:
     from storage.lifecycle import rollback
 
     ws = ctx.workspace
@@ -53,7 +53,7 @@ def _rollback(args, ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def _gc(args, ctx) -> int:  # noqa: ANN001
+def _gc(args, ctx) -> int:
     from storage.lifecycle import collect_garbage
 
     ws = ctx.workspace
@@ -64,7 +64,7 @@ def _gc(args, ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def _db_upgrade(args, ctx) -> int:  # noqa: ANN001
+def _db_upgrade(args, ctx) -> int:
     from storage.registry.store import RegistryStore
 
     head = RegistryStore(ctx.settings.database_url).upgrade()
@@ -72,23 +72,26 @@ def _db_upgrade(args, ctx) -> int:  # noqa: ANN001
     return 0
 
 
-def collection_status(ws, collection: str) -> dict:  # noqa: ANN001
+def collection_status(ws, collection: str) -> dict:
     reg = ws.registry
     alias = reg.get_alias(collection)
     reports = reg.list_drift_reports(collection, limit=1)
-    open_alerts = [a for a in reg.list_alerts(collection) if a.delivered_at is None]
+    from monitoring.open_alerts import open_alerts
+
+    alerts = reg.list_alerts(collection)
     latest = reg.latest_batch(collection)
     return {
         "collection": collection,
         "production": dataclasses.asdict(alias) if alias else None,
         "latest_batch": latest.seq if latest else None,
         "last_drift_check": dataclasses.asdict(reports[0]) if reports else None,
-        "undelivered_alerts": [dataclasses.asdict(a) for a in open_alerts],
+        "open_alerts": [dataclasses.asdict(a) for a in open_alerts(alerts, alias.updated_at if alias else None)],
+        "undelivered_alerts": [dataclasses.asdict(a) for a in alerts if a.delivered_at is None],
         "models": len(reg.list_models(collection)),
     }
 
 
-def _status(args, ctx) -> int:  # noqa: ANN001
+def _status(args, ctx) -> int:
     ws = ctx.workspace
     names = [args.collection] if args.collection else [c.name for c in ws.registry.list_collections()]
     statuses = [collection_status(ws, n) for n in names]
@@ -100,7 +103,8 @@ def _status(args, ctx) -> int:  # noqa: ANN001
         drift_text = (f"{'DRIFT' if drift['drifted'] else 'no drift'} on batch {drift['batch_seq']} at {drift['created_at']}"
                       if drift else "never")
         lines.append(f"{s['collection']}: production {prod_text}; latest batch {s['latest_batch']}; "
-                     f"last drift check {drift_text}; {len(s['undelivered_alerts'])} undelivered alerts")
+                     f"last drift check {drift_text}; {len(s['open_alerts'])} open alerts "
+                     f"({len(s['undelivered_alerts'])} undelivered)")
     ctx.emit(statuses if not args.collection else statuses[0], "\n".join(lines) or "no collections yet")
     return 0
 

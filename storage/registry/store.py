@@ -163,7 +163,7 @@ def create_registry_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_MS / 1000})
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+        def _on_connect(dbapi_conn, _record):
             # Let SQLAlchemy, not pysqlite, decide when transactions begin (see "begin" below).
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -173,7 +173,7 @@ def create_registry_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _on_begin(conn):  # noqa: ANN001
+        def _on_begin(conn):
             # Take the write lock up front: two processes can never both read "max version = 3"
             # and both write 4, and no transaction fails half-way on lock upgrade.
             conn.exec_driver_sql("BEGIN IMMEDIATE")

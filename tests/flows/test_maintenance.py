@@ -91,7 +91,7 @@ def test_cycle_bootstraps_then_skips_then_retrains_on_new_classes(after_bootstra
 
 
 def test_failed_index_build_leaves_production_and_rerun_resumes(after_bootstrap, batches, monkeypatch) -> None:
-    import embedding.index.service as service
+    from embedding.index import service
     from flows.maintenance import maintenance_flow
 
     real_build = service.build_index_for_model

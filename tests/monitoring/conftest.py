@@ -1,10 +1,11 @@
 import pytest
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _one_thread():
     """The detectors' matrices here are tiny: torch's and BLAS's thread pools only add contention
-    on the shared 2-core machine (up to 10× slower under load). Restored after the session."""
+    on the shared 2-core machine (up to 10× slower under load). Restored after each test so
+    other suites keep their setting."""
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -31,7 +31,7 @@ def test_help_imports_nothing_heavy() -> None:
 def _steward(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "STEWARD_HOME": str(home), "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "steward.cli", *args], cwd=home.parent, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_ingest_cli_reports_json_and_errors_without_traceback(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -143,10 +144,9 @@ def test_drift_reports_and_training_runs(reg) -> None:
 
 
 def test_lock_excludes_other_owners_until_released_or_expired(reg) -> None:
-    with reg.lock("maintenance:c", owner="run-1"):
-        with pytest.raises(LockHeldError, match="run-1"):
-            with reg.lock("maintenance:c", owner="run-2"):
-                pass
+    with reg.lock("maintenance:c", owner="run-1"), pytest.raises(LockHeldError, match="run-1"):
+        with reg.lock("maintenance:c", owner="run-2"):
+            pass
     with reg.lock("maintenance:c", owner="run-2"):
         pass
     assert reg.try_acquire_lock("x", owner="a", ttl_seconds=-1)  # already expired
@@ -205,7 +205,7 @@ def test_concurrent_processes_never_duplicate_versions_or_lose_history(reg, regi
     assert sum(m.status == "production" for m in models) == 1
     history = reg.alias_history("c")
     assert len(history) == workers * per_worker
-    for before, after in zip(history, history[1:]):
+    for before, after in itertools.pairwise(history):
         assert after.from_model == before.to_model  # no lost update: every switch saw the previous one
     assert reg.get_alias("c").model_version == history[-1].to_model
     prod = next(m for m in models if m.status == "production")
