@@ -153,6 +153,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _targets(rows: list[dict[str, Any]]) -> str:
+    """One line per issue target, computed from the rows (so a rerun keeps it honest)."""
+    lines = ["Targets (2 cores):", ""]
+    misses = [f"{r['n']:,}x{r['dim']} ({'isotropic' if not r.get('intrinsic_dim') else 'rank ' + str(r['intrinsic_dim'])}, "
+              f"{r['recall_at_10']:.3f})" for r in rows if r["recall_at_10"] < TARGET]
+    lines.append(f"- recall@10 >= {TARGET} on the held-out half: "
+                 + ("met at every size" if not misses else f"missed at {', '.join(misses)}"))
+    for r in rows:
+        if r["n"] >= 1_000_000:
+            kind = "isotropic" if not r.get("intrinsic_dim") else f"rank-{r['intrinsic_dim']}"
+            lines.append(
+                f"- 1M x {r['dim']} ({kind}): single-query speed-up {r['exact_p50_ms'] / r['ann_p50_ms']:.0f}x at p50, "
+                f"{r['single_query_speedup']:.0f}x in QPS (target 100x: {'met' if r['single_query_speedup'] >= 100 else 'NOT met'}); "
+                f"build+tune {r['build_plus_tune_s']:.0f} s (target < 600 s: {'met' if r['build_plus_tune_s'] < 600 else 'NOT met'}); "
+                f"peak RSS {r['peak_rss_mib']:.0f} MiB"
+            )
+    return "\n".join(lines)
+
+
 def write(rows: list[dict[str, Any]], *, quick: bool) -> None:
     from benchmarks._results import markdown_table, write_results
 
@@ -182,6 +201,8 @@ def write(rows: list[dict[str, Any]], *, quick: bool) -> None:
         "it shows the set is not trivially easy. Timings were taken while other engineers' jobs shared the 2 CPUs."),
         "",
         markdown_table(table),
+        "",
+        _targets(rows),
     ])
     write_results("index", {"quick": quick, "target_recall": TARGET, "rows": rows}, md)
 
