@@ -187,7 +187,9 @@ def run_stream(name: str, steps: list[Step], cfg: TrainConfig, strategies: tuple
             }
             if t > 0 and s != "frozen":
                 prev_emb = embed_array(prev.model, x_seen)
-                row["compat_new_vs_old"] = compatibility(emb, prev_emb, y_seen).get("new_vs_old_map_at_r")
+                comp = compatibility(emb, prev_emb, y_seen)
+                row["compat_new_vs_old"] = comp.get("new_vs_old_map_at_r")
+                row["compat_old_vs_old"] = comp.get("old_vs_old_map_at_r")
             f = forgetting(per_class, st["per_class_history"]) if st["per_class_history"] else {}
             row["forgetting"] = float(np.mean(list(f.values()))) if f else None
             st["per_class_history"].append(per_class)
@@ -196,6 +198,11 @@ def run_stream(name: str, steps: list[Step], cfg: TrainConfig, strategies: tuple
                      row["map_at_r_all"], f"{row['map_at_r_old']:.3f}" if row["map_at_r_old"] is not None else "-",
                      seconds)
     return {s: state[s]["rows"] for s in strategies}
+
+
+def _mean_of(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return float(np.mean(vals)) if vals else None
 
 
 def summarise(rows_by_strategy: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
@@ -210,9 +217,8 @@ def summarise(rows_by_strategy: dict[str, list[dict]]) -> dict[str, dict[str, fl
             "final_forgetting": final["forgetting"],
             "mean_train_seconds_per_update": float(np.mean(updates)) if updates else 0.0,
             "mean_train_steps_per_update": float(np.mean([r["train_steps"] for r in rows[1:]])) if updates else 0.0,
-            "mean_compat_new_vs_old": (float(np.mean([r["compat_new_vs_old"] for r in rows[1:]
-                                                       if r.get("compat_new_vs_old") is not None]))
-                                       if any(r.get("compat_new_vs_old") is not None for r in rows[1:]) else None),
+            "mean_compat_new_vs_old": _mean_of(rows[1:], "compat_new_vs_old"),
+            "mean_compat_old_vs_old": _mean_of(rows[1:], "compat_old_vs_old"),
         }
     return out
 
@@ -308,7 +314,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"loss {cfg.loss})"), "",
                markdown_table(table, ["strategy", "final_map_at_r_all", "final_p_at_1_all", "final_map_at_r_old",
                                       "final_forgetting", "mean_train_seconds_per_update",
-                                      "mean_train_steps_per_update", "mean_compat_new_vs_old"]),
+                                      "mean_train_steps_per_update", "mean_compat_new_vs_old",
+                                      "mean_compat_old_vs_old"]),
                "",
                (f"Targets: steward MAP@R = {tg['map_vs_joint']:.1%} of joint (target >= 95%: "
                f"{'met' if tg['map_target_met'] else 'MISSED'}); forgetting {tg['forgetting_steward']:.4f} vs naive "
@@ -320,8 +327,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         md += [f"<details><summary>{name}: per step (seed {seeds[0]})</summary>", "",
                markdown_table(per_step, ["step", "strategy", "classes_seen", "map_at_r_all", "p_at_1_all",
                                          "map_at_r_old", "p_at_1_old", "forgetting", "train_seconds", "epochs", "train_steps",
-                                         "compat_new_vs_old"]), "", "</details>", ""]
+                                         "compat_new_vs_old", "compat_old_vs_old"]), "", "</details>", ""]
         log.info("%s targets: %s", name, tg)
+    md += [
+        "Notes:",
+        ("- Forgetting is measured against a gallery that grows with every step, so even joint retraining shows "
+         "some; compare strategies with each other."),
+        ("- compat = MAP@R of queries embedded by the new model against a gallery embedded by the previous one "
+         "(new-vs-old), next to the previous model against itself (old-vs-old), on all classes seen so far. BCT "
+         "counts as a success when new-vs-old beats old-vs-old."),
+    ]
+    if not args.data and not args.quick:
+        # Reading of the default streams' numbers (written after the full run of Nov 2026).
+        md += [
+            ("- Seconds include per-update fixed costs (teacher embeddings, per-epoch validation) that dominate at this "
+             "tiny scale; optimizer steps are the machine-independent cost. On digits each step brings only ~270 "
+             "training items, so the 200-item rehearsal buffer nearly doubles an update and the 30% time target is "
+             "missed; on the larger synthetic stream it is met."),
+            ("- The MAP@R gap to joint retraining on the synthetic stream (feature shift every step) is the known cost "
+             "of class-incremental learning with a small buffer (15 items per class here); steward keeps most of it "
+             "at a fraction of the cost, naive fine-tuning collapses."),
+        ]
     data = {"quick": args.quick, "strategies": list(strategies), "results": results, "rows": all_rows}
     if not args.no_write:
         write_results("continual", data, "\n".join(md))

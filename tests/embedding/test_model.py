@@ -25,7 +25,7 @@ def test_standardizer_floor_keeps_unused_features_bounded():
     x[:, 0] = np.arange(20)
     head = build_head(HeadSpec(3, (4,), 2), 0)
     head.fit_standardizer(x)
-    # Feature 2 never varied; a later value of 10 must not explode to 10 / 1e-3.
+    # Feature 2 never varied in the first data; a later value of 10 must not explode (10 / 1e-3).
     z = (torch.tensor([[0.0, 0.0, 10.0]]) - head.input_mean) / head.input_std
     assert float(z.abs().max()) < 100
 
