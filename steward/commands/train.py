@@ -111,35 +111,16 @@ def run_retrain(args: argparse.Namespace, ctx) -> int:
 
 
 def run_embed(args: argparse.Namespace, ctx) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm.auto import tqdm
-
-    from embedding.inference import load_embedder
+    from embedding.export import write_embeddings
+    from embedding.inference import resolve_version
     from steward.errors import ConfigError
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size={args.batch_size} must be >= 1")
     ws = ctx.workspace
-    embedder = load_embedder(ws, args.collection, args.model, device=args.device or ctx.settings.device or "cpu")
-    column = "features" if embedder.input_kind == "features" else "text"
-    schema = pa.schema([("item_id", pa.string()), ("label", pa.string()),
-                        ("embedding", pa.list_(pa.float32(), embedder.output_dim))])
-    rows = 0
-    with pq.ParquetWriter(args.out, schema, compression="zstd") as writer:
-        batches = ws.store.iter_batches(args.collection, as_of=args.as_of, columns=["label", column],
-                                        batch_size=args.batch_size)
-        for rb in tqdm(batches, desc=f"embed {args.collection}", unit="batch", disable=args.json):
-            emb = embedder.embed_table(rb)
-            labels = rb.column("label") if "label" in rb.schema.names else pa.nulls(rb.num_rows, pa.string())
-            writer.write_table(pa.table({
-                "item_id": rb.column("item_id").cast(pa.string()),
-                "label": labels.cast(pa.string()),
-                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel(), pa.float32()), embedder.output_dim),
-            }, schema=schema))
-            rows += rb.num_rows
-    ctx.emit({"collection": args.collection, "model_version": embedder.model_version, "rows": rows,
-              "dim": embedder.output_dim, "out": args.out},
-             f"wrote {rows} embeddings of {args.collection} (model v{embedder.model_version}, dim "
-             f"{embedder.output_dim}) to {args.out}")
+    version = resolve_version(ws, args.collection, args.model).version
+    rows = write_embeddings(ws, args.collection, version, args.out, as_of=args.as_of, batch_size=args.batch_size,
+                            device=args.device or ctx.settings.device or "cpu", progress=not args.json)
+    ctx.emit({"collection": args.collection, "model_version": version, "rows": rows, "out": args.out},
+             f"wrote {rows} embeddings of {args.collection} (model v{version}) to {args.out}")
     return 0
