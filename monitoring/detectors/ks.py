@@ -58,19 +58,13 @@ def ks_test(
     mean = fit.mean(0, dtype=np.float64)
     centred = (fit - mean).astype(np.float64)
     k = max(1, min(config.n_components, ref.shape[1], fit.shape[0] - 1))
-    # eigh on the d×d covariance is cheaper than an SVD of the rows when rows ≫ dims
-    if fit.shape[0] > fit.shape[1]:
-        from scipy.linalg import eigh
+    # randomized SVD of the fit rows: only the top k directions are needed, and any basis that
+    # depends on the fit rows alone keeps the tests valid (LAPACK's subset eigh took ~2 s here)
+    from sklearn.utils.extmath import randomized_svd
 
-        cov = centred.T @ centred
-        d = cov.shape[0]
-        evals, evecs = eigh(cov, subset_by_index=[d - k, d - 1])  # only the top k pairs
-        basis = evecs[:, ::-1]
-        explained = evals[::-1] / max(float(np.trace(cov)), 1e-30)
-    else:
-        _, sv, vt = np.linalg.svd(centred, full_matrices=False)
-        basis = vt[:k].T
-        explained = (sv[:k] ** 2) / max((sv**2).sum(), 1e-30)
+    _, sv, vt = randomized_svd(centred, n_components=k, n_iter=4, random_state=seed)
+    basis = vt.T
+    explained = (sv**2) / max(float((centred**2).sum()), 1e-30)
     basis = basis.astype(np.float32)
     pr = (ref_test - mean.astype(np.float32)) @ basis
     pc = (cur - mean.astype(np.float32)) @ basis
