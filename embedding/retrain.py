@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ import numpy as np
 from embedding.config import TrainConfig
 from embedding.gate import GateDecision, GateThresholds, decide
 from steward.errors import ConfigError, NotFoundError, ValidationError
+from storage.serialization import jsonable
 
 if TYPE_CHECKING:  # pragma: no cover
     from steward.workspace import Workspace
@@ -49,20 +49,6 @@ def _hash_bucket(item_ids: np.ndarray) -> np.ndarray:
     """0..9999 per item id, stable across processes (not Python's salted hash)."""
     return np.array([int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=4).digest(), "big") % 10_000
                      for i in item_ids], dtype=np.int64)
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe: NaN/inf -> None (PostgreSQL's JSON rejects NaN), numpy scalars -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 @dataclass(frozen=True)
@@ -237,8 +223,8 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
         if metrics.get("overall"):
             metrics["map_at_r"] = metrics["overall"]["map_at_r"]
             metrics["precision_at_1"] = metrics["overall"]["precision_at_1"]
-        metrics = _clean(metrics)
-        model_config = _clean({
+        metrics = jsonable(metrics)
+        model_config = jsonable({
             "architecture": result.model.spec.to_dict(),
             "input_kind": input_kind,
             "text_encoder": "all-MiniLM-L6-v2" if input_kind == "text" else None,

@@ -9,7 +9,6 @@ first batches on.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +19,7 @@ from monitoring.config import DriftConfig
 from monitoring.decision import Decision
 from monitoring.detectors.base import DetectorResult, l2_normalise
 from steward.errors import NotFoundError, ValidationError
+from storage.serialization import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def check_drift(
         model_version=emb.model_version,
         drifted=result.decision.drifted,
         alpha=config.alpha,
-        summary=_jsonable(summary),
+        summary=jsonable(summary),
         report_artifact=artifact,
     )
     alert = None
@@ -187,7 +187,7 @@ def check_drift(
         alert = raise_drift_alert(
             workspace,
             collection,
-            summary=_jsonable({**summary, "drift_report_id": report.id}),
+            summary=jsonable({**summary, "drift_report_id": report.id}),
             drift_report_id=report.id,
             model_version=emb.model_version,
             notify=notify,
@@ -248,16 +248,3 @@ def _concat(tables):
     import pyarrow as pa
 
     return pa.concat_tables(tables, promote_options="default")
-
-
-def _jsonable(obj: Any) -> Any:
-    """Registry summaries are JSON columns: numpy scalars and tuples become plain Python."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -49,3 +50,17 @@ def json_to_bytes(obj: Any) -> bytes:
 
 def json_from_bytes(data: bytes) -> Any:
     return json.loads(data.decode())
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars become Python numbers, tuples lists, keys strings, and
+    NaN/inf become None (PostgreSQL's JSON type rejects them, SQLite would store invalid JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

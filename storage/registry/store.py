@@ -42,6 +42,7 @@ from storage.registry.orm import (
     ModelVersionRow,
     TrainingRunRow,
 )
+from storage.serialization import jsonable
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -326,7 +327,7 @@ class RegistryStore:
             last = s.scalar(select(func.max(ModelVersionRow.version)).where(ModelVersionRow.collection_id == c.id))
             row = ModelVersionRow(
                 collection_id=c.id, version=(last or 0) + 1, parent_version=parent_version, status=status,
-                status_reason=status_reason, config=config, metrics=metrics, artifacts=artifacts,
+                status_reason=status_reason, config=jsonable(config), metrics=jsonable(metrics), artifacts=artifacts,
                 trained_on_batch=trained_on_batch, created_at=_now(),
             )
             s.add(row)
@@ -370,7 +371,7 @@ class RegistryStore:
     def update_model_metrics(self, collection: str, version: int, metrics: dict[str, Any]) -> E.ModelVersion:
         with self._session() as s:
             row = self._model_row(s, self._collection_row(s, collection, for_update=True), version)
-            row.metrics = {**row.metrics, **metrics}
+            row.metrics = jsonable({**row.metrics, **metrics})
             return _model(row, collection)
 
     # --- indexes -------------------------------------------------------------------------------
@@ -383,8 +384,8 @@ class RegistryStore:
             c = self._collection_row(s, collection, for_update=True)
             self._model_row(s, c, model_version)
             row = IndexVersionRow(
-                collection_id=c.id, model_version=model_version, factory=factory, params=params,
-                metrics=metrics, artifact=artifact, as_of_batch=as_of_batch, num_vectors=num_vectors,
+                collection_id=c.id, model_version=model_version, factory=factory, params=jsonable(params),
+                metrics=jsonable(metrics), artifact=artifact, as_of_batch=as_of_batch, num_vectors=num_vectors,
                 created_at=_now(),
             )
             s.add(row)
@@ -609,7 +610,7 @@ class RegistryStore:
             c = self._collection_row(s, collection)
             row = DriftReportRow(
                 collection_id=c.id, batch_seq=batch_seq, model_version=model_version, drifted=drifted,
-                alpha=alpha, summary=summary, report_artifact=report_artifact, created_at=_now(),
+                alpha=alpha, summary=jsonable(summary), report_artifact=report_artifact, created_at=_now(),
             )
             s.add(row)
             s.flush()
@@ -642,7 +643,7 @@ class RegistryStore:
                 if recent is not None:
                     return None
             row = AlertRow(
-                collection_id=c.id, kind=kind, message=message, payload=payload, dedup_key=dedup_key,
+                collection_id=c.id, kind=kind, message=message, payload=jsonable(payload), dedup_key=dedup_key,
                 drift_report_id=drift_report_id, created_at=now, attempts=0,
             )
             s.add(row)
@@ -678,7 +679,7 @@ class RegistryStore:
             c = self._collection_row(s, collection)
             row = TrainingRunRow(
                 collection_id=c.id, kind=kind, batches=list(batches), status="running",
-                started_at=_now(), details=details or {},
+                started_at=_now(), details=jsonable(details or {}),
             )
             s.add(row)
             s.flush()
@@ -695,7 +696,7 @@ class RegistryStore:
             row.status, row.finished_at = status, _now()
             row.model_version = model_version
             row.buffer_artifact = buffer_artifact
-            row.details = {**row.details, **(details or {})}
+            row.details = jsonable({**row.details, **(details or {})})
             return _run(row, s.get(CollectionRow, row.collection_id).name)
 
     def list_training_runs(self, collection: str) -> list[E.TrainingRun]:

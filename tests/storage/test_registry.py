@@ -211,3 +211,13 @@ def test_concurrent_processes_never_duplicate_versions_or_lose_history(reg, regi
     prod = next(m for m in models if m.status == "production")
     assert prod.version == history[-1].to_model
     assert timedelta(0) <= history[-1].at - history[0].at
+
+
+def test_json_columns_accept_numpy_and_store_nan_as_null(reg) -> None:
+    import numpy as np
+
+    m = reg.register_model("c", config={"dims": (4, 2)}, metrics={"map": np.float32(0.5), "nmi": float("nan"),
+                                                                    "n": np.int64(3)}, artifacts={})
+    back = reg.get_model("c", m.version)
+    assert back.metrics == {"map": 0.5, "nmi": None, "n": 3}
+    assert back.config == {"dims": [4, 2]}
