@@ -24,21 +24,23 @@ MiB = 2**20
         (500, 64, None, None, "flat", "Flat"),  # tiny: exact
         (10_000, 128, None, None, "flat", "Flat"),  # at the exact threshold
         (10_001, 128, None, None, "hnsw", "HNSW32,Flat"),  # just past it, memory unbounded
-        (1_000_000, 128, None, None, "hnsw", "HNSW32,Flat"),
+        (500_000, 128, None, None, "hnsw", "HNSW32,Flat"),  # the largest size HNSW is chosen for
+        (500_001, 128, None, None, "ivf_flat", "IVF4096,Flat"),  # past it IVF builds and answers faster
+        (1_000_000, 128, None, None, "ivf_flat", "IVF4096,Flat"),
         (100_000, 384, None, None, "hnsw", "HNSW32,Flat"),
         # exact search estimated within a generous latency target stays exact
         (50_000, 64, None, 10.0, "flat", "Flat"),
         # ... but not within a tight one
         (50_000, 64, None, 0.5, "hnsw", "HNSW32,Flat"),
         # HNSW32 does not fit, HNSW16 does
-        (1_000_000, 128, hnsw_bytes(1_000_000, 128, 16) + MiB, None, "hnsw", "HNSW16,Flat"),
+        (400_000, 128, hnsw_bytes(400_000, 128, 16) + MiB, None, "hnsw", "HNSW16,Flat"),
         # no HNSW fits, raw vectors do: IVF-Flat
-        (1_000_000, 128, ivf_flat_bytes(1_000_000, 128, 8192) + MiB, None, "ivf_flat", "IVF8192,Flat"),
+        (400_000, 128, ivf_flat_bytes(400_000, 128, 4096) + MiB, None, "ivf_flat", "IVF4096,Flat"),
         (100_000, 128, flat_bytes(100_000, 128) + 10 * MiB // 10, None, "ivf_flat", "IVF2048,Flat"),
         # raw vectors do not fit: IVF-PQ with a refine step
-        (1_000_000, 128, 200 * MiB, None, "ivf_pq", "IVF8192,PQ64x4fs,Refine(SQ8)"),
+        (1_000_000, 128, 200 * MiB, None, "ivf_pq", "IVF4096,PQ64x4fs,Refine(SQ8)"),
         # too tight even for the refine step: IVF-PQ alone
-        (1_000_000, 128, 60 * MiB, None, "ivf_pq", "IVF8192,PQ64x4fs"),
+        (1_000_000, 128, 60 * MiB, None, "ivf_pq", "IVF4096,PQ64x4fs"),
         # small collection over a budget that cannot hold its raw vectors: compressed, not exact
         (5_000, 128, 400_000, None, "ivf_pq", "IVF128,PQ64x4fs"),
     ],
