@@ -144,9 +144,12 @@ def test_drift_reports_and_training_runs(reg) -> None:
 
 
 def test_lock_excludes_other_owners_until_released_or_expired(reg) -> None:
-    with reg.lock("maintenance:c", owner="run-1"), pytest.raises(LockHeldError, match="run-1"):
-        with reg.lock("maintenance:c", owner="run-2"):
-            pass
+    with (
+        reg.lock("maintenance:c", owner="run-1"),
+        pytest.raises(LockHeldError, match="run-1"),
+        reg.lock("maintenance:c", owner="run-2"),
+    ):
+        pass
     with reg.lock("maintenance:c", owner="run-2"):
         pass
     assert reg.try_acquire_lock("x", owner="a", ttl_seconds=-1)  # already expired
