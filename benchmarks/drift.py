@@ -299,6 +299,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-permutations", type=int, default=200)
     ap.add_argument("--datasets", default="synthetic,digits")
     ap.add_argument("--no-evidently", action="store_true")
+    ap.add_argument("--results-name", default="drift",
+                    help="name of the results (JSON file and RESULTS.md section); lets a full-size run sit beside the default one")
     ap.add_argument("--latency-repeats", type=int, default=5)
     ap.add_argument("--novelty-null-trials", type=int, default=1000,
                     help="extra null trials for the (cheap) novelty detector alone")
@@ -407,7 +409,7 @@ def main(argv=None) -> int:
         markdown_table([{"threads": r["torch_threads"], "median_s": r["seconds_median"], "min_s": r["seconds_min"],
                          **{f"{k}_s": v for k, v in r["per_detector_median"].items()}} for r in lat_rows]),
     ]
-    write_results("drift", {"args": vars(args), "shifts": shifts.__dict__, "detection": table,
+    write_results(args.results_name, {"args": vars(args), "shifts": shifts.__dict__, "detection": table,
                             "calibration": calib, "novelty_null": extra_null, "vs_evidently": best_ok, "latency": lat, "latency_by_threads": lat_rows}, "\n".join(md))
     print("\n".join(md))
     return 0

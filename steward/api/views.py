@@ -22,6 +22,7 @@ from steward.api.serving import PRODUCTION, ServingState
 MODEL_METRIC_PATTERN = re.compile(r"map|forget|precision|recall|r_prec", re.IGNORECASE)
 INDEX_METRIC_PATTERN = re.compile(r"recall|latency|(^|_)ms($|_)|qps|build", re.IGNORECASE)
 MAX_METRIC_COLUMNS = 8
+PER_CLASS_SUMMARISED = ("forgetting",)  # metrics keyed by class, shown as max and mean
 HEADLINE_METRICS = tuple(
     re.compile(p)
     for p in (r"^overall\.map", r"^old\.map", r"^new\.map", r"forget", r"map", r"recall_at_10", r"recall")
@@ -37,6 +38,13 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, A
     flat: dict[str, Any] = {}
     for key, value in metrics.items():
         name = f"{prefix}{key}"
+        if key in PER_CLASS_SUMMARISED and isinstance(value, Mapping):
+            # one column per class would swamp the table: show the worst and the mean instead
+            values = [float(v) for v in value.values() if _scalar(v)]
+            if values:
+                flat[f"{name}.max"] = max(values)
+                flat[f"{name}.mean"] = sum(values) / len(values)
+            continue
         if isinstance(value, Mapping):
             flat.update(flatten_metrics(value, prefix=f"{name}."))
         else:
@@ -67,16 +75,26 @@ def drift_series(reports: Sequence[Any]) -> tuple[list[str], dict[str, list[floa
     """Oldest-first x labels, p-value per detector, and which checks found drift."""
     ordered = sorted(reports, key=lambda r: (r.created_at, r.id))
     labels = [f"b{r.batch_seq}" if r.batch_seq is not None else f"#{r.id}" for r in ordered]
+    def p_values(report: Any) -> dict[str, Any]:
+        # monitoring.check stores {"detectors": {name: {"p_value": ...}}, "decision": {"combined_p_value": ...}}
+        summary = report.summary or {}
+        detectors = summary.get("detectors", summary)
+        out = {name: v.get("p_value") for name, v in detectors.items() if isinstance(v, Mapping)}
+        combined = (summary.get("decision") or {}).get("combined_p_value")
+        if combined is not None:
+            out["combined"] = combined
+        return out
+
+    per_report = [p_values(r) for r in ordered]
     names: list[str] = []
-    for r in ordered:
-        for name, value in (r.summary or {}).items():
-            if isinstance(value, Mapping) and _scalar(value.get("p_value")) and name not in names:
+    for values in per_report:
+        for name, p in values.items():
+            if _scalar(p) and name not in names:
                 names.append(name)
     series: dict[str, list[float | None]] = {n: [] for n in names}
-    for r in ordered:
+    for values in per_report:
         for n in names:
-            value = (r.summary or {}).get(n)
-            p = value.get("p_value") if isinstance(value, Mapping) else None
+            p = values.get(n)
             series[n].append(float(p) if _scalar(p) else None)
     return labels, series, [bool(r.drifted) for r in ordered]
 

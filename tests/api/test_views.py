@@ -32,16 +32,21 @@ def test_metric_columns_put_map_at_r_overall_old_new_first_and_skip_per_class():
         "new": {"map_at_r": 0.6, "precision_at_1": 0.7},
         "overall": {"map_at_r": 0.8, "nmi": 0.4},
         "old": {"map_at_r": 0.9},
-        "forgetting": {"mean": 0.01, "by_class": {"3": 0.02}},
+        "forgetting": {"3": 0.02, "4": 0.0, "5": -0.01},  # per class, as embedding.retrain writes it
     }
     cols = pick_metric_columns([metrics], MODEL_METRIC_PATTERN)
     assert cols == [
         "overall.map_at_r",
         "old.map_at_r",
         "new.map_at_r",
+        "forgetting.max",
         "forgetting.mean",
         "new.precision_at_1",
     ]
+    flat = flatten_metrics(metrics)
+    assert flat["forgetting.max"] == 0.02
+    assert abs(flat["forgetting.mean"] - 0.01 / 3) < 1e-12
+    assert not any(k.startswith("forgetting.3") for k in flat)
 
 
 def test_open_alerts_are_those_after_the_last_production_change():
@@ -73,3 +78,15 @@ def test_drift_series_orders_checks_and_keeps_gaps():
     assert labels == ["b1", "b2"]
     assert series == {"mmd": [0.4, 0.001], "classifier": [None, 0.01]}
     assert marked == [False, True]
+
+
+def test_drift_series_reads_the_summary_monitoring_check_stores():
+    report = SimpleNamespace(
+        id=1, created_at=T0, batch_seq=3, drifted=True,
+        summary={"detectors": {"mmd": {"p_value": 0.2}, "novelty": {"p_value": 1e-5}},
+                 "decision": {"combined_p_value": 6e-5, "flagged": ["novelty"]}, "batch_seq": 3},
+    )
+    labels, series, marked = drift_series([report])
+    assert labels == ["b3"]
+    assert series == {"mmd": [0.2], "novelty": [1e-5], "combined": [6e-5]}
+    assert marked == [True]
