@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from dataclasses import dataclass, replace
 
@@ -288,6 +289,11 @@ def latency(config, repeats: int) -> dict:
     }
 
 
+def _cli_suffix(argv) -> str:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return (" " + " ".join(args)) if args else ""
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small smoke run")
@@ -367,16 +373,20 @@ def main(argv=None) -> int:
         best_ok.append({"dataset": r["dataset"], "scenario": r["scenario"], "steward_combined": r["steward_combined"],
                         "best_evidently_equal_far": best, "meets_target": r["steward_combined"] >= best})
     md = [
-        "## Drift detection (`python -m benchmarks.drift`)",
+        f"## Drift detection (`python -m benchmarks.drift{_cli_suffix(argv)}`)",
         "",
         (
-            f"Trials: reference {args.n_ref}×{DIM}, current {args.n_cur}×{DIM} per trial (reduced from "
-            f"10,000/2,000 to keep the run bounded on 2 shared cores); {args.null_trials} null trials and "
+            f"Trials: reference {args.n_ref}×{DIM}, current {args.n_cur}×{DIM} per trial"
+            + (" (reduced from 10,000/2,000 to keep the run bounded on 2 shared cores)"
+               if (args.n_ref, args.n_cur) < (10_000, 2_000) else " (the issue's full size)")
+            + f"; {args.null_trials} null trials and "
             f"{args.shift_trials} trials per shift per dataset; α = {args.alpha}; MMD with {args.n_permutations} "
             "permutations. Rates are the share of trials flagged (at the detector's own p ≤ α for single "
             "detectors; the steward decision is Holm-corrected across detectors). Evidently's `_equal_far` "
             "columns use a threshold set on its own null-trial scores to match steward's combined false-alarm "
-            "rate (in-sample, so it flatters Evidently). Timings were taken while other work shared the CPU."
+            "rate (in-sample, so it flatters Evidently)."
+            + ("" if methods else " Evidently was not run in this configuration (--no-evidently).")
+            + " Timings were taken while other work shared the CPU."
         ),
         "",
         "### False alarms on no-drift data (target: at or below the binomial 95% interval around α)",
