@@ -18,6 +18,7 @@ from prefect import flow
 
 from flows import tasks
 from flows.context import workspace
+from flows.report import drift_outcome
 from steward.policy import should_retrain
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,7 @@ def check_drift_flow(collection: str, batch_seq: int | None = None, html: bool =
 def _existing_drift_check(collection: str, batch_seq: int, model_version: int | None) -> dict[str, Any] | None:
     for report in workspace().registry.list_drift_reports(collection, limit=20):
         if report.batch_seq == batch_seq and report.model_version == model_version:
-            return {"drifted": report.drifted, "report_id": report.id, "batch_seq": batch_seq,
-                    "model_version": model_version, "reused": True,
-                    "p_values": {k: v.get("p_value") for k, v in report.summary.get("detectors", {}).items()}}
+            return drift_outcome(report, reused=True)
     return None
 
 

@@ -11,6 +11,17 @@ def artifact_key(collection: str) -> str:
     return "maintenance-" + (re.sub(r"[^a-z0-9-]+", "-", collection.lower()).strip("-") or "collection")
 
 
+def drift_outcome(report: Any, **extra: Any) -> dict[str, Any]:
+    """The flow's view of a stored drift report (fresh or reused): decision and p-value per detector."""
+    detectors = (report.summary or {}).get("detectors", {})
+    return {
+        "drifted": report.drifted, "report_id": report.id, "batch_seq": report.batch_seq,
+        "model_version": report.model_version,
+        "p_values": {name: d.get("p_value") for name, d in detectors.items()},
+        **extra,
+    }
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"

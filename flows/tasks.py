@@ -10,6 +10,7 @@ from prefect import task
 from prefect.tasks import exponential_backoff
 
 from flows.context import workspace
+from flows.report import drift_outcome
 from steward.errors import StewardError
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,7 @@ def run_drift_check(collection: str, batch_seq: int, html: bool = False) -> dict
     ws = workspace()
     html_path = str(ws.settings.reports_dir / collection / f"drift-batch-{batch_seq}.html") if html else None
     result = check_drift(ws, collection, batch_seq, html_path=html_path, notify=True)
-    return {
-        "drifted": result.drifted,
-        "report_id": result.report.id,
-        "batch_seq": batch_seq,
-        "model_version": result.report.model_version,
-        "p_values": {name: r.get("p_value") for name, r in result.report.summary.get("detectors", {}).items()},
-        "alert_id": result.alert.id if result.alert else None,
-        "html": html_path,
-    }
+    return drift_outcome(result.report, alert_id=result.alert.id if result.alert else None, html=html_path)
 
 
 @task(name="deliver-alerts", **IO_RETRIES)
