@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from embedding.index.ann import SearchResult
+
 COLLECTION = "bench"
 TOKEN = "bench-token"
 DIM_IN = 32
@@ -60,12 +62,6 @@ class _Embedder:
         return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class _Result:
-    item_ids: list[list[str]]
-    scores: np.ndarray
-
-
 class _FlatIndex:
     def __init__(self, ids: list[str], vectors: np.ndarray) -> None:
         import faiss
@@ -81,11 +77,11 @@ class _FlatIndex:
     def ntotal(self) -> int:
         return self.index.ntotal
 
-    def search(self, vectors: np.ndarray, k: int, filter: Any = None) -> _Result:
+    def search(self, vectors: np.ndarray, k: int, filter: Any = None) -> SearchResult:
         scores, rows = self.index.search(vectors, k)
-        return _Result([[self.ids[j] for j in row if j >= 0] for row in rows], scores)
+        return SearchResult([[self.ids[j] for j in row if j >= 0] for row in rows], scores)
 
-    def search_ids(self, item_ids: list[str], k: int) -> _Result:
+    def search_ids(self, item_ids: list[str], k: int) -> SearchResult:
         from steward.errors import NotFoundError
 
         missing = [i for i in item_ids if i not in self.position]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from embedding.index.ann import SearchResult
 from steward.api.serving import ServingPair
 from steward.errors import ArtifactIntegrityError, NotFoundError
 
@@ -45,12 +45,6 @@ class FakeEmbedder:
         return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class FakeResult:
-    item_ids: list[list[str]]
-    scores: np.ndarray
-
-
 class FakeIndex:
     def __init__(self, index_version: int, embedder: FakeEmbedder) -> None:
         self.index_version = index_version
@@ -62,15 +56,15 @@ class FakeIndex:
     def ntotal(self) -> int:
         return len(self.ids)
 
-    def search(self, vectors: np.ndarray, k: int, filter: Any = None) -> FakeResult:
+    def search(self, vectors: np.ndarray, k: int, filter: Any = None) -> SearchResult:
         sims = vectors @ self.vectors.T
         order = np.argsort(-sims, axis=1)[:, :k]
-        return FakeResult(
+        return SearchResult(
             item_ids=[[self.ids[j] for j in row] for row in order],
             scores=np.take_along_axis(sims, order, axis=1),
         )
 
-    def search_ids(self, item_ids: list[str], k: int) -> FakeResult:
+    def search_ids(self, item_ids: list[str], k: int) -> SearchResult:
         missing = [i for i in item_ids if i not in self.ids]
         if missing:
             raise NotFoundError(f"item ids {missing} are not in index {self.index_version}")
