@@ -9,13 +9,16 @@ Streams (each class arrives in exactly one step):
 
 Strategies, side by side on the same stream and the same first model:
 - ``frozen``: the first model, never retrained (what happens without steward);
-- ``naive``: warm start, fine-tune on the new step only (lower bound, forgets);
-- ``steward``: warm start on the new step + rehearsal buffer, distillation from the previous model
-  (the product's incremental update, same trainer and buffer code as ``steward retrain``);
+- ``naive``: the same step with rehearsal and distillation switched off: fine-tune on the new step
+  only (lower bound, forgets);
+- ``steward``: the product's incremental update, :func:`embedding.continual.continual_step` (the
+  function ``steward retrain`` calls): warm start on the new step + rehearsal buffer, distillation
+  from the previous model;
 - ``steward_herding``: steward with the herding buffer policy instead of the class-balanced
   reservoir (full run only);
 - ``steward_bct``: steward plus the BCT compatibility term (full run only);
-- ``joint``: retrain from scratch on everything so far (upper bound, the expensive way).
+- ``joint``: a full step (``steward retrain --full``) on everything so far (upper bound, the
+  expensive way).
 
 Evaluation after every step on the held-out items of every class seen so far: MAP@R and P@1 on
 all seen classes and on the old ones; forgetting = per class, best earlier MAP@R minus the final
@@ -38,15 +41,18 @@ import numpy as np
 from benchmarks._results import markdown_table, write_results
 from embedding.buffer import empty_buffer, update_buffer
 from embedding.config import TrainConfig
+from embedding.continual import LabelledData, ModelState, continual_step
 from embedding.evaluation import compatibility, evaluate_embeddings, forgetting
 from embedding.model import embed_array
-from embedding.trainer import train
 
 log = logging.getLogger("benchmarks.continual")
 STRATEGIES = ("frozen", "naive", "steward", "steward_herding", "steward_bct", "joint")
 
 
 def strategy_config(strategy: str, cfg: TrainConfig) -> TrainConfig:
+    if strategy == "naive":
+        return cfg.replace(buffer_budget=0, buffer_min_quota=0, distill_feature=0.0, distill_relational=0.0,
+                           bct_weight=0.0)
     if strategy == "steward_herding":
         return cfg.replace(buffer_policy="herding")
     if strategy == "steward_bct":
@@ -128,64 +134,66 @@ def _concat(steps: list[Step], upto: int, part: str) -> tuple[np.ndarray, np.nda
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def _items(step: Step, t: int) -> LabelledData:
+    return LabelledData(np.array([f"{t}-{i}" for i in range(len(step.y_train))]), step.y_train, step.x_train)
+
+
+def _initial_state(first: ModelState, step0: Step, cfg: TrainConfig) -> ModelState:
+    """The first model with a buffer filled under ``cfg``'s buffer policy (strategies differ only there)."""
+    import dataclasses
+
+    if first.buffer is not None and first.buffer.policy == cfg.buffer_policy and first.buffer.budget == cfg.buffer_budget:
+        return first
+    items = _items(step0, 0)
+    empty = empty_buffer(items.features.shape[1], budget=cfg.buffer_budget, policy=cfg.buffer_policy,
+                         min_quota=cfg.buffer_min_quota, seed=cfg.seed)
+    buffer = update_buffer(empty, items.item_ids, items.labels, items.features,
+                           embed_fn=lambda a: embed_array(first.model, a))
+    return dataclasses.replace(first, buffer=buffer)
+
+
+def _update(strategy: str, steps: list[Step], t: int, previous: ModelState, cfg: TrainConfig) -> tuple[ModelState, Any]:
+    """One update of ``strategy`` at step ``t`` through the shipped continual step."""
+    if strategy == "joint":
+        xa, ya = _concat(steps, t, "train")
+        data = LabelledData(np.array([f"j-{i}" for i in range(len(ya))]), ya, xa)
+        out = continual_step(data, cfg, full=True)
+    else:
+        out = continual_step(_items(steps[t], t), strategy_config(strategy, cfg), previous=previous)
+    return out.candidate, out.training
+
+
 def run_stream(name: str, steps: list[Step], cfg: TrainConfig, strategies: tuple[str, ...],
                seed: int) -> dict[str, Any]:
-    first = train(steps[0].x_train, steps[0].y_train, cfg, progress=False, desc=f"{name} step 0")
-    state: dict[str, Any] = {}
-    for s in strategies:
-        ids0 = np.array([f"0-{i}" for i in range(len(steps[0].y_train))])
-        buf = None
-        if s.startswith("steward"):
-            sc = strategy_config(s, cfg)
-            buf = update_buffer(empty_buffer(steps[0].x_train.shape[1], budget=sc.buffer_budget,
-                                             policy=sc.buffer_policy, min_quota=sc.buffer_min_quota, seed=seed),
-                                ids0, steps[0].y_train, steps[0].x_train,
-                                embed_fn=lambda a, m=first.model: embed_array(m, a))
-        state[s] = {"result": first, "buffer": buf, "per_class_history": [], "rows": []}
+    first = continual_step(_items(steps[0], 0), cfg, full=True, desc=f"{name} step 0").candidate
+    state = {s: {"model": _initial_state(first, steps[0], strategy_config(s, cfg)), "training": None,
+                 "per_class_history": [], "rows": []} for s in strategies}
 
     for t in range(len(steps)):
         x_seen, y_seen = _concat(steps, t, "test")
         old_classes = set(np.unique(_concat(steps, t - 1, "test")[1])) if t else None
         for s in strategies:
             st = state[s]
-            prev = st["result"]
+            prev = st["model"]
             seconds = 0.0
-            if t > 0 and s != "frozen":
-                step = steps[t]
+            updated = t > 0 and s != "frozen"
+            if updated:
                 t0 = time.perf_counter()
-                if s == "joint":
-                    xa, ya = _concat(steps, t, "train")
-                    res = train(xa, ya, cfg, progress=False)
-                elif s == "naive":
-                    res = train(step.x_train, step.y_train, cfg, init_model=prev.model, init_classes=prev.classes,
-                                init_loss_state=prev.loss_state, progress=False)
-                else:
-                    c = strategy_config(s, cfg)
-                    buf = st["buffer"]
-                    x = np.concatenate([step.x_train, buf.features])
-                    y = np.concatenate([step.y_train, buf.labels])
-                    reh = np.concatenate([np.zeros(len(step.y_train), bool), np.ones(len(buf), bool)])
-                    res = train(x, y, c, init_model=prev.model, init_classes=prev.classes,
-                                init_loss_state=prev.loss_state, teacher=prev.model, rehearsal_mask=reh,
-                                progress=False)
-                    ids = np.array([f"{t}-{i}" for i in range(len(step.y_train))])
-                    st["buffer"] = update_buffer(buf, ids, step.y_train, step.x_train,
-                                                 embed_fn=lambda a, m=res.model: embed_array(m, a))
+                st["model"], st["training"] = _update(s, steps, t, prev, cfg)
                 seconds = time.perf_counter() - t0
-                st["result"] = res
-            model = st["result"].model
+            model = st["model"].model
             emb = embed_array(model, x_seen)
             ev = evaluate_embeddings(emb, y_seen, old_classes=old_classes)
-            per_class = {c: v["map_at_r"] for c, v in ev["per_class"].items()}
+            per_class = {c: v.map_at_r for c, v in ev.per_class.items()}
             row = {
-                "dataset": name, "seed": seed, "step": t, "strategy": s, "classes_seen": ev["num_classes"],
-                "map_at_r_all": ev["overall"]["map_at_r"], "p_at_1_all": ev["overall"]["precision_at_1"],
-                "map_at_r_old": (ev.get("old") or {}).get("map_at_r"),
-                "p_at_1_old": (ev.get("old") or {}).get("precision_at_1"),
-                "train_seconds": seconds, "epochs": st["result"].epochs_run if t > 0 and s != "frozen" else None,
-                "train_steps": st["result"].steps if t > 0 and s != "frozen" else 0,
+                "dataset": name, "seed": seed, "step": t, "strategy": s, "classes_seen": ev.num_classes,
+                "map_at_r_all": ev.overall.map_at_r, "p_at_1_all": ev.overall.precision_at_1,
+                "map_at_r_old": ev.old.map_at_r if ev.old else None,
+                "p_at_1_old": ev.old.precision_at_1 if ev.old else None,
+                "train_seconds": seconds, "epochs": st["training"].epochs_run if updated else None,
+                "train_steps": st["training"].steps if updated else 0,
             }
-            if t > 0 and s != "frozen":
+            if updated:
                 prev_emb = embed_array(prev.model, x_seen)
                 comp = compatibility(emb, prev_emb, y_seen)
                 row["compat_new_vs_old"] = comp.get("new_vs_old_map_at_r")

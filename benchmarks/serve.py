@@ -82,7 +82,7 @@ class _FlatIndex:
         return SearchResult([[self.ids[j] for j in row if j >= 0] for row in rows], scores)
 
     def search_ids(self, item_ids: list[str], k: int) -> SearchResult:
-        from steward.errors import NotFoundError
+        from core.errors import NotFoundError
 
         missing = [i for i in item_ids if i not in self.position]
         if missing:
@@ -96,8 +96,8 @@ def artifact_loader(workspace: Any, collection: str, model_version: int, index_v
     from storage.serialization import arrays_from_bytes
 
     started = time.perf_counter()
-    model = workspace.registry.get_model(collection, model_version)
-    meta = workspace.registry.get_index(index_version)
+    model = workspace.registry.models.get_model(collection, model_version)
+    meta = workspace.registry.models.get_index(index_version)
     weights = arrays_from_bytes(workspace.artifacts.get_bytes(model.artifacts["weights"]))["weights"]
     stored = arrays_from_bytes(workspace.artifacts.get_bytes(meta.artifact))
     index = _FlatIndex([str(i) for i in stored["item_ids"]], stored["vectors"])
@@ -114,8 +114,8 @@ def artifact_loader(workspace: Any, collection: str, model_version: int, index_v
 
 def server_app() -> Any:
     """uvicorn factory for the subprocess: settings from the environment; the synthetic or the real loader."""
+    from core.settings import load_settings
     from steward.api.app import create_app
-    from steward.settings import load_settings
 
     real = os.environ.get("BENCH_LOADER") == "real"
     return create_app(
@@ -132,9 +132,9 @@ def build_world(home: Path, n_items: int, versions: int, *, real: bool = False) 
     ``real``: the gallery goes into the Parquet store, models are (untrained) torch heads and the
     indexes are built and tuned by ``embedding.index.service`` -- what ``steward api`` serves.
     """
-    from steward.settings import load_settings
-    from steward.workspace import open_workspace
+    from core.settings import load_settings
     from storage.serialization import arrays_to_bytes
+    from storage.workspace import open_workspace
 
     settings = load_settings(env={"STEWARD_HOME": str(home)})
     ws = open_workspace(settings)
@@ -155,7 +155,7 @@ def build_world(home: Path, n_items: int, versions: int, *, real: bool = False) 
             COLLECTION,
         )
     else:
-        ws.registry.ensure_collection(COLLECTION, kind="features", dim=DIM_IN)
+        ws.registry.catalog.ensure_collection(COLLECTION, kind="features", dim=DIM_IN)
     pairs = {}
     for v in range(1, versions + 1):
         if real:
@@ -166,7 +166,7 @@ def build_world(home: Path, n_items: int, versions: int, *, real: bool = False) 
             spec = HeadSpec(in_dim=DIM_IN, hidden_dims=(128,), out_dim=DIM_OUT)
             head = build_head(spec, seed=v)
             head.fit_standardizer(feats)
-            model = ws.registry.register_model(
+            model = ws.registry.models.register_model(
                 COLLECTION,
                 config={"architecture": spec.to_dict(), "input_kind": "features"},
                 metrics={},
@@ -175,7 +175,7 @@ def build_world(home: Path, n_items: int, versions: int, *, real: bool = False) 
             pairs[model.version] = build_index_for_model(ws, COLLECTION, model.version, progress=False).id
             continue
         weights = np.random.default_rng(100 + v).normal(size=(DIM_IN, DIM_OUT)).astype(np.float32)
-        model = ws.registry.register_model(
+        model = ws.registry.models.register_model(
             COLLECTION,
             config={},
             metrics={},
@@ -183,7 +183,7 @@ def build_world(home: Path, n_items: int, versions: int, *, real: bool = False) 
         )
         vectors = _Embedder(v, weights).embed_features(feats)
         sha = ws.artifacts.put_bytes(arrays_to_bytes(item_ids=np.array(ids), vectors=vectors))
-        index = ws.registry.register_index(
+        index = ws.registry.models.register_index(
             COLLECTION,
             model.version,
             factory="Flat",
@@ -194,7 +194,7 @@ def build_world(home: Path, n_items: int, versions: int, *, real: bool = False) 
             num_vectors=n_items,
         )
         pairs[model.version] = index.id
-    ws.registry.promote(COLLECTION, 1, pairs[1], actor="bench", reason="start")
+    ws.registry.models.switch_alias(COLLECTION, 1, pairs[1], actor="bench", reason="start")
     ws.registry.dispose()
     return pairs
 
@@ -233,8 +233,8 @@ def run(
 ) -> dict[str, Any]:
     import httpx
 
-    from steward.settings import load_settings
-    from steward.workspace import open_workspace
+    from core.settings import load_settings
+    from storage.workspace import open_workspace
 
     tmp = tempfile.TemporaryDirectory(prefix="steward-bench-serve-")
     home = Path(tmp.name) / "home"
@@ -336,12 +336,12 @@ def run(
                         target = r.json()["to_model"] if r.status_code == 200 else None
                         ok = r.status_code == 200
                     elif action == "promote":
-                        target = ws.registry.promote(
+                        target = ws.registry.models.switch_alias(
                             COLLECTION, version, pairs[version], actor="bench", reason="bench"
                         ).to_model
                         ok = True
                     else:
-                        target = ws.registry.rollback(COLLECTION, actor="bench", reason="bench").to_model
+                        target = ws.registry.models.rollback(COLLECTION, actor="bench", reason="bench").to_model
                         ok = True
                     changes.append(
                         {

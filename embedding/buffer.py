@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from steward.errors import ConfigError
+from core.errors import ConfigError
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]
 
@@ -49,6 +49,13 @@ class RehearsalBuffer:
     def class_counts(self) -> dict[str, int]:
         labels, counts = np.unique(self.labels, return_counts=True)
         return {str(label): int(c) for label, c in zip(labels, counts, strict=True)}
+
+    def select(self, mask: np.ndarray) -> RehearsalBuffer:
+        """The buffer holding only the items where ``mask`` is True (the stream counts are kept)."""
+        import dataclasses
+
+        return dataclasses.replace(self, item_ids=self.item_ids[mask], labels=self.labels[mask],
+                                   features=self.features[mask])
 
     def to_bytes(self) -> bytes:
         from storage.serialization import arrays_to_bytes

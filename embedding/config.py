@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from steward.errors import ConfigError
+from core.errors import ConfigError
 
 LOSSES: tuple[str, ...] = (
     "contrastive",

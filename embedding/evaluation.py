@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator, maybe_get_avg_of_avgs
 from pytorch_metric_learning.utils.inference import FaissKMeans
 
-from steward.errors import ValidationError
+from core.errors import ValidationError
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 _BASE_METRICS = ("precision_at_1", "r_precision", "mean_average_precision_at_r")
@@ -47,6 +47,9 @@ class _Calculator(AccuracyCalculator):
         return [*super().requires_knn(), "recall_at_1", "recall_at_5", "recall_at_10"]
 
 
+SCHEMA_VERSION = 1
+
+
 @dataclass(frozen=True)
 class RetrievalMetrics:
     precision_at_1: float
@@ -61,6 +64,62 @@ class RetrievalMetrics:
         d = asdict(self)
         d["recall_at_k"] = {str(k): v for k, v in self.recall_at_k.items()}
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RetrievalMetrics:
+        return cls(
+            precision_at_1=float(d.get("precision_at_1", math.nan)), r_precision=float(d.get("r_precision", math.nan)),
+            map_at_r=float(d.get("map_at_r", math.nan)),
+            recall_at_k={int(k): float(v) for k, v in (d.get("recall_at_k") or {}).items()},
+            nmi=d.get("nmi"), ami=d.get("ami"), num_queries=int(d.get("num_queries", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    map_at_r: float
+    precision_at_1: float
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """One model evaluated on one labelled held-out set: overall, old/new classes, and per class.
+
+    "old" and "new" are present when the classes of the previous version were given: queries of
+    those classes search the whole set, so old classes still face the new ones.
+    """
+
+    num_items: int
+    num_classes: int
+    overall: RetrievalMetrics
+    old: RetrievalMetrics | None = None
+    new: RetrievalMetrics | None = None
+    per_class: dict[str, ClassMetrics] = field(default_factory=dict)
+
+    def map_at_r(self, part: str = "overall") -> float | None:
+        metrics = getattr(self, part)
+        return None if metrics is None else metrics.map_at_r
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, "num_items": self.num_items, "num_classes": self.num_classes,
+            "overall": self.overall.to_dict(),
+            "old": None if self.old is None else self.old.to_dict(),
+            "new": None if self.new is None else self.new.to_dict(),
+            "per_class": {c: asdict(m) for c, m in self.per_class.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EvaluationReport:
+        def part(name: str) -> RetrievalMetrics | None:
+            return RetrievalMetrics.from_dict(d[name]) if d.get(name) else None
+
+        return cls(
+            num_items=int(d.get("num_items", 0)), num_classes=int(d.get("num_classes", 0)),
+            overall=part("overall") or RetrievalMetrics.from_dict({}), old=part("old"), new=part("new"),
+            per_class={str(c): ClassMetrics(float(v["map_at_r"]), float(v.get("precision_at_1", math.nan)))
+                       for c, v in (d.get("per_class") or {}).items()},
+        )
 
 
 def _kmeans(x: torch.Tensor, n_clusters: int) -> torch.Tensor:
@@ -124,7 +183,7 @@ def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np
     )
 
 
-def per_class_metrics(embeddings: np.ndarray, labels: np.ndarray) -> dict[str, dict[str, float]]:
+def per_class_metrics(embeddings: np.ndarray, labels: np.ndarray) -> dict[str, ClassMetrics]:
     """MAP@R and P@1 per class, leave-one-out over ``embeddings`` (classes of one item are skipped)."""
     labels = np.asarray(labels).astype(str)
     (codes,) = _encode_labels(labels)
@@ -135,39 +194,37 @@ def per_class_metrics(embeddings: np.ndarray, labels: np.ndarray) -> dict[str, d
     res = calc.get_accuracy(np.asarray(embeddings, np.float32), codes)
     # The library reports classes of the non-lone queries, in sorted code order.
     kept = [str(classes[c]) for c in range(len(classes)) if counts[c] >= 2]
-    return {c: {"map_at_r": float(m), "precision_at_1": float(p)}
+    return {c: ClassMetrics(float(m), float(p))
             for c, m, p in zip(kept, res["mean_average_precision_at_r"], res["precision_at_1"], strict=True)}
 
 
-def _subset_metrics(emb: np.ndarray, labels: np.ndarray, mask: np.ndarray, ks: Sequence[int]) -> dict | None:
+def _subset_metrics(emb: np.ndarray, labels: np.ndarray, mask: np.ndarray, ks: Sequence[int]) -> RetrievalMetrics | None:
     """Queries = the masked items, gallery = every item (old-class queries still face new classes)."""
     if mask.sum() < 2:
         return None
     order = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
     ref, ref_labels = emb[order], labels[order]
     n = int(mask.sum())
-    return retrieval_metrics(ref[:n], ref_labels[:n], ref, ref_labels, ks=ks, ref_includes_query=True).to_dict()
+    return retrieval_metrics(ref[:n], ref_labels[:n], ref, ref_labels, ks=ks, ref_includes_query=True)
 
 
 def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, old_classes: Iterable[str] | None = None,
-                        ks: Sequence[int] = DEFAULT_KS, per_class: bool = True) -> dict[str, Any]:
-    """The full evaluation of one model on a labelled held-out set (JSON-ready dict).
+                        ks: Sequence[int] = DEFAULT_KS, per_class: bool = True) -> EvaluationReport:
+    """The full evaluation of one model on a labelled held-out set.
 
     ``old_classes``: classes the previous version knew; "old" and "new" are reported when given.
     """
     labels = np.asarray(labels).astype(str)
-    out: dict[str, Any] = {
-        "num_items": len(labels),
-        "num_classes": len(np.unique(labels)),
-        "overall": retrieval_metrics(embeddings, labels, ks=ks).to_dict(),
-    }
+    old = new = None
     if old_classes is not None:
         old_mask = np.isin(labels, np.array(sorted(set(old_classes)), dtype=str))
-        out["old"] = _subset_metrics(embeddings, labels, old_mask, ks)
-        out["new"] = _subset_metrics(embeddings, labels, ~old_mask, ks)
-    if per_class:
-        out["per_class"] = per_class_metrics(embeddings, labels)
-    return out
+        old = _subset_metrics(embeddings, labels, old_mask, ks)
+        new = _subset_metrics(embeddings, labels, ~old_mask, ks)
+    return EvaluationReport(
+        num_items=len(labels), num_classes=len(np.unique(labels)),
+        overall=retrieval_metrics(embeddings, labels, ks=ks), old=old, new=new,
+        per_class=per_class_metrics(embeddings, labels) if per_class else {},
+    )
 
 
 def forgetting(current: Mapping[str, float], history: Sequence[Mapping[str, float]]) -> dict[str, float]:

@@ -1,7 +1,7 @@
-"""The promotion gate: a pure function from candidate and production metrics to accept/reject.
+"""The promotion gate: a pure function from candidate and production evaluations to accept/reject.
 
-Both metric dicts must come from ``evaluation.evaluate_embeddings`` on the *same* held-out items
-(retrain evaluates the production model afresh for exactly this reason).
+Both evaluations must be of the *same* held-out items (retrain evaluates the production model
+afresh for exactly this reason). Thresholds are ``core.settings.GateSettings``.
 """
 
 from __future__ import annotations
@@ -10,17 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class GateThresholds:
-    # Largest allowed drop (production - candidate) in MAP@R on classes production knew.
-    max_old_map_drop: float = 0.01
-    # Largest allowed drop in MAP@R over all classes.
-    max_overall_map_drop: float = 0.005
-    # Largest allowed drop in MAP@R of any single old class (None: not checked).
-    max_class_map_drop: float | None = 0.10
-    # Absolute floor for the candidate's overall MAP@R (also applies to the first model).
-    min_overall_map: float = 0.0
+from core.settings import GateSettings
+from embedding.evaluation import EvaluationReport
 
 
 @dataclass(frozen=True)
@@ -31,20 +22,18 @@ class GateDecision:
     def to_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "reasons": list(self.reasons)}
 
-
-def _map(metrics: Mapping[str, Any] | None, part: str) -> float | None:
-    if not metrics or not metrics.get(part):
-        return None
-    value = metrics[part].get("map_at_r")
-    return None if value is None else float(value)
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GateDecision:
+        return cls(bool(d.get("accepted", False)), tuple(d.get("reasons") or ()))
 
 
-def decide(candidate: Mapping[str, Any], production: Mapping[str, Any] | None,
-           thresholds: GateThresholds = GateThresholds()) -> GateDecision:
+def decide(candidate: EvaluationReport | None, production: EvaluationReport | None,
+           thresholds: GateSettings | None = None) -> GateDecision:
     """Accept iff every check passes; ``reasons`` says what was checked, failures first."""
+    thresholds = thresholds or GateSettings()
     failures: list[str] = []
     passes: list[str] = []
-    cand_overall = _map(candidate, "overall")
+    cand_overall = None if candidate is None else candidate.map_at_r("overall")
     if cand_overall is None:
         return GateDecision(False, ("candidate has no overall MAP@R; evaluation did not run",))
     if cand_overall < thresholds.min_overall_map:
@@ -63,14 +52,12 @@ def decide(candidate: Mapping[str, Any], production: Mapping[str, Any] | None,
         else:
             passes.append(f"{text} (change {-drop:+.3f}, limit -{limit:g})")
 
-    check("all classes", cand_overall, _map(production, "overall"), thresholds.max_overall_map_drop)
-    check("old classes", _map(candidate, "old"), _map(production, "old") or _map(production, "overall"),
+    check("all classes", cand_overall, production.map_at_r("overall"), thresholds.max_overall_map_drop)
+    check("old classes", candidate.map_at_r("old"), production.map_at_r("old") or production.map_at_r("overall"),
           thresholds.max_old_map_drop)
     if thresholds.max_class_map_drop is not None:
-        cand_pc = candidate.get("per_class") or {}
-        prod_pc = production.get("per_class") or {}
-        old = set(prod_pc) & set(cand_pc)
-        drops = {c: prod_pc[c]["map_at_r"] - cand_pc[c]["map_at_r"] for c in old}
+        old = set(production.per_class) & set(candidate.per_class)
+        drops = {c: production.per_class[c].map_at_r - candidate.per_class[c].map_at_r for c in old}
         worst = max(drops.items(), key=lambda kv: kv[1], default=None)
         if worst is not None:
             c, d = worst

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.errors import ArtifactIntegrityError, ValidationError
 from embedding.prototypes import Prototypes
-from steward.errors import ArtifactIntegrityError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from embedding.model import EmbeddingHead
-    from steward.workspace import Workspace
     from storage.registry.entities import ModelVersion
+    from storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +89,6 @@ _CACHE_LOCK = threading.Lock()
 _CACHE_MAX = 8
 
 
-def resolve_version(workspace: Workspace, collection: str, model_version: int | None) -> ModelVersion:
-    """The registered model (``None`` = the one behind the ``production`` alias)."""
-    registry = workspace.registry
-    if model_version is None:
-        alias = registry.get_alias(collection)
-        if alias is None:
-            raise NotFoundError(
-                f"collection {collection!r} has no production model; run `steward retrain --collection "
-                f"{collection}` and promote a version, or pass a model version"
-            )
-        model_version = alias.model_version
-    return registry.get_model(collection, model_version)
-
-
 def head_from_model_version(workspace: Workspace, mv: ModelVersion) -> EmbeddingHead:
     """Rebuild the architecture from the version's config and load its verified weights."""
     from embedding.model import EmbeddingHead, HeadSpec
@@ -125,7 +111,7 @@ def head_from_model_version(workspace: Workspace, mv: ModelVersion) -> Embedding
 
 def load_embedder(workspace: Workspace, collection: str, model_version: int | None = None,
                   device: str = "cpu") -> Embedder:
-    mv = resolve_version(workspace, collection, model_version)
+    mv = workspace.production.model(collection, model_version)
     key = (workspace.settings.database_url, collection, mv.version, mv.artifacts.get(ROLE_WEIGHTS), device)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
@@ -141,7 +127,7 @@ def load_embedder(workspace: Workspace, collection: str, model_version: int | No
 
 
 def load_prototypes(workspace: Workspace, collection: str, model_version: int) -> Prototypes | None:
-    mv = workspace.registry.get_model(collection, model_version)
+    mv = workspace.registry.models.get_model(collection, model_version)
     sha = mv.artifacts.get(ROLE_PROTOTYPES)
     if not sha:
         return None

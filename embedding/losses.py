@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from pytorch_metric_learning import losses, miners
 
+from core.errors import ConfigError
 from embedding.config import TrainConfig
-from steward.errors import ConfigError
 
 _LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
     "contrastive": {"pos_margin": 0.0, "neg_margin": 0.5},

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import ConfigError
 from embedding.config import TrainConfig
-from steward.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from steward.errors import ValidationError
+from core.errors import ValidationError
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from core.errors import ValidationError
 from embedding.config import TrainConfig
 from embedding.distillation import bct_loss, feature_distillation, relational_distillation
 from embedding.evaluation import retrieval_metrics
@@ -25,7 +26,6 @@ from embedding.losses import LossBundle, build_loss, grow_loss, set_class_weight
 from embedding.model import EmbeddingHead, HeadSpec, build_head, embed_array, resolve_device
 from embedding.prototypes import compute_prototypes
 from embedding.sampling import make_batches
-from steward.errors import ValidationError
 
 log = logging.getLogger(__name__)
 

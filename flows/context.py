@@ -1,29 +1,49 @@
-"""The workspace a flow or task runs against, opened once per process from the environment.
+"""The workspace a flow or task runs against, opened once per process from the settings it was given.
 
-Tasks take plain, serialisable arguments (collection names, versions) rather than a workspace,
-so they run the same on a thread, a process pool or a Dask worker.
+Flows and tasks take the resolved settings as a plain dict parameter (``Settings.to_dict()``,
+secrets left out), so a ``--config`` given to the CLI reaches every task, whether it runs in a
+thread, a process pool or on a Dask worker. Secrets come from the worker's own environment. A
+flow started without settings (a deployment run by a worker) reads them where the worker runs.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
+from collections.abc import Mapping
+from typing import Any
 
-from steward.settings import load_settings
-from steward.workspace import Workspace, open_workspace
+from core.settings import Settings, load_settings, with_secrets_from
+from storage.workspace import Workspace, open_workspace
 
 
 @functools.cache
-def _open(home_marker: str) -> Workspace:
+def _open(frozen_settings: str) -> Workspace:
+    return open_workspace(with_secrets_from(Settings.from_dict(json.loads(frozen_settings))))
+
+
+@functools.cache
+def _open_from_environment(marker: str) -> Workspace:
     return open_workspace(load_settings())
 
 
-def workspace() -> Workspace:
-    # Keyed on the environment so tests that switch STEWARD_HOME get a fresh workspace.
-    marker = "|".join(os.environ.get(k, "") for k in ("STEWARD_HOME", "STEWARD_DATABASE_URL", "STEWARD_ARTIFACTS",
-                                                         "STEWARD_DATA", "STEWARD_CONFIG"))
-    return _open(marker)
+def workspace(settings: Mapping[str, Any] | None = None) -> Workspace:
+    """The workspace for ``settings`` (a ``Settings.to_dict()``), or for this process's environment
+    and config file when None."""
+    if settings is not None:
+        return _open(json.dumps(dict(settings), sort_keys=True, default=str))
+    # Keyed on steward's variables, so a process that changes STEWARD_HOME gets a fresh workspace.
+    marker = {k: v for k, v in os.environ.items() if k.startswith("STEWARD_")}
+    return _open_from_environment(json.dumps(marker, sort_keys=True))
+
+
+def resolve_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The settings dict a flow hands its tasks: the one it was given, else the environment's."""
+    return dict(settings) if settings is not None else workspace(None).settings.to_dict()
 
 
 def reset() -> None:
+    """Forget the opened workspaces (tests switch homes between flows)."""
     _open.cache_clear()
+    _open_from_environment.cache_clear()

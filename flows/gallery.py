@@ -18,14 +18,15 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows.context import workspace
+from flows.context import resolve_settings, workspace
 
 
 @task(name="embed-partition")
-def embed_partition(collection: str, model_version: int, as_of: int, seq: int, out_dir: str) -> dict[str, Any]:
-    from embedding.export import write_embeddings
+def embed_partition(settings: dict[str, Any], collection: str, model_version: int, as_of: int, seq: int,
+                    out_dir: str) -> dict[str, Any]:
+    from embedding.streaming import write_embeddings
 
-    ws = workspace()
+    ws = workspace(settings)
     path = Path(out_dir) / f"part-{seq:06d}.parquet"
     rows = write_embeddings(ws, collection, model_version, path, as_of=as_of, partition=[seq])
     return {"seq": seq, "path": str(path), "rows": rows}
@@ -48,17 +49,21 @@ def task_runner_from_env() -> Any:
 
 @flow(name="embed_gallery")
 def embed_gallery_flow(collection: str, model_version: int, as_of: int | None = None,
-                       out_dir: str | None = None) -> list[dict[str, Any]]:
+                       out_dir: str | None = None, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Embed every item as of ``as_of`` under ``model_version``; one task per batch partition."""
-    ws = workspace()
-    batches = ws.registry.list_batches(collection)
+    s = resolve_settings(settings)
+    ws = workspace(s)
+    batches = ws.registry.catalog.list_batches(collection)
     as_of = as_of or batches[-1].seq
     out = Path(out_dir or ws.settings.home / "work" / "embeddings" / collection / f"model-{model_version}-asof-{as_of}")
     out.mkdir(parents=True, exist_ok=True)
-    futures = [embed_partition.submit(collection, model_version, as_of, b.seq, str(out)) for b in batches if b.seq <= as_of]
+    futures = [embed_partition.submit(s, collection, model_version, as_of, b.seq, str(out))
+               for b in batches if b.seq <= as_of]
     return [f.result() for f in futures]
 
 
-def embed_gallery(collection: str, model_version: int, as_of: int | None = None, out_dir: str | None = None):
+def embed_gallery(collection: str, model_version: int, as_of: int | None = None, out_dir: str | None = None,
+                  settings: dict[str, Any] | None = None):
     """Run :func:`embed_gallery_flow` on the task runner chosen by the environment."""
-    return embed_gallery_flow.with_options(task_runner=task_runner_from_env())(collection, model_version, as_of, out_dir)
+    return embed_gallery_flow.with_options(task_runner=task_runner_from_env())(
+        collection, model_version, as_of, out_dir, settings)

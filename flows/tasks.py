@@ -1,4 +1,8 @@
-"""Prefect tasks: each one calls one library function and returns plain data."""
+"""Prefect tasks: each runs one maintenance step (:mod:`maintenance.steps`) and returns plain data.
+
+Tasks take the resolved settings dict, not a workspace, so they run the same on a thread, a
+process pool or a Dask worker.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ from typing import Any
 from prefect import task
 from prefect.tasks import exponential_backoff
 
+from core.errors import StewardError
 from flows.context import workspace
-from flows.report import drift_outcome
-from steward.errors import StewardError
+from maintenance import steps
+from maintenance.summary import CandidateOutcome, IndexOutcome, IngestedBatch
+from monitoring.summary import DriftSummary
 
 log = logging.getLogger(__name__)
+Settings = dict[str, Any]
 
 
 def _transient(task, task_run, state) -> bool:
@@ -34,74 +41,41 @@ IO_RETRIES: dict[str, Any] = {
 }
 
 
-def _plain(obj: Any) -> Any:
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
-
-
 @task(name="ingest-file", **IO_RETRIES)
-def ingest_file(path: str, collection: str) -> dict[str, Any]:
-    return _plain(workspace().store.ingest(path, collection))
+def ingest_file(settings: Settings, path: str, collection: str) -> dict[str, Any]:
+    return dataclasses.asdict(steps.ingest(workspace(settings), path, collection))
 
 
 @task(name="check-drift")
-def run_drift_check(collection: str, batch_seq: int, html: bool = False) -> dict[str, Any]:
-    from monitoring.check import check_drift
-
-    ws = workspace()
-    html_path = str(ws.settings.reports_dir / collection / f"drift-batch-{batch_seq}.html") if html else None
-    result = check_drift(ws, collection, batch_seq, html_path=html_path, notify=True)
-    return drift_outcome(result.report, alert_id=result.alert.id if result.alert else None, html=html_path)
+def run_drift_check(settings: Settings, collection: str, batch_seq: int, html: bool = False) -> dict[str, Any]:
+    return steps.check_drift(workspace(settings), collection, batch_seq, html).to_dict()
 
 
 @task(name="deliver-alerts", **IO_RETRIES)
-def deliver_alerts() -> int:
-    from monitoring.alerts import deliver_pending_alerts
-
-    return deliver_pending_alerts(workspace())
+def deliver_alerts(settings: Settings) -> int:
+    return steps.deliver_alerts(workspace(settings))
 
 
 @task(name="retrain-candidate")
-def retrain_candidate(collection: str, full: bool = False, loss: str | None = None) -> dict[str, Any]:
-    from embedding.retrain import retrain
-
-    config = None
-    if loss is not None:
-        from embedding.config import TrainConfig
-
-        config = dataclasses.replace(TrainConfig(), loss=loss)
-    # Prefect's logs are the progress report inside a flow; a tqdm bar would interleave with them.
-    outcome = retrain(workspace(), collection, full=full, config=config, progress=False)
-    return {
-        "model_version": outcome.model.version,
-        "status": outcome.model.status,
-        "accepted": outcome.decision.accepted,
-        "reasons": list(outcome.decision.reasons),
-        "metrics": outcome.model.metrics,
-    }
+def retrain_candidate(settings: Settings, collection: str, full: bool = False) -> dict[str, Any]:
+    return dataclasses.asdict(steps.retrain(workspace(settings), collection, full))
 
 
 @task(name="build-index")
-def build_index(collection: str, model_version: int, as_of: int | None = None) -> dict[str, Any]:
-    from embedding.index.service import build_index_for_model
-
-    index = build_index_for_model(workspace(), collection, model_version, as_of=as_of)
-    return _plain(index)
+def build_index(settings: Settings, collection: str, model_version: int, as_of: int) -> dict[str, Any]:
+    return dataclasses.asdict(steps.build_index(workspace(settings), collection, model_version, as_of))
 
 
 @task(name="promote-pair", **IO_RETRIES)
-def promote_pair(collection: str, model_version: int, index_version: int | None, reason: str) -> dict[str, Any]:
-    from storage.lifecycle import promote
-
-    ws = workspace()
-    return _plain(promote(ws.registry, ws.artifacts, collection, model_version, index_version, reason=reason))
+def promote_pair(settings: Settings, collection: str, model_version: int, index_version: int | None,
+                 reason: str) -> None:
+    steps.promote(workspace(settings), collection, model_version, index_version, reason)
 
 
 @task(name="rollback-pair", **IO_RETRIES)
-def rollback_pair(collection: str, to_version: int | None, reason: str) -> dict[str, Any]:
-    from storage.lifecycle import rollback
-
-    ws = workspace()
-    return _plain(rollback(ws.registry, ws.artifacts, collection, to_version, reason=reason))
+def rollback_pair(settings: Settings, collection: str, to_version: int | None, reason: str) -> dict[str, Any]:
+    change = workspace(settings).production.rollback(collection, to_version, reason=reason)
+    return {**dataclasses.asdict(change), "at": change.at.isoformat()}
 
 
 @task(name="publish-summary")
@@ -109,7 +83,35 @@ def publish_summary(collection: str, summary: dict[str, Any]) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     from flows.report import artifact_key, summary_markdown, summary_table
+    from maintenance.summary import MaintenanceSummary
 
+    typed = MaintenanceSummary.from_dict(summary)
     key = artifact_key(collection)
-    create_markdown_artifact(key=key, markdown=summary_markdown(summary), description=f"maintenance of {collection}")
-    create_table_artifact(key=f"{key}-table", table=summary_table(summary), description=f"maintenance of {collection}")
+    create_markdown_artifact(key=key, markdown=summary_markdown(typed), description=f"maintenance of {collection}")
+    create_table_artifact(key=f"{key}-table", table=summary_table(typed), description=f"maintenance of {collection}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSteps:
+    """:class:`maintenance.steps.Steps` run as Prefect tasks (what the flows hand the cycle)."""
+
+    settings: Settings
+
+    def ingest(self, path: str, collection: str) -> IngestedBatch:
+        return IngestedBatch(**ingest_file(self.settings, path, collection))
+
+    def check_drift(self, collection: str, batch_seq: int, html: bool) -> DriftSummary:
+        return DriftSummary.from_dict(run_drift_check(self.settings, collection, batch_seq, html))
+
+    def retrain(self, collection: str, full: bool) -> CandidateOutcome:
+        out = retrain_candidate(self.settings, collection, full)
+        return CandidateOutcome(**{**out, "reasons": tuple(out["reasons"])})
+
+    def build_index(self, collection: str, model_version: int, as_of: int) -> IndexOutcome:
+        return IndexOutcome(**build_index(self.settings, collection, model_version, as_of))
+
+    def promote(self, collection: str, model_version: int, index_version: int | None, reason: str) -> None:
+        promote_pair(self.settings, collection, model_version, index_version, reason)
+
+    def deliver_alerts(self) -> int:
+        return deliver_alerts(self.settings)

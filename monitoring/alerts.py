@@ -3,7 +3,7 @@
 The registry row is the source of truth. Delivery is best effort with retries and exponential
 backoff; an alert the webhook did not take stays undelivered in the database and
 :func:`deliver_pending_alerts` retries it on the next run, so a webhook that is down never loses an
-alert. A deduplication window (``settings.alert_dedup_seconds``) keyed per collection and model
+alert. A deduplication window (``settings.alert.dedup_seconds``) keyed per collection and model
 stops one ongoing drift from raising an alert on every batch.
 """
 
@@ -14,11 +14,17 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from monitoring.summary import DriftSummary
+    from storage.registry.entities import Alert
+    from storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-EVENT_NAME = "steward.drift.detected"
+DRIFT_EVENT = "steward.drift.detected"
+RESOURCE_PREFIX = "steward.collection."
 
 
 @dataclass(frozen=True)
@@ -33,20 +39,20 @@ def drift_dedup_key(collection: str, model_version: int | None) -> str:
     return f"drift:{collection}:model={model_version if model_version is not None else 'raw'}"
 
 
-def alert_text(collection: str, summary: dict[str, Any]) -> str:
-    decision = summary.get("decision", {})
-    flagged = decision.get("flagged", [])
-    where = f" (batch {summary['batch_seq']})" if summary.get("batch_seq") is not None else ""
+def alert_text(summary: DriftSummary) -> str:
+    decision = summary.decision
     lines = [
         (
-            f"Drift detected in collection '{collection}'{where}: "
-            f"{len(flagged)} detector(s) fired, family-wise α={decision.get('alpha')}"
+            f"Drift detected in collection '{summary.collection}' (batch {summary.batch_seq}): "
+            f"{len(decision.flagged)} detector(s) fired, family-wise α={decision.alpha}"
         )
     ]
-    for name in flagged:
-        det = summary.get("detectors", {}).get(name, {})
-        p = det.get("p_value")
-        lines.append(f"• {name}: p={p:.3g} — {det.get('effect_description', '')}" if p is not None else f"• {name}")
+    for name in decision.flagged:
+        det = summary.detectors.get(name)
+        if det is None:
+            lines.append(f"• {name}")
+        else:
+            lines.append(f"• {name}: p={det.p_value:.3g} — {det.effect_description}")
     return "\n".join(lines)
 
 
@@ -57,19 +63,19 @@ def emit_drift_event(collection: str, payload: dict[str, Any]) -> bool:
     server inside this process (slow, and pointless: no trigger could be listening).
     """
     if not _prefect_api_configured():
-        log.info("no Prefect API configured (PREFECT_API_URL); skipping event %s", EVENT_NAME)
+        log.info("no Prefect API configured (PREFECT_API_URL); skipping event %s", DRIFT_EVENT)
         return False
     try:
         from prefect.events import emit_event
 
         event = emit_event(
-            event=EVENT_NAME,
-            resource={"prefect.resource.id": f"steward.collection.{collection}", "prefect.resource.name": collection},
+            event=DRIFT_EVENT,
+            resource={"prefect.resource.id": f"{RESOURCE_PREFIX}{collection}", "prefect.resource.name": collection},
             payload=payload,
         )
     # the alert row is already stored; a broken event bus must not fail the check
     except Exception as e:  # noqa: BLE001
-        log.warning("could not emit Prefect event %s for %s: %s", EVENT_NAME, collection, e)
+        log.warning("could not emit Prefect event %s for %s: %s", DRIFT_EVENT, collection, e)
         return False
     return event is not None
 
@@ -130,7 +136,7 @@ def webhook_body(alert) -> dict[str, Any]:
     """Slack-compatible: Slack reads ``text``; other receivers get the structured fields too."""
     return {
         "text": alert.message,
-        "event": EVENT_NAME if alert.kind == "drift" else alert.kind,
+        "event": DRIFT_EVENT if alert.kind == "drift" else alert.kind,
         "collection": alert.collection,
         "alert_id": alert.id,
         "created_at": alert.created_at.isoformat(),
@@ -138,7 +144,7 @@ def webhook_body(alert) -> dict[str, Any]:
     }
 
 
-def deliver_pending_alerts(workspace, policy: WebhookPolicy = WebhookPolicy(), collection: str | None = None) -> int:
+def deliver_pending_alerts(workspace: Workspace, policy: WebhookPolicy = WebhookPolicy(), collection: str | None = None) -> int:
     """Retry every undelivered alert (oldest first); returns how many were delivered now.
 
     Stops at the first alert the webhook still refuses after its retries: the endpoint is down,
@@ -147,12 +153,12 @@ def deliver_pending_alerts(workspace, policy: WebhookPolicy = WebhookPolicy(), c
     url = workspace.settings.webhook_url
     if not url:
         return 0
-    registry = workspace.registry
+    monitoring = workspace.registry.monitoring
     delivered = 0
-    for alert in registry.list_alerts(collection, undelivered_only=True):
+    for alert in monitoring.list_alerts(collection, undelivered_only=True):
 
         def record(ok: bool, err: str | None, alert_id: int = alert.id) -> None:
-            registry.record_alert_attempt(alert_id, delivered=ok, error=err)
+            monitoring.record_alert_attempt(alert_id, delivered=ok, error=err)
 
         error = post_webhook(url, webhook_body(alert), policy, on_attempt=record)
         if error is not None:
@@ -162,29 +168,23 @@ def deliver_pending_alerts(workspace, policy: WebhookPolicy = WebhookPolicy(), c
     return delivered
 
 
-def raise_drift_alert(
-    workspace,
-    collection: str,
-    *,
-    summary: dict[str, Any],
-    drift_report_id: int | None,
-    model_version: int | None,
-    notify: bool = True,
-    policy: WebhookPolicy = WebhookPolicy(),
-):
+def raise_drift_alert(workspace: Workspace, summary: DriftSummary, *, notify: bool = True,
+                      policy: WebhookPolicy = WebhookPolicy()) -> Alert | None:
     """Store the alert (unless deduplicated), then emit the event and deliver pending alerts.
 
     Returns the new Alert (re-read after delivery), or None when the dedup window swallowed it.
     """
-    registry = workspace.registry
-    alert = registry.add_alert(
+    monitoring = workspace.registry.monitoring
+    collection = summary.collection
+    payload = summary.to_dict()
+    alert = monitoring.add_alert(
         collection,
         kind="drift",
-        message=alert_text(collection, summary),
-        payload=summary,
-        dedup_key=drift_dedup_key(collection, model_version),
-        drift_report_id=drift_report_id,
-        dedup_window_seconds=workspace.settings.alert_dedup_seconds,
+        message=alert_text(summary),
+        payload=payload,
+        dedup_key=drift_dedup_key(collection, summary.model_version),
+        drift_report_id=summary.report_id,
+        dedup_window_seconds=workspace.settings.alert.dedup_seconds,
     )
     if alert is None:
         log.info("drift in %s: an alert for this drift is inside the dedup window; not re-alerting", collection)
@@ -192,9 +192,9 @@ def raise_drift_alert(
             deliver_pending_alerts(workspace, policy)  # earlier alerts the webhook missed
         return None
     if notify:
-        emit_drift_event(collection, {"collection": collection, "alert_id": alert.id, **_event_summary(summary)})
+        emit_drift_event(collection, {"collection": collection, "alert_id": alert.id, **_event_summary(payload)})
         deliver_pending_alerts(workspace, policy)
-        alert = next((a for a in registry.list_alerts(collection) if a.id == alert.id), alert)
+        alert = monitoring.get_alert(alert.id)
     return alert
 
 
@@ -203,7 +203,7 @@ def _event_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "batch_seq": summary.get("batch_seq"),
         "model_version": summary.get("model_version"),
-        "drift_report_id": summary.get("drift_report_id"),
+        "drift_report_id": summary.get("report_id"),
         "decision": summary.get("decision"),
         "detectors": {
             k: {"p_value": v.get("p_value"), "effect": v.get("effect"), "effect_description": v.get("effect_description")}

@@ -10,69 +10,50 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.errors import NotFoundError, ValidationError
 from monitoring.config import DriftConfig
-from monitoring.decision import Decision
-from monitoring.detectors.base import DetectorResult, l2_normalise
-from steward.errors import NotFoundError, ValidationError
-from storage.serialization import jsonable
+from monitoring.detectors.base import l2_normalise
+from monitoring.summary import DriftSummary
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from storage.registry.entities import Batch
+    from storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DriftCheck:
-    drifted: bool
-    report: Any  # storage.registry.entities.DriftReport
-    detectors: dict[str, DetectorResult]
-    alert: Any | None  # storage.registry.entities.Alert; None when no drift or deduplicated
-    decision: Decision | None = None
-    reference_batches: tuple[int, ...] = ()
-    embedding: str = "raw"  # "model v<N>" or "raw"
-    seconds: dict[str, float] = field(default_factory=dict)
+MIN_UNSEEN_REFERENCE = 50
 
 
 @dataclass(frozen=True)
 class _Embedding:
     describe: str
     model_version: int | None
-    embed: Any  # Callable[[pa.Table], np.ndarray]
+    embed: Callable[[Any], np.ndarray]  # table -> embeddings
     prototypes: np.ndarray | None
 
 
-def _resolve_embedding(workspace, collection: str, model_version: int | None, kind: str) -> _Embedding:
-    try:
-        from embedding.inference import load_embedder, load_prototypes
-    except ImportError as e:  # the embedding service is optional for monitoring
-        if model_version is not None:
-            raise NotFoundError(
-                f"model_version={model_version} was asked for but embedding.inference is unavailable ({e})"
-            ) from e
-        load_embedder = load_prototypes = None
-    if load_embedder is not None:
-        try:
-            embedder = load_embedder(workspace, collection, model_version, device=workspace.settings.device)
-        except NotFoundError:
-            if model_version is not None:
-                raise
-            embedder = None
-        if embedder is not None:
-            protos = None
-            if load_prototypes is not None and embedder.model_version is not None:
-                p = load_prototypes(workspace, collection, embedder.model_version)
-                protos = None if p is None else np.asarray(p.vectors, dtype=np.float32)
-            return _Embedding(f"model v{embedder.model_version}", embedder.model_version, embedder.embed_table, protos)
+def _resolve_embedding(workspace: Workspace, collection: str, model_version: int | None, kind: str) -> _Embedding:
+    from embedding.inference import load_embedder, load_prototypes
+
+    if model_version is not None or workspace.production.target(collection) is not None:
+        embedder = load_embedder(workspace, collection, model_version, device=workspace.settings.device)
+        p = load_prototypes(workspace, collection, embedder.model_version)
+        protos = None if p is None else np.asarray(p.vectors, dtype=np.float32)
+        return _Embedding(f"model v{embedder.model_version}", embedder.model_version, embedder.embed_table, protos)
     if kind == "text":
         raise NotFoundError(
             f"collection {collection!r} holds text and has no production model to embed it; "
             "train and promote a model first (steward retrain / promote)"
         )
 
-    def raw(table):
+    def raw(table: pa.Table) -> np.ndarray:
         from storage.parquet_store import features_to_numpy
 
         return l2_normalise(features_to_numpy(table))
@@ -81,32 +62,19 @@ def _resolve_embedding(workspace, collection: str, model_version: int | None, ki
     return _Embedding("raw", None, raw, None)
 
 
-def _labels(table) -> np.ndarray | None:
+def _labels(table: pa.Table) -> np.ndarray | None:
     if "label" not in table.column_names:
         return None
     return np.array(table.column("label").to_pylist(), dtype=object)
 
 
-def check_drift(
-    workspace,
-    collection: str,
-    batch_seq: int | None = None,
-    *,
-    model_version: int | None = None,
-    alpha: float | None = None,
-    reference_batches: int = 3,
-    html_path: str | None = None,
-    notify: bool = True,
-    config: DriftConfig | None = None,
-) -> DriftCheck:
-    """Compare batch ``batch_seq`` (default: the latest) with the ``reference_batches`` non-empty
-    batches before it; store a drift report; on drift, raise an alert (deduplicated)."""
-    t_start = time.perf_counter()
-    registry = workspace.registry
-    coll = registry.get_collection(collection)
+def select_window(workspace: Workspace, collection: str, batch_seq: int | None,
+                  reference_batches: int) -> tuple[Batch, list[Batch]]:
+    """The batch to check (default: the newest non-empty one) and the non-empty batches before it."""
     if reference_batches < 1:
         raise ValidationError(f"reference_batches={reference_batches} must be at least 1")
-    batches = [b for b in registry.list_batches(collection) if b.rows > 0]
+    catalog = workspace.registry.catalog
+    batches = [b for b in catalog.list_batches(collection) if b.rows > 0]
     if not batches:
         raise NotFoundError(f"collection {collection!r} has no non-empty batches to check; ingest data first")
     if batch_seq is None:
@@ -114,7 +82,7 @@ def check_drift(
     else:
         current = next((b for b in batches if b.seq == batch_seq), None)
         if current is None:
-            registry.get_batch(collection, batch_seq)  # NotFoundError when it doesn't exist at all
+            catalog.get_batch(collection, batch_seq)  # NotFoundError when it doesn't exist at all
             raise ValidationError(f"batch {batch_seq} of {collection!r} has no good rows to check")
     earlier = [b for b in batches if b.seq < current.seq][-reference_batches:]
     if not earlier:
@@ -122,101 +90,94 @@ def check_drift(
             f"batch {current.seq} of {collection!r} has no earlier batch to compare with; "
             "drift needs at least one reference batch"
         )
-    config = config or DriftConfig()
-    config = replace(config, alpha=alpha if alpha is not None else workspace.settings.drift_alpha, seed=current.seq)
+    return current, earlier
+
+
+def check_drift(
+    workspace: Workspace,
+    collection: str,
+    batch_seq: int | None = None,
+    *,
+    model_version: int | None = None,
+    alpha: float | None = None,
+    reference_batches: int | None = None,
+    html_path: str | None = None,
+    notify: bool = True,
+    config: DriftConfig | None = None,
+) -> DriftSummary:
+    """Compare batch ``batch_seq`` (default: the latest) with the ``reference_batches`` non-empty
+    batches before it (default: the ``drift.reference_batches`` setting); store a drift report; on
+    drift, raise an alert (deduplicated). ``alpha`` defaults to the ``drift.alpha`` setting."""
+    from monitoring.suite import run_suite
+
+    t_start = time.perf_counter()
+    settings = workspace.settings.drift
+    coll = workspace.registry.catalog.get_collection(collection)
+    current, earlier = select_window(workspace, collection, batch_seq,
+                                     reference_batches if reference_batches is not None else settings.reference_batches)
+    config = replace(config or DriftConfig(), alpha=alpha if alpha is not None else settings.alpha, seed=current.seq)
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     emb = _resolve_embedding(workspace, collection, model_version, coll.kind)
-    store = workspace.store
-    cur_table = store.read_batch(collection, current.seq)
-    ref_tables = [store.read_batch(collection, b.seq) for b in earlier]
+    cur_table = workspace.store.read_batch(collection, current.seq)
+    ref_tables = [workspace.store.read_batch(collection, b.seq) for b in earlier]
     ref_tables, reference_note = _unseen_reference(workspace, collection, emb.model_version, earlier, ref_tables)
     timings["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     cur_x = emb.embed(cur_table)
     ref_x = np.concatenate([emb.embed(t) for t in ref_tables])
-    cur_y = _labels(cur_table)
     ref_parts = [_labels(t) for t in ref_tables]
     ref_y = np.concatenate(ref_parts) if all(p is not None for p in ref_parts) else None
     timings["embed"] = time.perf_counter() - t0
 
-    from monitoring.suite import run_suite
-
-    result = run_suite(
-        ref_x, cur_x, reference_labels=ref_y, current_labels=cur_y, prototypes=emb.prototypes, config=config
-    )
+    result = run_suite(ref_x, cur_x, reference_labels=ref_y, current_labels=_labels(cur_table),
+                       prototypes=emb.prototypes, config=config)
     timings.update({f"detector.{k}": v for k, v in result.seconds.items()})
-
-    summary: dict[str, Any] = {
-        **result.summary(),
-        "batch_seq": current.seq,
-        "reference_batches": [b.seq for b in earlier],
-        "embedding": emb.describe,
-        "model_version": emb.model_version,
-        "n_reference": int(ref_x.shape[0]),
-        "reference_items": reference_note,
-        "n_current": int(cur_x.shape[0]),
-    }
-
+    summary = DriftSummary(
+        collection=collection, batch_seq=current.seq, reference_batches=tuple(b.seq for b in earlier),
+        embedding=emb.describe, model_version=emb.model_version, n_reference=int(ref_x.shape[0]),
+        n_current=int(cur_x.shape[0]), reference_items=reference_note, decision=result.decision,
+        detectors=result.detectors,
+    )
     artifact = None
     if html_path:
         from monitoring.evidently_report import write_html_report
 
         t0 = time.perf_counter()
-        artifact = write_html_report(
-            workspace, html_path, reference=ref_x, current=cur_x, reference_table=_concat(ref_tables), current_table=cur_table
-        )
+        artifact = write_html_report(workspace, html_path, reference=ref_x, current=cur_x,
+                                     reference_table=_concat(ref_tables), current_table=cur_table)
         timings["html"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    summary["seconds"] = timings
+    summary = replace(summary, seconds=timings)
+    summary = _record(workspace, summary, artifact, config.alpha, notify)
+    log.info("drift check %s batch %d vs %s: drifted=%s (flagged %s) in %.2fs", collection, current.seq,
+             list(summary.reference_batches), summary.drifted, list(summary.decision.flagged), timings["total"])
+    return summary
 
-    report = registry.record_drift_report(
-        collection,
-        batch_seq=current.seq,
-        model_version=emb.model_version,
-        drifted=result.decision.drifted,
-        alpha=config.alpha,
-        summary=jsonable(summary),
-        report_artifact=artifact,
+
+def _record(workspace: Workspace, summary: DriftSummary, artifact: str | None, alpha: float,
+            notify: bool) -> DriftSummary:
+    """Store the report; on drift raise the alert; otherwise retry alerts the webhook missed."""
+    report = workspace.registry.monitoring.record_drift_report(
+        summary.collection, batch_seq=summary.batch_seq, model_version=summary.model_version,
+        drifted=summary.drifted, alpha=alpha, summary=summary.to_dict(), report_artifact=artifact,
     )
-    alert = None
-    if result.decision.drifted:
+    summary = replace(summary, report_id=report.id, report_artifact=artifact)
+    if summary.drifted:
         from monitoring.alerts import raise_drift_alert
 
-        alert = raise_drift_alert(
-            workspace,
-            collection,
-            summary=jsonable({**summary, "drift_report_id": report.id}),
-            drift_report_id=report.id,
-            model_version=emb.model_version,
-            notify=notify,
-        )
+        alert = raise_drift_alert(workspace, summary, notify=notify)
+        summary = replace(summary, alert_id=alert.id if alert else None)
     elif notify:
         from monitoring.alerts import deliver_pending_alerts
 
-        deliver_pending_alerts(workspace)  # earlier alerts the webhook missed
-    log.info(
-        "drift check %s batch %d vs %s: drifted=%s (flagged %s) in %.2fs",
-        collection, current.seq, [b.seq for b in earlier], result.decision.drifted,
-        list(result.decision.flagged), timings["total"],
-    )
-    return DriftCheck(
-        drifted=result.decision.drifted,
-        report=report,
-        detectors=result.detectors,
-        alert=alert,
-        decision=result.decision,
-        reference_batches=tuple(b.seq for b in earlier),
-        embedding=emb.describe,
-        seconds=timings,
-    )
+        deliver_pending_alerts(workspace)
+    return summary
 
 
-MIN_UNSEEN_REFERENCE = 50
-
-
-def _unseen_reference(workspace, collection: str, model_version: int | None, earlier, ref_tables):
+def _unseen_reference(workspace: Workspace, collection: str, model_version: int | None, earlier: list[Batch],
+                      ref_tables: list[pa.Table]) -> tuple[list[pa.Table], str]:
     """Keep only reference items the model never trained on.
 
     A model embeds its own training items more tightly around their class prototypes than fresh
@@ -226,10 +187,10 @@ def _unseen_reference(workspace, collection: str, model_version: int | None, ear
     """
     if model_version is None:
         return ref_tables, "all (raw features, no model)"
-    trained_on = workspace.registry.get_model(collection, model_version).trained_on_batch
+    trained_on = workspace.registry.models.get_model(collection, model_version).trained_on_batch
     if trained_on is None:
         return ref_tables, "all"
-    from embedding.retrain import holdout_mask
+    from embedding.holdout import holdout_mask
 
     kept = []
     for batch, table in zip(earlier, ref_tables, strict=True):
@@ -244,7 +205,7 @@ def _unseen_reference(workspace, collection: str, model_version: int | None, ear
     return kept, f"unseen by model v{model_version} ({n_kept} items: held-out split of batches <= {trained_on})"
 
 
-def _concat(tables):
+def _concat(tables: list[pa.Table]) -> pa.Table:
     import pyarrow as pa
 
     return pa.concat_tables(tables, promote_options="default")

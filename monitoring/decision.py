@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from core.errors import ConfigError
 from monitoring.detectors.base import DetectorResult
-from steward.errors import ConfigError
 
 Method = Literal["holm", "bonferroni"]
 
@@ -37,6 +37,16 @@ class Decision:
             "adjusted_p_values": self.adjusted_p_values,
             "flagged": list(self.flagged),
         }
+
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Decision:
+        return cls(
+            drifted=bool(d.get("drifted", False)), alpha=float(d.get("alpha", 0.05)), method=str(d.get("method", "holm")),
+            combined_p_value=float(d.get("combined_p_value", 1.0)),
+            adjusted_p_values={k: float(v) for k, v in (d.get("adjusted_p_values") or {}).items()},
+            flagged=tuple(d.get("flagged") or ()),
+        )
 
 
 def adjust_p_values(p_values: Mapping[str, float], method: Method = "holm") -> dict[str, float]:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import ConfigError
 from monitoring.config import ALL_DETECTORS, DriftConfig
 from monitoring.decision import Decision, decide
 from monitoring.detectors.base import DetectorResult, check_pair, is_missing
-from steward.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,9 @@ pandas are imported inside the functions that run a command.
 
 Each module in ``steward/commands/`` exposes ``register(subparsers)``, which adds its
 sub-commands and sets ``func`` on them; ``func(args, ctx)`` returns the process exit code.
+Settings are resolved once per command (:class:`CommandContext`): ``--set KEY=VALUE`` and a
+command's own setting flags (declared with :func:`setting_flag`) override the environment and
+``--config``.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from core.errors import StewardError
 from steward import __version__
-from steward.errors import StewardError
 
 log = logging.getLogger("steward")
 
@@ -28,27 +31,47 @@ EPILOG = """exit codes: 0 success; 1 error; 2 bad configuration; 3 invalid input
 4 not found; 5 conflict (e.g. another run holds the lock); 6 artifact failed its checksum.
 Some commands define more (see their --help)."""
 
+# Options every sub-command accepts too, so `steward run -c x -v` works like `steward -v run -c x`.
+_COMMON = argparse.ArgumentParser(add_help=False)
+_COMMON.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                     help="more logging (-vv for debug)")
+_COMMON.add_argument("--config", default=argparse.SUPPRESS,
+                     help="path to steward.toml (default: $STEWARD_CONFIG or ./steward.toml)")
+_COMMON.add_argument("--set", action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                     help="override a setting, e.g. --set drift.alpha=0.01 (repeatable)")
+
 
 class CommandContext:
-    """Lazily opened settings and workspace, shared by command handlers."""
+    """Settings (resolved once, with this command's overrides) and the workspace they open."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self._settings = None
         self._workspace = None
 
-    @property
-    def settings(self):  # -> steward.settings.Settings
-        if self._settings is None:
-            from steward.settings import load_settings
+    def overrides(self) -> dict[str, Any]:
+        from core.settings import parse_assignments
 
-            self._settings = load_settings(config_path=getattr(self.args, "config", None))
+        out: dict[str, Any] = parse_assignments(getattr(self.args, "set", None))
+        for dest, key in (getattr(self.args, "setting_flags", None) or {}).items():
+            value = getattr(self.args, dest, None)
+            if value is not None:
+                out[key] = value
+        return out
+
+    @property
+    def settings(self):  # -> core.settings.Settings
+        if self._settings is None:
+            from core.settings import load_settings
+
+            self._settings = load_settings(config_path=getattr(self.args, "config", None),
+                                           overrides=self.overrides())
         return self._settings
 
     @property
-    def workspace(self):  # -> steward.workspace.Workspace
+    def workspace(self):  # -> storage.workspace.Workspace
         if self._workspace is None:
-            from steward.workspace import open_workspace
+            from storage.workspace import open_workspace
 
             self._workspace = open_workspace(self.settings)
         return self._workspace
@@ -65,6 +88,23 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
+def add_collection(parser: argparse.ArgumentParser, *, required: bool = True, **kwargs: Any) -> None:
+    parser.add_argument("--collection", "-c", required=required, **kwargs)
+
+
+def setting_flag(parser: argparse.ArgumentParser, *flags: str, setting: str, **kwargs: Any) -> None:
+    """A flag that overrides the setting ``setting`` (dotted key) for this command."""
+    action = parser.add_argument(*flags, default=None, **kwargs)
+    mapping = dict(parser.get_default("setting_flags") or {})
+    mapping[action.dest] = setting
+    parser.set_defaults(setting_flags=mapping)
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A sub-command parser that also takes the common options (-v, --config, --set)."""
+    return subparsers.add_parser(name, parents=[_COMMON], **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steward",
@@ -74,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"steward {__version__}")
     parser.add_argument("--config", help="path to steward.toml (default: $STEWARD_CONFIG or ./steward.toml)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set drift.alpha=0.01 (repeatable)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     import steward.commands as commands_pkg

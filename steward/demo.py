@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from maintenance.summary import MaintenanceSummary
+
 log = logging.getLogger(__name__)
 
 
@@ -85,27 +87,48 @@ def write_batch(path: Path, x: np.ndarray, y: np.ndarray, batch: DemoBatch, seed
     return path
 
 
-def _metric(metrics: dict[str, Any], part: str) -> float | None:
-    value = (metrics or {}).get(part) or {}
-    return value.get("map_at_r") if isinstance(value, dict) else None
-
-
 def _fmt(v: Any, spec: str = ".3f") -> str:
     return "—" if v is None else format(v, spec)
 
 
-def run_demo(home: Path, batches: int = 5, seed: int = 0) -> dict[str, Any]:
-    import os
+def _row(i: int, classes: str, summary: MaintenanceSummary) -> dict[str, Any]:
+    drift, candidate, index, production = summary.drift, summary.candidate, summary.index, summary.production
+    maps = candidate.map_at_r if candidate else {}
+    return {
+        "batch": i,
+        "classes": classes,
+        "drift": None if drift is None else drift.drifted,
+        "min_p": min((p for p in drift.p_values.values() if p is not None), default=None) if drift else None,
+        "candidate": candidate.model_version if candidate else None,
+        "map_old": maps.get("old"), "map_new": maps.get("new"), "map_all": maps.get("overall"),
+        "recall10": index.recall_at_10 if index else None,
+        "decision": summary.outcome,
+        "production": f"v{production['model_version']}+i{production['index_version']}" if production else "—",
+    }
 
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    print("\n batch | classes          | drift | min p     | cand | MAP@R old | MAP@R new | MAP@R all | idx R@10 | "
+          "production | decision")
+    print("-------|------------------|-------|-----------|------|-----------|-----------|-----------|----------|"
+          "------------|---------")
+    for r in rows:
+        drift_text = "—" if r["drift"] is None else ("yes" if r["drift"] else "no")
+        print(f" {r['batch']:>5} | {r['classes']:<16} | {drift_text:<5} | {_fmt(r['min_p'], '.2e'):>9} | "
+              f"{_fmt(r['candidate'], 'd') if r['candidate'] else '—':>4} | {_fmt(r['map_old']):>9} | "
+              f"{_fmt(r['map_new']):>9} | {_fmt(r['map_all']):>9} | {_fmt(r['recall10']):>8} | "
+              f"{r['production']:>10} | {r['decision']}")
+
+
+def run_demo(home: Path, batches: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Play the story in a fresh ``home`` (deleted first) through the Prefect maintenance flow."""
     if home.exists():
         shutil.rmtree(home)  # the demo always starts from nothing, in its own folder
     home.mkdir(parents=True)
-    os.environ["STEWARD_HOME"] = str(home)
-    for var in ("STEWARD_DATABASE_URL", "STEWARD_ARTIFACTS", "STEWARD_DATA", "STEWARD_CONFIG", "STEWARD_WEBHOOK_URL"):
-        os.environ.pop(var, None)
-    from steward.settings import load_settings
+    from core.settings import load_settings
 
-    settings = load_settings()
+    # The demo's own home and defaults: no environment or config file of the caller's applies.
+    settings = load_settings(env={"STEWARD_HOME": str(home)}, config_path=None)
     from steward.prefect_env import configure_prefect
 
     configure_prefect(settings)
@@ -117,42 +140,21 @@ def run_demo(home: Path, batches: int = 5, seed: int = 0) -> dict[str, Any]:
     inputs.mkdir()
     rows: list[dict[str, Any]] = []
     html_reports: list[str] = []
+    params = settings.to_dict()
     print(f"steward demo: {len(stream)} batches of scikit-learn digits into {home}\n")
     for i, batch in enumerate(stream, start=1):
         path = write_batch(inputs / f"{batch.name}.parquet", x, y, batch, seed + i)
         print(f"[{time.perf_counter() - started:5.0f}s] batch {i}: {batch.story} ({len(batch.item_index)} items)")
-        summary = maintenance_flow(collection="digits", files=[str(path)], html_report=batch.corrupt)
-        drift = summary.get("drift") or {}
-        if drift.get("html"):
-            html_reports.append(drift["html"])
-        candidate = summary.get("candidate") or {}
-        index = summary.get("index") or {}
-        production = summary.get("production") or {}
-        row = {
-            "batch": i,
-            "classes": ",".join(sorted({str(int(v)) for v in y[batch.item_index]})),
-            "drift": None if not drift else bool(drift.get("drifted")),
-            "min_p": min((p for p in (drift.get("p_values") or {}).values() if p is not None), default=None),
-            "candidate": candidate.get("model_version"),
-            "map_old": _metric(candidate.get("metrics", {}), "old"),
-            "map_new": _metric(candidate.get("metrics", {}), "new"),
-            "map_all": _metric(candidate.get("metrics", {}), "overall"),
-            "recall10": (index.get("metrics") or {}).get("recall_at_10"),
-            "decision": summary.get("outcome"),
-            "production": f"v{production.get('model_version')}+i{production.get('index_version')}" if production else "—",
-        }
+        summary = MaintenanceSummary.from_dict(maintenance_flow(
+            collection="digits", files=[str(path)], html_report=batch.corrupt, settings=params))
+        if batch.corrupt and summary.drift is not None and summary.drift.report_artifact:
+            html_reports.append(str(settings.reports_dir / "digits" / f"drift-batch-{summary.latest_batch}.html"))
+        row = _row(i, ",".join(sorted({str(int(v)) for v in y[batch.item_index]})), summary)
         rows.append(row)
         print(f"         -> {row['decision']}")
-    change = rollback_flow(collection="digits", reason="demo: operator rolls back the last promotion")
+    change = rollback_flow(collection="digits", reason="demo: operator rolls back the last promotion", settings=params)
     elapsed = time.perf_counter() - started
-
-    print("\n batch | classes          | drift | min p     | cand | MAP@R old | MAP@R new | MAP@R all | idx R@10 | production | decision")
-    print("-------|------------------|-------|-----------|------|-----------|-----------|-----------|----------|------------|---------")
-    for r in rows:
-        drift_text = "—" if r["drift"] is None else ("yes" if r["drift"] else "no")
-        print(f" {r['batch']:>5} | {r['classes']:<16} | {drift_text:<5} | {_fmt(r['min_p'], '.2e'):>9} | "
-              f"{_fmt(r['candidate'], 'd') if r['candidate'] else '—':>4} | {_fmt(r['map_old']):>9} | {_fmt(r['map_new']):>9} | "
-              f"{_fmt(r['map_all']):>9} | {_fmt(r['recall10']):>8} | {r['production']:>10} | {r['decision']}")
+    _print_table(rows)
     print(f"\nrollback: production model v{change['from_model']} + index {change['from_index']} -> "
           f"v{change['to_model']} + index {change['to_index']} ({change['reason']})")
     if html_reports:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from steward.settings import Settings
+from core.settings import Settings
 
 
 def configure_prefect(settings: Settings) -> None:
@@ -15,5 +15,3 @@ def configure_prefect(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # Flow workers re-open the workspace from the environment (flows/context.py).
-    os.environ.setdefault("STEWARD_HOME", str(settings.home))

@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from steward.errors import ArtifactIntegrityError, NotFoundError
+from core.errors import ArtifactIntegrityError, NotFoundError
 from storage.filesystem import open_location
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
-from steward.errors import ConfigError
+from core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from steward.errors import ValidationError
+from core.errors import ValidationError
 
 RESERVED = ("item_id", "label", "features", "text", "deleted")
 _FEATURE_COLUMN = re.compile(r"^feature_(\d+)$")

@@ -27,11 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from steward.errors import NotFoundError, ValidationError
+from core.errors import NotFoundError, ValidationError
 from storage.filesystem import open_location
 from storage.ingest_validation import validate_batch
+from storage.registry.catalog import CatalogStore
 from storage.registry.entities import Batch
-from storage.registry.store import RegistryStore
 
 log = logging.getLogger(__name__)
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -117,10 +117,10 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 
 class ParquetStore:
-    def __init__(self, uri: str, registry: RegistryStore) -> None:
+    def __init__(self, uri: str, catalog: CatalogStore) -> None:
         self.uri = uri
         self.location = open_location(uri)
-        self.registry = registry
+        self.catalog = catalog
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -136,7 +136,7 @@ class ParquetStore:
 
     def _ingest(self, table: pa.Table, collection: str, *, source: str, content_hash: str) -> IngestResult:
         check_collection_name(collection)
-        previous = self.registry.find_batch_by_hash(collection, content_hash)
+        previous = self.catalog.find_batch_by_hash(collection, content_hash)
         if previous is not None:
             log.info("%s already ingested as batch %s", source, previous.seq)
             return IngestResult(
@@ -145,12 +145,12 @@ class ParquetStore:
                 skipped_duplicate=True, content_hash=content_hash, source=source,
             )
         try:
-            existing = self.registry.get_collection(collection)
+            existing = self.catalog.get_collection(collection)
             kind, dim = existing.kind, existing.dim
         except NotFoundError:
             kind, dim = None, None
         validated = validate_batch(table, source=source, kind=kind, dim=dim)
-        self.registry.ensure_collection(collection, kind=validated.kind, dim=validated.dim)
+        self.catalog.ensure_collection(collection, kind=validated.kind, dim=validated.dim)
 
         quarantine_rel = None
         if validated.quarantined.num_rows:
@@ -167,7 +167,7 @@ class ParquetStore:
         n_deleted = int(pc.sum(pc.and_(deleted, is_known)).as_py() or 0)
         n_updated = int(pc.sum(pc.and_(pc.invert(deleted), is_known)).as_py() or 0)
         n_new = int(pc.sum(pc.and_(pc.invert(deleted), pc.invert(is_known))).as_py() or 0)
-        batch = self.registry.add_batch(
+        batch = self.catalog.add_batch(
             collection, content_hash=content_hash, source=source, rows=validated.good.num_rows,
             new_items=n_new, updated_items=n_updated, quarantined=validated.quarantined.num_rows,
             data_path=data_rel, quarantine_path=quarantine_rel,
@@ -182,7 +182,7 @@ class ParquetStore:
     # --- reading -------------------------------------------------------------------------------
 
     def _batches(self, collection: str, as_of: int | None) -> list[Batch]:
-        batches = self.registry.list_batches(collection)
+        batches = self.catalog.list_batches(collection)
         if as_of is not None:
             if not any(b.seq == as_of for b in batches):
                 raise NotFoundError(f"collection {collection!r} has no batch {as_of} (it has 1..{len(batches)})")
@@ -252,7 +252,7 @@ class ParquetStore:
 
     def read_batch(self, collection: str, seq: int, columns: Sequence[str] | None = None) -> pa.Table:
         """The good rows that batch ``seq`` brought (deletions excluded), whatever came later."""
-        batch = self.registry.get_batch(collection, seq)
+        batch = self.catalog.get_batch(collection, seq)
         table = self._file(batch).read()
         table = table.filter(pc.invert(table["deleted"])).drop_columns(["deleted"])
         if columns is not None:
@@ -260,13 +260,13 @@ class ParquetStore:
         return table
 
     def read_quarantine(self, collection: str, seq: int) -> pa.Table | None:
-        batch = self.registry.get_batch(collection, seq)
+        batch = self.catalog.get_batch(collection, seq)
         if batch.quarantine_path is None:
             return None
         return pq.read_table(self.location.fs.open_input_file(self.location.path(batch.quarantine_path)))
 
     def _empty(self, collection: str, columns: Sequence[str] | None) -> pa.Table:
-        c = self.registry.get_collection(collection)
+        c = self.catalog.get_collection(collection)
         fields = [pa.field("item_id", pa.string()), pa.field("label", pa.string())]
         fields.append(pa.field("features", pa.list_(pa.float32(), c.dim or 1)) if c.kind == "features" else pa.field("text", pa.string()))
         schema = pa.schema(fields)

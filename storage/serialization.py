@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from steward.errors import ArtifactIntegrityError
+from core.errors import ArtifactIntegrityError
 
 
 def state_dict_to_bytes(state_dict: dict[str, Any]) -> bytes:

@@ -17,7 +17,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from steward.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 POSTGRES_URL = os.environ.get("STEWARD_TEST_POSTGRES_URL")
 _SKIP_PG = "STEWARD_TEST_POSTGRES_URL is not set: the PostgreSQL half of the registry tests was skipped"
@@ -35,7 +35,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def workspace(settings: Settings):
-    from steward.workspace import open_workspace
+    from storage.workspace import open_workspace
 
     ws = open_workspace(settings)
     yield ws

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError, ValidationError
 from embedding.index.build import (
     _find,
     as_float32_matrix,
@@ -36,7 +37,6 @@ from embedding.index.build import (
     train_and_add,
 )
 from embedding.index.choice import IndexChoice, choose_index
-from steward.errors import ArtifactIntegrityError, ConflictError, NotFoundError, ValidationError
 
 log = logging.getLogger(__name__)
 

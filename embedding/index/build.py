@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import ValidationError
 from embedding.index.choice import IndexChoice
-from steward.errors import ValidationError
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from steward.errors import ConfigError, ValidationError
+from core.errors import ConfigError, ValidationError
 
 METRIC = "inner_product"
 EXACT_MAX_N = 10_000

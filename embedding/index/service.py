@@ -17,24 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.errors import ConflictError, NotFoundError, ValidationError
 from embedding.index.ann import FORMAT_VERSION, AnnIndex
 from embedding.index.choice import choose_index
 from embedding.index.incremental import IncrementalOutcome, IncrementalPolicy, apply_changes
 from embedding.index.tune import DEFAULT_TARGET_RECALL, TuneResult, leave_one_out_sample, tune
-from steward.errors import ConflictError, NotFoundError, ValidationError
+from embedding.streaming import gallery_embeddings, input_columns
 
 if TYPE_CHECKING:  # pragma: no cover
-    from steward.workspace import Workspace
     from storage.registry.entities import IndexVersion
+    from storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 TUNE_QUERIES = 1000
-
-
-def _input_column(workspace: Workspace, collection: str) -> str:
-    kind = workspace.registry.get_collection(collection).kind
-    return "text" if kind == "text" else "features"
 
 
 def _embedder(workspace: Workspace, collection: str, model_version: int, embedder: Any | None) -> Any:
@@ -43,39 +39,6 @@ def _embedder(workspace: Workspace, collection: str, model_version: int, embedde
     from embedding.inference import load_embedder
 
     return load_embedder(workspace, collection, model_version)
-
-
-def embed_gallery(
-    workspace: Workspace,
-    collection: str,
-    embedder: Any,
-    *,
-    as_of: int | None,
-    batch_size: int = 8192,
-    progress: bool = True,
-) -> tuple[list[str], np.ndarray]:
-    """(item_ids, embeddings) of every item as of ``as_of``, streamed batch by batch."""
-    column = _input_column(workspace, collection)
-    ids: list[str] = []
-    parts: list[np.ndarray] = []
-    stream = workspace.store.iter_batches(collection, as_of=as_of, columns=["item_id", column], batch_size=batch_size)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(desc=f"embedding {collection}", unit="item")
-    try:
-        for rb in stream:
-            parts.append(np.asarray(embedder.embed_table(rb), dtype=np.float32))
-            ids.extend(rb.column("item_id").to_pylist())
-            if bar is not None:
-                bar.update(rb.num_rows)
-    finally:
-        if bar is not None:
-            bar.close()
-    if not ids:
-        raise NotFoundError(f"collection {collection!r} has no items as of batch {as_of}; ingest data first")
-    return ids, np.concatenate(parts)
 
 
 def _save_and_register(
@@ -102,7 +65,7 @@ def _save_and_register(
         "dim": ann.dim,
         "model_version": model_version,
     } | params
-    iv = workspace.registry.register_index(
+    iv = workspace.registry.models.register_index(
         collection, model_version, factory=ann.factory, params=params, metrics=metrics,
         artifact=sha, as_of_batch=as_of_batch, num_vectors=ann.ntotal,
     )
@@ -165,15 +128,16 @@ def build_index_for_model(
     """Embed the gallery as of ``as_of`` (None: newest batch) with ``model_version``; build, tune, register."""
     if not 0 < target_recall <= 1:
         raise ValidationError(f"target_recall must be in (0, 1], got {target_recall}")
-    workspace.registry.get_model(collection, model_version)  # NotFoundError before any heavy work
+    workspace.registry.models.get_model(collection, model_version)  # NotFoundError before any heavy work
     if as_of is None:
-        latest = workspace.registry.latest_batch(collection)
+        latest = workspace.registry.catalog.latest_batch(collection)
         if latest is None:
             raise NotFoundError(f"collection {collection!r} has no batches; ingest data first")
         as_of = latest.seq
     emb = _embedder(workspace, collection, model_version, embedder)
     t0 = time.perf_counter()
-    ids, vectors = embed_gallery(workspace, collection, emb, as_of=as_of, batch_size=batch_size, progress=progress)
+    ids, vectors = gallery_embeddings(workspace, collection, emb, as_of=as_of, batch_size=batch_size,
+                                      progress=progress)
     embed_s = time.perf_counter() - t0
     ann, _result, metrics = build_and_tune(
         ids, vectors, target_recall=target_recall, memory_budget_bytes=memory_budget_bytes,
@@ -190,7 +154,7 @@ def build_index_for_model(
 
 def load_index(workspace: Workspace, index_version_id: int, *, mmap: bool = True) -> AnnIndex:
     """The registered index, checksum-verified by the artifact store; memory-mapped (read-only) by default."""
-    iv = workspace.registry.get_index(index_version_id)
+    iv = workspace.registry.models.get_index(index_version_id)
     path = workspace.artifacts.local_path(iv.artifact)  # raises ArtifactIntegrityError when altered
     ann = AnnIndex.load(path, mmap=mmap, verify=False)  # the store just hashed the whole file
     ann.meta["index_version"] = iv.id
@@ -214,7 +178,7 @@ def update_index(
     longer live as of ``batch_seq`` are removed. The new version's metrics say whether a rebuild is
     proposed (``rebuild_proposed``) and why.
     """
-    iv = workspace.registry.get_index(index_version_id)
+    iv = workspace.registry.models.get_index(index_version_id)
     if iv.collection != collection:
         raise ValidationError(f"index version {iv.id} belongs to {iv.collection!r}, not {collection!r}")
     start = (iv.as_of_batch or 0) + 1
@@ -222,9 +186,9 @@ def update_index(
         raise ConflictError(
             f"index version {iv.id} already includes batch {batch_seq} (it is as of batch {iv.as_of_batch})"
         )
-    workspace.registry.get_batch(collection, batch_seq)  # NotFoundError for a batch that does not exist
+    workspace.registry.catalog.get_batch(collection, batch_seq)  # NotFoundError for a batch that does not exist
     emb = _embedder(workspace, collection, iv.model_version, embedder)
-    column = _input_column(workspace, collection)
+    column = input_columns(emb)[0]
     ann = load_index(workspace, iv.id, mmap=False)
     policy = policy or IncrementalPolicy(target_recall=float(iv.params.get("target_recall", DEFAULT_TARGET_RECALL)))
 
@@ -261,28 +225,9 @@ def update_index(
                               params=params, metrics=metrics)
 
 
-def current_index_version(workspace: Workspace, collection: str, model_version: int | None = None) -> IndexVersion:
-    """The index to search: the production alias's index, else the newest index of the model asked for
-    (or of the production model)."""
-    alias = workspace.registry.get_alias(collection)
-    if model_version is None and alias is not None and alias.index_version is not None:
-        return workspace.registry.get_index(alias.index_version)
-    mv = model_version if model_version is not None else (alias.model_version if alias else None)
-    indexes = workspace.registry.list_indexes(collection, mv)
-    if not indexes:
-        which = f"model version {mv}" if mv is not None else "any model"
-        raise NotFoundError(
-            f"collection {collection!r} has no index for {which}; build one with "
-            f"`steward index build --collection {collection}`"
-        )
-    return indexes[-1]
-
-
 __all__: list[str] = [
     "build_and_tune",
     "build_index_for_model",
-    "current_index_version",
-    "embed_gallery",
     "load_index",
     "update_index",
 ]

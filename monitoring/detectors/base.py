@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from steward.errors import ValidationError
+from core.errors import ValidationError
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,20 @@ class DetectorResult:
             "n_current": self.n_current,
             "extra": self.extra,
         }
+
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DetectorResult:
+        """Inverse of :meth:`to_dict` (a null number reads back as NaN; unknown keys are ignored)."""
+        values = {f: d.get(f) for f in cls.__dataclass_fields__ if f in d}
+        for name in ("statistic", "p_value", "effect"):
+            values[name] = math.nan if values.get(name) is None else float(values[name])
+        values.setdefault("name", "?")
+        values.setdefault("effect_description", "")
+        values.setdefault("n_reference", 0)
+        values.setdefault("n_current", 0)
+        values["extra"] = dict(values.get("extra") or {})
+        return cls(**values)
 
 
 def is_missing(v: Any) -> bool:

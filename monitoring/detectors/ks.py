@@ -14,8 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from core.errors import ConfigError
 from monitoring.detectors.base import DetectorResult, check_pair, subsample
-from steward.errors import ConfigError
 
 
 @dataclass(frozen=True)

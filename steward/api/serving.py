@@ -24,11 +24,10 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from steward.errors import ConflictError, NotFoundError
+from core.errors import NotFoundError
 
 log = logging.getLogger(__name__)
 
-PRODUCTION = "production"
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,7 @@ def load_serving_pair(workspace: Any, collection: str, model_version: int, index
     from embedding.index.service import load_index
     from embedding.inference import load_embedder
 
-    registry = workspace.registry
-    check_pair(registry, collection, model_version, index_version)
+    workspace.production.check_pair(collection, model_version, index_version)
     started = time.perf_counter()
     embedder = load_embedder(
         workspace, collection, model_version=model_version, device=workspace.settings.device
@@ -101,7 +99,7 @@ def load_serving_pair(workspace: Any, collection: str, model_version: int, index
             f"index version {index_version} has dim {index.dim} but model v{model_version} outputs "
             f"{out_dim}; rebuild the index for this model"
         )
-    coll = registry.get_collection(collection)
+    coll = workspace.registry.catalog.get_collection(collection)
     input_kind = getattr(embedder, "input_kind", None) or coll.kind
     return ServingPair(
         collection=collection,
@@ -113,32 +111,6 @@ def load_serving_pair(workspace: Any, collection: str, model_version: int, index
         input_kind=input_kind,
         load_seconds=time.perf_counter() - started,
     )
-
-
-def check_pair(registry: Any, collection: str, model_version: int, index_version: int) -> None:
-    """Refuse an index built with another model: serving it would return nonsense silently."""
-    meta = registry.get_index(index_version)
-    if meta.collection != collection or meta.model_version != model_version:
-        raise ConflictError(
-            f"index version {index_version} does not belong to model version {model_version} of "
-            f"{collection!r} (it was built for {meta.collection!r} v{meta.model_version}); "
-            "promote a matching model/index pair"
-        )
-
-
-def resolve_index_version(
-    registry: Any, collection: str, model_version: int, index_version: int | None
-) -> int:
-    """The alias's index, or (when it names none) the newest index built for its model."""
-    if index_version is not None:
-        return index_version
-    indexes = registry.list_indexes(collection, model_version=model_version)
-    if not indexes:
-        raise NotFoundError(
-            f"production model v{model_version} of {collection!r} has no index; build one "
-            "(steward index build) and promote the model together with it"
-        )
-    return max(ix.id for ix in indexes)
 
 
 class ServingState:
@@ -209,9 +181,9 @@ class ServingState:
     def load(self, collection: str, model_version: int, index_version: int | None) -> ServingPair:
         """Load (or take from the cache) a pair without putting it in service. Raises on failure."""
         with self._write_lock:
-            index_version = resolve_index_version(
-                self.workspace.registry, collection, model_version, index_version
-            )
+            index_version = self.workspace.production.index(
+                collection, index_version=index_version, model_version=model_version
+            ).id
             key = (model_version, index_version)
             cache = self._cache.setdefault(collection, OrderedDict())
             if key in cache:
@@ -220,7 +192,7 @@ class ServingState:
             current = self._pairs.get(collection)
             if current is not None and current.key == key:
                 return current
-            check_pair(self.workspace.registry, collection, model_version, index_version)
+            self.workspace.production.check_pair(collection, model_version, index_version)
             pair = self.loader(self.workspace, collection, model_version, index_version)
             if pair.key != key or pair.collection != collection:
                 raise NotFoundError(
@@ -236,8 +208,7 @@ class ServingState:
 
         ``force`` retries a target whose last load failed without waiting ``retry_seconds``.
         """
-        registry = self.workspace.registry
-        names = [collection] if collection else [c.name for c in registry.list_collections()]
+        names = [collection] if collection else [c.name for c in self.workspace.registry.catalog.list_collections()]
         outcome: dict[str, str] = {}
         for name in names:
             outcome[name] = self._refresh_one(name, force=force)
@@ -246,7 +217,7 @@ class ServingState:
 
     def _refresh_one(self, collection: str, *, force: bool) -> str:
         with self._write_lock:
-            target = self.workspace.registry.get_alias(collection, PRODUCTION)
+            target = self.workspace.production.target(collection)
             if target is None:
                 return "no production alias"
             current = self._pairs.get(collection)

@@ -1,101 +1,76 @@
 """What /versions, /status and the dashboard show: registry state turned into plain dicts.
 
-The pure helpers (metric picking, which alerts are open, the drift series) are separate from the
-functions that read the registry, so they can be tested on hand-made entities.
+Everything is read through the typed contracts (``ModelReport`` for a model's metrics,
+``DriftSummary`` for a drift check, ``CollectionStatus`` for the state of a collection), so no
+view guesses keys. The pure helpers are separate from the functions that read the registry.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from embedding.report import ModelReport
 from monitoring.open_alerts import open_alerts
+from monitoring.status import collection_status
+from monitoring.summary import DriftSummary
 from steward.api.charts import line_chart_svg
-from steward.api.serving import PRODUCTION, ServingState
+from steward.api.serving import ServingState
 
-# Metric keys worth a column, by what their name contains (training, gate and index metrics are
-# written by other modules; matching by name keeps the dashboard working as they add keys).
-MODEL_METRIC_PATTERN = re.compile(r"map|forget|precision|recall|r_prec", re.IGNORECASE)
-INDEX_METRIC_PATTERN = re.compile(r"recall|latency|(^|_)ms($|_)|qps|build", re.IGNORECASE)
-MAX_METRIC_COLUMNS = 8
-PER_CLASS_SUMMARISED = ("forgetting",)  # metrics keyed by class, shown as max and mean
-HEADLINE_METRICS = tuple(
-    re.compile(p)
-    for p in (r"^overall\.map", r"^old\.map", r"^new\.map", r"forget", r"map", r"recall_at_10", r"recall")
+# (key, column heading) of the model and index tables.
+MODEL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("map_at_r_all", "MAP@R all"), ("map_at_r_old", "MAP@R old"), ("map_at_r_new", "MAP@R new"),
+    ("p_at_1_all", "P@1 all"), ("forgetting_max", "forgetting max"), ("forgetting_mean", "forgetting mean"),
+)
+INDEX_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("recall_at_10", "recall@10"), ("latency_p50_ms", "p50 ms"), ("latency_p99_ms", "p99 ms"),
+    ("build_seconds", "build s"),
 )
 
 
-def _scalar(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+def _number(v: Any) -> float | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)):
+        return float(v)
+    return None
 
 
-def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested metric dicts as dotted keys (``{"map_at_r": {"old": .8}}`` -> ``map_at_r.old``)."""
-    flat: dict[str, Any] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if key in PER_CLASS_SUMMARISED and isinstance(value, Mapping):
-            # one column per class would swamp the table: show the worst and the mean instead
-            values = [float(v) for v in value.values() if _scalar(v)]
-            if values:
-                flat[f"{name}.max"] = max(values)
-                flat[f"{name}.mean"] = sum(values) / len(values)
-            continue
-        if isinstance(value, Mapping):
-            flat.update(flatten_metrics(value, prefix=f"{name}."))
-        else:
-            flat[name] = value
-    return flat
+def model_row(metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    """The model table's numbers for one version's stored metrics."""
+    report = ModelReport.from_dict(metrics or {})
+    head = report.headline()
+    ev = report.evaluation
+    forgetting = [v for v in report.forgetting.values() if _number(v) is not None]
+    return {
+        "map_at_r_all": _number(head["overall"]), "map_at_r_old": _number(head["old"]),
+        "map_at_r_new": _number(head["new"]),
+        "p_at_1_all": None if ev is None else _number(ev.overall.precision_at_1),
+        "forgetting_max": max(forgetting) if forgetting else None,
+        "forgetting_mean": sum(forgetting) / len(forgetting) if forgetting else None,
+    }
 
 
-def pick_metric_columns(
-    metric_dicts: Iterable[Mapping[str, Any]], pattern: re.Pattern[str], limit: int = MAX_METRIC_COLUMNS
-) -> list[str]:
-    """Scalar keys matching ``pattern``: headline names first (MAP@R overall/old/new, forgetting),
-    then the most common. Per-class breakdowns and deeper nesting stay off the table."""
-    counts: dict[str, int] = {}
-    for metrics in metric_dicts:
-        for key, value in flatten_metrics(metrics).items():
-            if key.count(".") > 1 or "per_class" in key:
-                continue
-            if _scalar(value) and pattern.search(key):
-                counts[key] = counts.get(key, 0) + 1
-
-    def rank(key: str) -> int:
-        return next((i for i, p in enumerate(HEADLINE_METRICS) if p.search(key)), len(HEADLINE_METRICS))
-
-    return sorted(counts, key=lambda k: (rank(k), -counts[k], k))[:limit]
+def index_row(metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    return {key: _number((metrics or {}).get(key)) for key, _ in INDEX_COLUMNS}
 
 
 def drift_series(reports: Sequence[Any]) -> tuple[list[str], dict[str, list[float | None]], list[bool]]:
-    """Oldest-first x labels, p-value per detector, and which checks found drift."""
+    """Oldest-first x labels, p-value per detector (plus the combined one), and which checks found drift."""
     ordered = sorted(reports, key=lambda r: (r.created_at, r.id))
     labels = [f"b{r.batch_seq}" if r.batch_seq is not None else f"#{r.id}" for r in ordered]
-    def p_values(report: Any) -> dict[str, Any]:
-        # monitoring.check stores {"detectors": {name: {"p_value": ...}}, "decision": {"combined_p_value": ...}}
-        summary = report.summary or {}
-        detectors = summary.get("detectors", summary)
-        out = {name: v.get("p_value") for name, v in detectors.items() if isinstance(v, Mapping)}
-        combined = (summary.get("decision") or {}).get("combined_p_value")
-        if combined is not None:
-            out["combined"] = combined
-        return out
-
-    per_report = [p_values(r) for r in ordered]
+    per_report = []
+    for r in ordered:
+        summary = DriftSummary.from_dict({**(r.summary or {}), "collection": ""})
+        values = {name: _number(d.p_value) for name, d in summary.detectors.items()}
+        if summary.detectors:
+            values["combined"] = _number(summary.decision.combined_p_value)
+        per_report.append(values)
     names: list[str] = []
     for values in per_report:
-        for name, p in values.items():
-            if _scalar(p) and name not in names:
-                names.append(name)
-    series: dict[str, list[float | None]] = {n: [] for n in names}
-    for values in per_report:
-        for n in names:
-            p = values.get(n)
-            series[n].append(float(p) if _scalar(p) else None)
+        names += [n for n, p in values.items() if p is not None and n not in names]
+    series = {n: [values.get(n) for values in per_report] for n in names}
     return labels, series, [bool(r.drifted) for r in ordered]
 
 
@@ -104,54 +79,34 @@ def _iso(ts: datetime | None) -> str | None:
 
 
 def _entity(obj: Any) -> dict[str, Any]:
-    out = asdict(obj)
-    for key, value in out.items():
-        if isinstance(value, datetime):
-            out[key] = value.isoformat()
-    return out
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(obj).items()}
 
 
 def versions_view(workspace: Any, state: ServingState, collection: str) -> dict[str, Any]:
-    registry = workspace.registry
-    alias = registry.get_alias(collection, PRODUCTION)
+    target = workspace.production.target(collection)
     serving = state.current(collection)
     return {
         "collection": collection,
-        "production": None
-        if alias is None
-        else {
-            "model_version": alias.model_version,
-            "index_version": alias.index_version,
-            "since": _iso(alias.updated_at),
-        },
+        "production": None if target is None else {"model_version": target.model_version,
+                                                   "index_version": target.index_version,
+                                                   "since": _iso(target.updated_at)},
         "serving": None if serving is None else serving.describe(),
-        "history": [_entity(c) for c in registry.alias_history(collection, PRODUCTION)],
+        "history": [_entity(c) for c in workspace.production.history(collection)],
     }
 
 
 def status_view(workspace: Any, state: ServingState, collection: str) -> dict[str, Any]:
-    registry = workspace.registry
-    alias = registry.get_alias(collection, PRODUCTION)
-    reports = registry.list_drift_reports(collection, limit=1)
-    alerts = registry.list_alerts(collection)
+    """The collection's status (as ``steward status --json`` prints it) plus what this service serves."""
+    status = collection_status(workspace, collection)
     failure = state.failures.get(collection)
     serving = state.current(collection)
-    in_step = (
-        alias is not None
-        and serving is not None
-        and serving.model_version == alias.model_version
-        and (alias.index_version is None or serving.index_version == alias.index_version)
-    )
+    prod = status.production
+    in_step = (prod is not None and serving is not None and serving.model_version == prod["model_version"]
+               and (prod["index_version"] is None or serving.index_version == prod["index_version"]))
     return {
-        "collection": collection,
-        "production": None
-        if alias is None
-        else {"model_version": alias.model_version, "index_version": alias.index_version},
+        **status.to_dict(),
         "serving": None if serving is None else serving.describe(),
         "serving_matches_production": in_step,
-        "last_drift_check": _entity(reports[0]) if reports else None,
-        "open_alerts": [_entity(a) for a in open_alerts(alerts, alias.updated_at if alias else None)],
-        "undelivered_alerts": sum(1 for a in alerts if a.delivered_at is None),
         "last_load_failure": None if failure is None else failure.describe(),
     }
 
@@ -159,35 +114,27 @@ def status_view(workspace: Any, state: ServingState, collection: str) -> dict[st
 def dashboard_view(workspace: Any, state: ServingState, collection: str, *, alpha: float) -> dict[str, Any]:
     """Everything the dashboard template shows for one collection."""
     registry = workspace.registry
-    alias = registry.get_alias(collection, PRODUCTION)
-    models = sorted(registry.list_models(collection), key=lambda m: m.version, reverse=True)
-    indexes = sorted(registry.list_indexes(collection), key=lambda i: i.id, reverse=True)
-    reports = registry.list_drift_reports(collection, limit=200)
-    alerts = registry.list_alerts(collection)
+    target = workspace.production.target(collection)
+    models = sorted(registry.models.list_models(collection), key=lambda m: m.version, reverse=True)
+    indexes = sorted(registry.models.list_indexes(collection), key=lambda i: i.id, reverse=True)
+    reports = registry.monitoring.list_drift_reports(collection, limit=200)
+    alerts = registry.monitoring.list_alerts(collection)
     labels, series, marked = drift_series(reports)
-    model_cols = pick_metric_columns((m.metrics for m in models), MODEL_METRIC_PATTERN)
-    index_cols = pick_metric_columns((i.metrics for i in indexes), INDEX_METRIC_PATTERN)
-    report_alpha = next((r.alpha for r in reports if _scalar(r.alpha)), alpha)
+    report_alpha = next((r.alpha for r in reports if _number(r.alpha) is not None), alpha)
     return {
         "name": collection,
-        "production": alias,
+        "production": target,
         "serving": state.current(collection),
         "failure": state.failures.get(collection),
-        "history": sorted(registry.alias_history(collection, PRODUCTION), key=lambda c: c.id, reverse=True)[
-            :100
-        ],
-        "models": [(m, flatten_metrics(m.metrics)) for m in models],
-        "model_cols": model_cols,
-        "indexes": [(i, flatten_metrics(i.metrics)) for i in indexes],
-        "index_cols": index_cols,
+        "history": sorted(workspace.production.history(collection), key=lambda c: c.id, reverse=True)[:100],
+        "models": [(m, model_row(m.metrics)) for m in models],
+        "model_cols": MODEL_COLUMNS,
+        "indexes": [(i, index_row(i.metrics)) for i in indexes],
+        "index_cols": INDEX_COLUMNS,
         "drift_chart": line_chart_svg(
-            series,
-            labels,
-            title="drift p-values per check (log scale; shaded: drift found)",
-            threshold=report_alpha,
-            threshold_label=f"alpha {report_alpha:g}",
-            marked=marked,
+            series, labels, title="drift p-values per check (log scale; shaded: drift found)",
+            threshold=report_alpha, threshold_label=f"alpha {report_alpha:g}", marked=marked,
         ),
         "reports": sorted(reports, key=lambda r: (r.created_at, r.id), reverse=True)[:50],
-        "open_alerts": open_alerts(alerts, alias.updated_at if alias else None),
+        "open_alerts": open_alerts(alerts, target.updated_at if target else None),
     }

@@ -9,8 +9,10 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "api",
+    from steward.cli import add_subcommand
+
+    parser = add_subcommand(
+        subparsers, "api",
         help="serve search, the dashboard and promote/rollback over HTTP",
         description=(
             "Serve nearest-neighbour search over each collection's production model+index, the "
@@ -31,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_api(args: argparse.Namespace, ctx) -> int:
-    from steward.errors import ConfigError
+    from core.errors import ConfigError
 
     if args.poll_seconds <= 0:
         raise ConfigError(f"--poll-seconds={args.poll_seconds} must be positive")

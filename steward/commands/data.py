@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from steward.cli import add_json_flag
+from steward.cli import add_collection, add_json_flag, add_subcommand
 
 
 def _ingest(args: argparse.Namespace, ctx) -> int:
@@ -16,7 +16,7 @@ def _ingest(args: argparse.Namespace, ctx) -> int:
 
 
 def _batches_list(args: argparse.Namespace, ctx) -> int:
-    batches = ctx.workspace.registry.list_batches(args.collection)
+    batches = ctx.workspace.registry.catalog.list_batches(args.collection)
     rows = [dataclasses.asdict(b) for b in batches]
     lines = [f"{'seq':>4}  {'rows':>7}  {'new':>6}  {'upd':>6}  {'quar':>5}  created                    source"]
     lines += [
@@ -29,20 +29,20 @@ def _batches_list(args: argparse.Namespace, ctx) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "ingest", help="validate and store a batch (Parquet, CSV or JSONL)",
+    p = add_subcommand(
+        subparsers, "ingest", help="validate and store a batch (Parquet, CSV or JSONL)",
         description="Validate files and add each as a new batch of the collection. Rows with problems "
         "(NaN/Inf or null features, empty text, duplicate item_id) go to a quarantine Parquet with a "
         "reason; file-level problems refuse the file and write nothing. Re-ingesting identical content is a no-op.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--collection", "-c", required=True)
+    add_collection(p)
     add_json_flag(p)
     p.set_defaults(func=_ingest)
 
-    b = subparsers.add_parser("batches", help="list the batches of a collection")
+    b = add_subcommand(subparsers, "batches", help="list the batches of a collection")
     bsub = b.add_subparsers(dest="batches_command", required=True)
-    bl = bsub.add_parser("list", help="list batches")
-    bl.add_argument("--collection", "-c", required=True)
+    bl = add_subcommand(bsub, "list", help="list batches")
+    add_collection(bl)
     add_json_flag(bl)
     bl.set_defaults(func=_batches_list)

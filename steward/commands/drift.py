@@ -17,10 +17,10 @@ _EPILOG = f"""exit codes:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from steward.cli import add_json_flag
+    from steward.cli import add_collection, add_json_flag, add_subcommand, setting_flag
 
-    parser = subparsers.add_parser(
-        "drift",
+    parser = add_subcommand(
+        subparsers, "drift",
         help="check a batch for drift (calibrated tests on embeddings); exit 10 on drift",
         description=(
             "Compare a batch's embeddings (production model; raw L2-normalised features when no model "
@@ -34,13 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--collection", required=True, help="collection name")
+    add_collection(parser, help="collection name")
     parser.add_argument("--batch", type=int, default=None, help="batch seq to check (default: the latest)")
     parser.add_argument("--model-version", type=int, default=None, help="embed with this model (default: production)")
-    parser.add_argument("--alpha", type=float, default=None, help="family-wise false-alarm rate (default: drift_alpha setting)")
-    parser.add_argument(
-        "--reference-batches", type=int, default=3, help="how many earlier batches form the reference (default 3)"
-    )
+    setting_flag(parser, "--alpha", setting="drift.alpha", type=float,
+                 help="family-wise false-alarm rate (default: the drift.alpha setting, 0.05)")
+    setting_flag(parser, "--reference-batches", setting="drift.reference_batches", type=int,
+                 help="how many earlier batches form the reference (default: the drift.reference_batches setting, 3)")
     parser.add_argument("--html", default=None, metavar="PATH", help="also write an Evidently HTML report (slow, ~30 s)")
     parser.add_argument("--no-notify", action="store_true", help="store the report/alert but send nothing")
     add_json_flag(parser)
@@ -48,49 +48,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_drift(args: argparse.Namespace, ctx) -> int:
-    from steward.errors import ConfigError
-
-    if args.alpha is not None and not 0 < args.alpha < 1:
-        raise ConfigError(f"--alpha={args.alpha} must lie strictly between 0 and 1 (e.g. 0.05)")
     from monitoring.check import check_drift
 
-    res = check_drift(
-        ctx.workspace,
-        args.collection,
-        args.batch,
-        model_version=args.model_version,
-        alpha=args.alpha,
-        reference_batches=args.reference_batches,
-        html_path=args.html,
-        notify=not args.no_notify,
-    )
-    payload = {
-        "collection": args.collection,
-        "drifted": res.drifted,
-        "drift_report_id": res.report.id,
-        "batch_seq": res.report.batch_seq,
-        "reference_batches": list(res.reference_batches),
-        "embedding": res.embedding,
-        "decision": res.decision.to_dict() if res.decision else None,
-        "detectors": {k: v.to_dict() for k, v in res.detectors.items()},
-        "alert_id": res.alert.id if res.alert else None,
-        "report_artifact": res.report.report_artifact,
-        "seconds": res.seconds,
-    }
+    res = check_drift(ctx.workspace, args.collection, args.batch, model_version=args.model_version,
+                      html_path=args.html, notify=not args.no_notify)
     verdict = "DRIFT" if res.drifted else "no drift"
-    head = (
-        f"{args.collection} batch {res.report.batch_seq} vs {list(res.reference_batches)} "
-        f"({res.embedding}): {verdict} at alpha={res.report.alpha}"
-    )
-    lines = [head]
-    adjusted = res.decision.adjusted_p_values if res.decision else {}
+    lines = [(f"{args.collection} batch {res.batch_seq} vs {list(res.reference_batches)} "
+             f"({res.embedding}): {verdict} at alpha={res.decision.alpha}")]
+    adjusted = res.decision.adjusted_p_values
     for name, det in res.detectors.items():
-        mark = "*" if res.decision and name in res.decision.flagged else " "
+        mark = "*" if name in res.decision.flagged else " "
         adj = adjusted.get(name, float("nan"))
         lines.append(f" {mark} {name:<23} p={det.p_value:<9.3g} adj={adj:<9.3g} {det.effect_description}")
-    if res.alert:
-        lines.append(f"alert {res.alert.id} {'delivered' if res.alert.delivered_at else 'pending delivery'}")
+    if res.alert_id is not None:
+        alert = ctx.workspace.registry.monitoring.get_alert(res.alert_id)
+        lines.append(f"alert {alert.id} {'delivered' if alert.delivered_at else 'pending delivery'}")
     if args.html:
         lines.append(f"HTML report: {args.html}")
-    ctx.emit(payload, "\n".join(lines))
+    ctx.emit(res.to_dict(), "\n".join(lines))
     return EXIT_DRIFT if res.drifted else EXIT_NO_DRIFT

@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from steward.cli import add_json_flag
+from steward.cli import add_collection, add_json_flag, add_subcommand, setting_flag
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    s = subparsers.add_parser(
-        "search",
+    s = add_subcommand(
+        subparsers, "search",
         help="nearest items by item id or by query vectors from a file",
         description=(
             "Search a collection's index (default: the production pair's index, else the newest index "
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "that are embedded with the index's model version first."
         ),
     )
-    s.add_argument("--collection", required=True)
+    add_collection(s)
     q = s.add_mutually_exclusive_group(required=True)
     q.add_argument("--item-id", nargs="+", metavar="ID", help="query by items in the index")
     q.add_argument("--vectors", metavar="FILE.npy", help="query embeddings, float (n, dim) or (dim,)")
@@ -35,53 +35,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_flag(s)
     s.set_defaults(func=run_search)
 
-    ix = subparsers.add_parser("index", help="build, update and list ANN index versions")
+    ix = add_subcommand(subparsers, "index", help="build, update and list ANN index versions")
     isub = ix.add_subparsers(dest="index_command", metavar="ACTION", required=True)
 
-    b = isub.add_parser(
-        "build",
+    b = add_subcommand(
+        isub, "build",
         help="embed the gallery with a model version, build, tune and register an index",
         description="Choose the index type from size and budgets, tune it to the recall target, register it.",
     )
-    b.add_argument("--collection", required=True)
+    add_collection(b)
     b.add_argument("--model", type=int, help="model version (default: the production model)")
     b.add_argument("--as-of", type=int, help="gallery as of this batch seq (default: newest)")
-    b.add_argument("--target-recall", type=float, default=0.95, help="recall@10 to reach (default 0.95)")
-    b.add_argument("--memory-budget-mb", type=float, help="cap on the index size in RAM (MiB)")
-    b.add_argument("--latency-ms", type=float, help="single-query latency at which exact search is good enough")
+    setting_flag(b, "--target-recall", setting="index.target_recall", type=float,
+                 help="recall@10 to reach (default: the index.target_recall setting, 0.95)")
+    setting_flag(b, "--memory-budget-mb", setting="index.memory_budget_mb", type=float,
+                 help="cap on the index size in RAM (MiB)")
+    setting_flag(b, "--latency-ms", setting="index.latency_target_ms", type=float,
+                 help="single-query latency at which exact search is good enough")
     add_json_flag(b)
     b.set_defaults(func=run_build)
 
-    u = isub.add_parser(
-        "update",
+    u = add_subcommand(
+        isub, "update",
         help="add new/updated and remove deleted items since an index version (same model)",
         description="Apply the batches after the index's as-of batch; says when a rebuild is proposed.",
     )
-    u.add_argument("--collection", required=True)
+    add_collection(u)
     u.add_argument("--index-version", type=int, help="index to update (default: production)")
     u.add_argument("--batch", type=int, help="apply batches up to this seq (default: newest)")
     add_json_flag(u)
     u.set_defaults(func=run_update)
 
-    li = isub.add_parser("list", help="list index versions of a collection")
-    li.add_argument("--collection", required=True)
+    li = add_subcommand(isub, "list", help="list index versions of a collection")
+    add_collection(li)
     li.add_argument("--model", type=int, help="only indexes of this model version")
     add_json_flag(li)
     li.set_defaults(func=run_list)
 
 
 def _index_version(ctx, collection: str, index_version: int | None, model: int | None):
-    from embedding.index.service import current_index_version
-
-    if index_version is not None:
-        return ctx.workspace.registry.get_index(index_version)
-    return current_index_version(ctx.workspace, collection, model)
+    return ctx.workspace.production.index(collection, index_version=index_version, model_version=model)
 
 
 def _load_queries(path: str):
     import numpy as np
 
-    from steward.errors import NotFoundError, ValidationError
+    from core.errors import NotFoundError, ValidationError
 
     try:
         arr = np.load(path, allow_pickle=False)
@@ -97,14 +96,12 @@ def _load_queries(path: str):
 
 
 def run_search(args: argparse.Namespace, ctx) -> int:
+    from core.errors import ValidationError
     from embedding.index.service import load_index
-    from steward.errors import ValidationError
 
     if args.k < 1:
         raise ValidationError(f"--k={args.k} must be at least 1")
     iv = _index_version(ctx, args.collection, args.index_version, args.model)
-    if iv.collection != args.collection:
-        raise ValidationError(f"index version {iv.id} belongs to {iv.collection!r}, not {args.collection!r}")
     index = load_index(ctx.workspace, iv.id)
     if args.item_id:
         result = index.search_ids(args.item_id, args.k)
@@ -159,18 +156,13 @@ def _line(s: dict) -> str:
 
 def run_build(args: argparse.Namespace, ctx) -> int:
     from embedding.index.service import build_index_for_model
-    from steward.errors import NotFoundError
 
-    model = args.model
-    if model is None:
-        alias = ctx.workspace.registry.get_alias(args.collection)
-        if alias is None:
-            raise NotFoundError(f"collection {args.collection!r} has no production model; pass --model V")
-        model = alias.model_version
-    budget = int(args.memory_budget_mb * 2**20) if args.memory_budget_mb else None
+    model = ctx.workspace.production.model(args.collection, args.model).version
+    index = ctx.settings.index
+    budget = int(index.memory_budget_mb * 2**20) if index.memory_budget_mb else None
     iv = build_index_for_model(
-        ctx.workspace, args.collection, model, as_of=args.as_of, target_recall=args.target_recall,
-        memory_budget_bytes=budget, latency_target_ms=args.latency_ms, progress=not args.json,
+        ctx.workspace, args.collection, model, as_of=args.as_of, target_recall=index.target_recall,
+        memory_budget_bytes=budget, latency_target_ms=index.latency_target_ms, progress=not args.json,
     )
     s = _summary(iv)
     ctx.emit(s | {"metrics": iv.metrics, "params": iv.params}, "built index " + _line(s))
@@ -178,13 +170,13 @@ def run_build(args: argparse.Namespace, ctx) -> int:
 
 
 def run_update(args: argparse.Namespace, ctx) -> int:
+    from core.errors import NotFoundError
     from embedding.index.service import update_index
-    from steward.errors import NotFoundError
 
     iv = _index_version(ctx, args.collection, args.index_version, None)
     batch = args.batch
     if batch is None:
-        latest = ctx.workspace.registry.latest_batch(args.collection)
+        latest = ctx.workspace.registry.catalog.latest_batch(args.collection)
         if latest is None:
             raise NotFoundError(f"collection {args.collection!r} has no batches")
         batch = latest.seq
@@ -198,7 +190,7 @@ def run_update(args: argparse.Namespace, ctx) -> int:
 
 
 def run_list(args: argparse.Namespace, ctx) -> int:
-    rows = [_summary(iv) for iv in ctx.workspace.registry.list_indexes(args.collection, args.model)]
+    rows = [_summary(iv) for iv in ctx.workspace.registry.models.list_indexes(args.collection, args.model)]
     text = "\n".join(_line(r) for r in rows) if rows else f"no index versions for {args.collection!r}"
     ctx.emit(rows, text)
     return 0

@@ -10,10 +10,11 @@ use `steward promote` (or the maintenance flow) for an accepted candidate."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from steward.cli import add_json_flag
+    from embedding.config import BUFFER_POLICIES, LOSSES
+    from steward.cli import add_collection, add_json_flag, add_subcommand, setting_flag
 
-    p = subparsers.add_parser(
-        "retrain",
+    p = add_subcommand(
+        subparsers, "retrain",
         help="train a candidate model (incremental by default), evaluate it, apply the promotion gate",
         description=(
             "Incremental update: warm start from the production model, train on the batches ingested since "
@@ -24,27 +25,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=RETRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--collection", required=True)
+    add_collection(p)
     p.add_argument("--full", action="store_true", help="retrain from scratch on all data (the baseline/escape hatch)")
-    p.add_argument("--loss", help="contrastive, triplet, multi_similarity, proxy_anchor, arcface, cosface or supcon")
+    p.add_argument("--loss", choices=LOSSES, help="metric-learning loss (default: production's, else multi_similarity)")
     p.add_argument("--epochs", type=int, help="epoch bound (incremental_epochs for an update, epochs for --full)")
     p.add_argument("--buffer-budget", type=int, help="rehearsal buffer size in items")
-    p.add_argument("--buffer-policy", choices=["balanced_reservoir", "reservoir", "herding"])
+    p.add_argument("--buffer-policy", choices=BUFFER_POLICIES)
     p.add_argument("--bct-weight", type=float, help="weight of the backward-compatibility term (0 = off)")
     p.add_argument("--seed", type=int)
     p.add_argument("--as-of", type=int, help="train on data as of this batch seq (default: latest)")
     p.add_argument("--device", help="cpu or cuda (default: the device setting)")
-    p.add_argument("--max-old-drop", type=float, help="gate: largest allowed MAP@R drop on old classes (default 0.01)")
+    setting_flag(p, "--max-old-drop", setting="gate.max_old_map_drop", type=float,
+                 help="gate: largest allowed MAP@R drop on old classes (default: the gate.max_old_map_drop setting)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(p)
     p.set_defaults(func=run_retrain)
 
-    e = subparsers.add_parser(
-        "embed",
+    e = add_subcommand(
+        subparsers, "embed",
         help="write a collection's embeddings (item_id, label, embedding) under a model version to Parquet",
         description="Streams the collection in record batches (bounded memory) through the chosen model version.",
     )
-    e.add_argument("--collection", required=True)
+    add_collection(e)
     e.add_argument("--model", type=int, help="model version (default: the production model)")
     e.add_argument("--out", required=True, help="output Parquet path")
     e.add_argument("--as-of", type=int, help="items as of this batch seq (default: latest)")
@@ -57,11 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _config_from_args(args: argparse.Namespace, ctx):
     from embedding.config import TrainConfig
 
-    registry = ctx.workspace.registry
-    alias = registry.get_alias(args.collection)
+    production = ctx.workspace.production
+    alias = production.target(args.collection)
     base = TrainConfig()
     if alias is not None:
-        prod = registry.get_model(args.collection, alias.model_version)
+        prod = production.model(args.collection, alias.model_version)
         if "train_config" in prod.config:
             base = TrainConfig.from_dict(prod.config["train_config"])
     changes = {}
@@ -82,43 +84,42 @@ def _config_from_args(args: argparse.Namespace, ctx):
 
 
 def run_retrain(args: argparse.Namespace, ctx) -> int:
-    from embedding.gate import GateThresholds
     from embedding.retrain import retrain
 
     config = _config_from_args(args, ctx)
-    thresholds = GateThresholds() if args.max_old_drop is None else GateThresholds(max_old_map_drop=args.max_old_drop)
     out = retrain(ctx.workspace, args.collection, full=args.full, config=config, as_of=args.as_of,
-                  thresholds=thresholds, progress=not args.no_progress and not args.json)
-    mv, m = out.model, out.metrics
-    overall = m.get("overall") or {}
-    old = m.get("old") or {}
+                  thresholds=ctx.settings.gate, progress=not args.no_progress and not args.json)
+    mv, report = out.model, out.report
+    ev, training = report.evaluation, report.training
+    overall = ev.overall if ev else None
+    old = ev.old if ev else None
     lines = [
-        (f"{args.collection} v{mv.version} ({m['training']['mode']}, parent v{mv.parent_version}, "
+        (f"{args.collection} v{mv.version} ({training.mode}, parent v{mv.parent_version}, "
          f"trained on batch {mv.trained_on_batch}): "
          f"{'ACCEPTED as candidate' if out.decision.accepted else 'REJECTED'}"),
-        f"  MAP@R {overall.get('map_at_r', float('nan')):.4f}  P@1 {overall.get('precision_at_1', float('nan')):.4f}"
-        + (f"  old classes MAP@R {old['map_at_r']:.4f}" if old.get("map_at_r") is not None else ""),
-        (f"  {m['training']['epochs_run']} epochs in {m['training']['seconds']:.1f}s on "
-         f"{m['training']['train_items']} items ({m['training']['rehearsal_items']} from the rehearsal buffer)"),
+        (f"  MAP@R {overall.map_at_r if overall else float('nan'):.4f}  "
+         f"P@1 {overall.precision_at_1 if overall else float('nan'):.4f}")
+        + (f"  old classes MAP@R {old.map_at_r:.4f}" if old is not None else ""),
+        (f"  {training.epochs_run} epochs in {training.seconds:.1f}s on "
+         f"{training.train_items} items ({training.rehearsal_items} from the rehearsal buffer)"),
         *(f"  - {r}" for r in out.decision.reasons),
     ]
     if out.decision.accepted:
         lines.append(f"  promote with: steward promote --collection {args.collection} --model {mv.version}")
     ctx.emit({"collection": args.collection, "model_version": mv.version, "status": mv.status,
               "parent_version": mv.parent_version, "decision": out.decision.to_dict(),
-              "metrics": {k: v for k, v in m.items() if k != "per_class"}}, "\n".join(lines))
+              "report": report.to_dict()}, "\n".join(lines))
     return 0 if out.decision.accepted else 7
 
 
 def run_embed(args: argparse.Namespace, ctx) -> int:
-    from embedding.export import write_embeddings
-    from embedding.inference import resolve_version
-    from steward.errors import ConfigError
+    from core.errors import ConfigError
+    from embedding.streaming import write_embeddings
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size={args.batch_size} must be >= 1")
     ws = ctx.workspace
-    version = resolve_version(ws, args.collection, args.model).version
+    version = ws.production.model(args.collection, args.model).version
     rows = write_embeddings(ws, args.collection, version, args.out, as_of=args.as_of, batch_size=args.batch_size,
                             device=args.device or ctx.settings.device or "cpu", progress=not args.json)
     ctx.emit({"collection": args.collection, "model_version": version, "rows": rows, "out": args.out},

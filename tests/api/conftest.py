@@ -24,7 +24,7 @@ def api_settings(tmp_path: Path):
 
 @pytest.fixture
 def api_workspace(api_settings):
-    from steward.workspace import open_workspace
+    from storage.workspace import open_workspace
 
     ws = open_workspace(api_settings)
     yield ws

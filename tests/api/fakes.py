@@ -16,7 +16,7 @@ import numpy as np
 
 from embedding.index.ann import SearchResult
 from steward.api.serving import ServingPair
-from steward.errors import ArtifactIntegrityError, NotFoundError
+from core.errors import ArtifactIntegrityError, NotFoundError
 
 COLLECTION = "digits"
 DIM_IN = 8
@@ -86,7 +86,7 @@ class FakeLoader:
     ) -> ServingPair:
         with self._lock:
             self.calls.append((model_version, index_version))
-        meta = workspace.registry.get_index(index_version)
+        meta = workspace.registry.models.get_index(index_version)
         assert meta.model_version == model_version, "service asked for a mismatched pair"
         if self.delay:
             time.sleep(self.delay)
@@ -107,10 +107,10 @@ class FakeLoader:
 def populate(workspace: Any, models: int = 3) -> dict[int, int]:
     """Collection, ``models`` model versions with one index each, v1 in production; model -> index id."""
     registry = workspace.registry
-    registry.ensure_collection(COLLECTION, kind="features", dim=DIM_IN)
+    registry.catalog.ensure_collection(COLLECTION, kind="features", dim=DIM_IN)
     pairs = {}
     for v in range(1, models + 1):
-        model = registry.register_model(
+        model = registry.models.register_model(
             COLLECTION,
             config={"loss": "multi_similarity"},
             metrics={"map_at_r_old": 0.5 + v / 100, "map_at_r_new": 0.6 + v / 100, "forgetting": 0.01 * v},
@@ -118,7 +118,7 @@ def populate(workspace: Any, models: int = 3) -> dict[int, int]:
             parent_version=v - 1 or None,
             trained_on_batch=v,
         )
-        index = registry.register_index(
+        index = registry.models.register_index(
             COLLECTION,
             model.version,
             factory="Flat",
@@ -129,7 +129,7 @@ def populate(workspace: Any, models: int = 3) -> dict[int, int]:
             num_vectors=N_ITEMS,
         )
         pairs[model.version] = index.id
-    registry.promote(COLLECTION, 1, pairs[1], actor="test", reason="first model")
+    registry.models.switch_alias(COLLECTION, 1, pairs[1], actor="test", reason="first model")
     return pairs
 
 

@@ -95,7 +95,7 @@ def test_search_before_any_production_is_503(api_settings, api_workspace, loader
 
     from steward.api.app import create_app
 
-    api_workspace.registry.ensure_collection(COLLECTION, kind="features", dim=DIM_IN)
+    api_workspace.registry.catalog.ensure_collection(COLLECTION, kind="features", dim=DIM_IN)
     with TestClient(create_app(api_settings, workspace=api_workspace, loader=loader)) as c:
         r = c.post("/search", json={"vectors": [[0.0] * DIM_IN]})
         assert r.status_code == 503 and "no model in service" in r.json()["detail"]
@@ -126,7 +126,7 @@ def test_health_answers_when_the_registry_does_not(client, monkeypatch):
 
 
 def test_versions_lists_production_and_history(client, api_workspace, pairs):
-    api_workspace.registry.promote(COLLECTION, 2, pairs[2], actor="ci", reason="better MAP@R")
+    api_workspace.registry.models.switch_alias(COLLECTION, 2, pairs[2], actor="ci", reason="better MAP@R")
     body = client.get("/versions").json()["collections"][COLLECTION]
     assert body["production"]["model_version"] == 2
     assert [h["reason"] for h in body["history"]] == ["first model", "better MAP@R"]
@@ -140,7 +140,7 @@ def test_status_shows_drift_alerts_and_load_failures(api_settings, api_workspace
     from steward.api.app import create_app
 
     registry = api_workspace.registry
-    report = registry.record_drift_report(
+    report = registry.monitoring.record_drift_report(
         COLLECTION,
         batch_seq=2,
         model_version=1,
@@ -148,7 +148,7 @@ def test_status_shows_drift_alerts_and_load_failures(api_settings, api_workspace
         alpha=0.05,
         summary={"mmd": {"statistic": 0.3, "p_value": 0.001}},
     )
-    registry.add_alert(
+    registry.monitoring.add_alert(
         COLLECTION,
         kind="drift",
         message="drift on batch 2",
@@ -165,7 +165,7 @@ def test_status_shows_drift_alerts_and_load_failures(api_settings, api_workspace
         assert status["last_load_failure"] is None and status["serving_matches_production"]
 
         # Another process promotes a pair whose artifact is broken: keep serving v1, say why.
-        registry.promote(COLLECTION, 3, pairs[3], actor="other-process", reason="bad artifact")
+        registry.models.switch_alias(COLLECTION, 3, pairs[3], actor="other-process", reason="bad artifact")
         wait_for(lambda: app.state.serving.failures.get(COLLECTION) is not None)
         status = c.get("/status").json()["collections"][COLLECTION]
         assert "checksum" in status["last_load_failure"]["error"]
@@ -192,7 +192,7 @@ def test_mutations_are_disabled_without_a_configured_token(tmp_path, pairs, api_
         for path, body in (("/promote", {"model_version": 2}), ("/rollback", {})):
             r = c.post(path, json=body, headers={"Authorization": "Bearer anything"})
             assert r.status_code == 403 and "disabled" in r.json()["detail"]
-    assert api_workspace.registry.get_alias(COLLECTION).model_version == 1
+    assert api_workspace.registry.models.get_alias(COLLECTION).model_version == 1
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic s3cret-token", "Bearer "])
@@ -200,7 +200,7 @@ def test_mutations_need_the_right_token(client, api_workspace, header):
     headers = {"Authorization": header} if header else {}
     r = client.post("/promote", json={"model_version": 2}, headers=headers)
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-    assert api_workspace.registry.get_alias(COLLECTION).model_version == 1
+    assert api_workspace.registry.models.get_alias(COLLECTION).model_version == 1
 
 
 def test_promote_then_rollback_switch_serving_at_once(client, auth, pairs, loader):
@@ -234,10 +234,10 @@ def test_promote_refuses_a_pair_that_does_not_load(api_settings, api_workspace, 
     with TestClient(app) as c:
         r = c.post("/promote", json={"model_version": 2}, headers=auth)
         assert r.status_code == 409 and "production is unchanged" in r.json()["detail"]
-        assert api_workspace.registry.get_alias(COLLECTION).model_version == 1
+        assert api_workspace.registry.models.get_alias(COLLECTION).model_version == 1
         r = c.post("/rollback", json={"to_version": 2}, headers=auth)
         assert r.status_code == 409
-        assert api_workspace.registry.get_alias(COLLECTION).model_version == 1
+        assert api_workspace.registry.models.get_alias(COLLECTION).model_version == 1
 
 
 @pytest.mark.parametrize(
@@ -259,13 +259,13 @@ def test_bad_mutations_get_a_clear_4xx(client, auth, path, body, status, needle)
 
 
 def test_watcher_follows_changes_made_by_another_process(client, api_workspace, pairs):
-    api_workspace.registry.promote(COLLECTION, 3, pairs[3], actor="cli", reason="nightly")
+    api_workspace.registry.models.switch_alias(COLLECTION, 3, pairs[3], actor="cli", reason="nightly")
 
     def served() -> int:
         return client.post("/search", json={"vectors": FEATS[:1].tolist()}).json()["model_version"]
 
     wait_for(lambda: served() == 3)
-    api_workspace.registry.rollback(COLLECTION, actor="cli", reason="undo")
+    api_workspace.registry.models.rollback(COLLECTION, actor="cli", reason="undo")
     wait_for(lambda: served() == 1)
 
 
@@ -276,7 +276,7 @@ def test_dashboard_shows_production_history_metrics_and_drift(client, api_worksp
     registry = api_workspace.registry
     sha = api_workspace.artifacts.put_bytes(b"<html><body>evidently drift report</body></html>")
     for seq, p in ((1, 0.4), (2, 0.0001)):
-        registry.record_drift_report(
+        registry.monitoring.record_drift_report(
             COLLECTION,
             batch_seq=seq,
             model_version=1,
@@ -285,14 +285,14 @@ def test_dashboard_shows_production_history_metrics_and_drift(client, api_worksp
             summary={"mmd": {"p_value": p}, "ks": {"p_value": p * 2}},
             report_artifact=sha,
         )
-    registry.promote(COLLECTION, 2, pairs[2], actor="ci", reason="passed the gate")
+    registry.models.switch_alias(COLLECTION, 2, pairs[2], actor="ci", reason="passed the gate")
     html = client.get("/").text
     assert 'id="production-digits" data-model-version="2"' in html
     assert "passed the gate" in html and "first model" in html
     assert "map_at_r_new" in html and "forgetting" in html and "recall_at_10" in html
     assert "<svg" in html and "drift-band" in html and "alpha 0.05" in html
     assert 'name="token"' in html
-    report_id = registry.list_drift_reports(COLLECTION)[0].id
+    report_id = registry.monitoring.list_drift_reports(COLLECTION)[0].id
     assert f"/reports/drift/{report_id}" in html
     r = client.get(f"/reports/drift/{report_id}")
     assert r.status_code == 200 and "evidently drift report" in r.text
@@ -321,7 +321,7 @@ def test_openapi_schema_lists_every_endpoint(client):
 
 def test_create_app_refuses_a_bad_poll_interval(api_settings, api_workspace):
     from steward.api.app import create_app
-    from steward.errors import ConfigError
+    from core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="poll_seconds"):
         create_app(api_settings, workspace=api_workspace, poll_seconds=0)
@@ -343,9 +343,9 @@ def test_vectors_reach_the_embedder_as_float32(client, monkeypatch):
 
 def test_several_collections_need_a_name(client, api_workspace):
     registry = api_workspace.registry
-    registry.ensure_collection("other", kind="features", dim=DIM_IN)
-    model = registry.register_model("other", config={}, metrics={}, artifacts={})
-    index = registry.register_index(
+    registry.catalog.ensure_collection("other", kind="features", dim=DIM_IN)
+    model = registry.models.register_model("other", config={}, metrics={}, artifacts={})
+    index = registry.models.register_index(
         "other",
         model.version,
         factory="Flat",
@@ -355,7 +355,7 @@ def test_several_collections_need_a_name(client, api_workspace):
         as_of_batch=None,
         num_vectors=N_ITEMS,
     )
-    registry.promote("other", model.version, index.id, actor="t", reason="second collection")
+    registry.models.switch_alias("other", model.version, index.id, actor="t", reason="second collection")
     wait_for(lambda: client.get("/health").json()["serving"].get("other") is not None)
     r = client.post("/search", json={"vectors": FEATS[:1].tolist()})
     assert r.status_code == 422 and "several collections" in r.json()["detail"]

@@ -62,7 +62,7 @@ def test_rollback_from_the_dashboard(api_settings, api_workspace, pairs, live_se
     from steward.api.app import create_app
 
     registry = api_workspace.registry
-    registry.promote(COLLECTION, 2, pairs[2], actor="ci", reason="passed the gate")
+    registry.models.switch_alias(COLLECTION, 2, pairs[2], actor="ci", reason="passed the gate")
     app = create_app(api_settings, workspace=api_workspace, loader=FakeLoader(), poll_seconds=0.2)
     base = live_server(app)
 
@@ -77,7 +77,7 @@ def test_rollback_from_the_dashboard(api_settings, api_workspace, pairs, live_se
     form.locator("input[name=token]").fill("not-the-token")
     form.locator("button[type=submit]").click()
     expect(form.locator(".message")).to_contain_text("401")
-    assert registry.get_alias(COLLECTION).model_version == 2
+    assert registry.models.get_alias(COLLECTION).model_version == 2
 
     form.locator("input[name=token]").fill(TOKEN)
     form.locator("input[name=reason]").fill("browser test rollback")
@@ -85,4 +85,4 @@ def test_rollback_from_the_dashboard(api_settings, api_workspace, pairs, live_se
     expect(page.locator(f"#production-{COLLECTION}")).to_contain_text("model v1", timeout=15_000)
     expect(page.locator(f"#serving-{COLLECTION}")).to_contain_text("model v1")
     expect(page.locator("table.history")).to_contain_text("browser test rollback")
-    assert registry.get_alias(COLLECTION).model_version == 1
+    assert registry.models.get_alias(COLLECTION).model_version == 1

@@ -27,7 +27,7 @@ def _register_head(workspace, seed: int) -> int:
     spec = HeadSpec(in_dim=DIM, hidden_dims=(16,), out_dim=8)
     head = build_head(spec, seed=seed)
     sha = workspace.artifacts.put_bytes(state_dict_to_bytes(head.state_dict()))
-    model = workspace.registry.register_model(
+    model = workspace.registry.models.register_model(
         COLLECTION,
         config={"architecture": spec.to_dict(), "input_kind": "features"},
         metrics={"overall": {"map_at_r": 0.5}},
@@ -44,7 +44,7 @@ def real_world(api_workspace):
     for seed in (1, 2, 3):
         version = _register_head(api_workspace, seed)
         pairs[version] = index_service.build_index_for_model(api_workspace, COLLECTION, version).id
-    api_workspace.registry.promote(COLLECTION, 1, pairs[1], actor="test", reason="first")
+    api_workspace.registry.models.switch_alias(COLLECTION, 1, pairs[1], actor="test", reason="first")
     ids = table.column("item_id").to_pylist()
     feats = np.asarray(table.column("features").combine_chunks().flatten(), dtype=np.float32).reshape(-1, DIM)
     return pairs, ids, feats
@@ -80,12 +80,12 @@ def test_real_pairs_serve_swap_and_refuse_altered_artifacts(api_settings, api_wo
         # Alter the stored index of model v3: promoting it must fail its checksum, v2 keeps serving.
         # (The index, not the weights: building the index already loaded v3's verified weights, and
         # the embedder cache rightly serves that verified in-memory copy.)
-        sha = api_workspace.registry.get_index(pairs[3]).artifact
+        sha = api_workspace.registry.models.get_index(pairs[3]).artifact
         path = api_workspace.artifacts.local_path(sha)
         path.chmod(0o644)
         data = path.read_bytes()
         path.write_bytes(data[:-10] + bytes(b ^ 0xFF for b in data[-10:]))
         r = c.post("/promote", json={"model_version": 3}, headers=auth)
         assert r.status_code == 409, r.text
-        assert api_workspace.registry.get_alias(COLLECTION).model_version == 2
+        assert api_workspace.registry.models.get_alias(COLLECTION).model_version == 2
         assert c.post("/search", json={"item_ids": [ids[0]]}).json()["model_version"] == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from steward.api.serving import ServingState
-from steward.errors import NotFoundError
+from core.errors import NotFoundError
 from tests.api.fakes import COLLECTION, FakeLoader
 
 
@@ -23,7 +23,7 @@ def test_a_snapshot_never_changes_after_a_swap(api_workspace, pairs):
     state = ServingState(api_workspace, FakeLoader())
     state.refresh()
     before = state.snapshot()
-    api_workspace.registry.promote(COLLECTION, 2, pairs[2], actor="t", reason="r")
+    api_workspace.registry.models.switch_alias(COLLECTION, 2, pairs[2], actor="t", reason="r")
     state.refresh()
     assert before[COLLECTION].model_version == 1
     assert state.snapshot()[COLLECTION].model_version == 2
@@ -34,7 +34,7 @@ def test_failed_load_keeps_the_old_pair_and_waits_before_retrying(api_workspace,
     loader = FakeLoader(broken={2})
     state = ServingState(api_workspace, loader, retry_seconds=3600)
     state.refresh()
-    api_workspace.registry.promote(COLLECTION, 2, pairs[2], actor="t", reason="r")
+    api_workspace.registry.models.switch_alias(COLLECTION, 2, pairs[2], actor="t", reason="r")
     assert state.refresh()[COLLECTION].startswith("load failed")
     assert state.current(COLLECTION).model_version == 1
     assert state.failures[COLLECTION].model_version == 2
@@ -49,9 +49,9 @@ def test_cache_makes_rolling_back_to_the_last_pair_free(api_workspace, pairs):
     loader = FakeLoader()
     state = ServingState(api_workspace, loader, cache_size=2)
     state.refresh()
-    api_workspace.registry.promote(COLLECTION, 2, pairs[2], actor="t", reason="r")
+    api_workspace.registry.models.switch_alias(COLLECTION, 2, pairs[2], actor="t", reason="r")
     state.refresh()
-    api_workspace.registry.rollback(COLLECTION, actor="t", reason="back")
+    api_workspace.registry.models.rollback(COLLECTION, actor="t", reason="back")
     state.refresh()
     assert state.current(COLLECTION).model_version == 1
     assert loader.calls == [(1, pairs[1]), (2, pairs[2])]
@@ -59,7 +59,7 @@ def test_cache_makes_rolling_back_to_the_last_pair_free(api_workspace, pairs):
 
 def test_alias_without_index_serves_the_newest_index_of_its_model(api_workspace, pairs):
     registry = api_workspace.registry
-    newer = registry.register_index(
+    newer = registry.models.register_index(
         COLLECTION,
         2,
         factory="HNSW32",
@@ -69,7 +69,7 @@ def test_alias_without_index_serves_the_newest_index_of_its_model(api_workspace,
         as_of_batch=3,
         num_vectors=40,
     )
-    registry.promote(COLLECTION, 2, None, actor="t", reason="model only")
+    registry.models.switch_alias(COLLECTION, 2, None, actor="t", reason="model only")
     state = ServingState(api_workspace, FakeLoader())
     state.refresh()
     assert state.current(COLLECTION).key == (2, newer.id)
@@ -77,8 +77,8 @@ def test_alias_without_index_serves_the_newest_index_of_its_model(api_workspace,
 
 def test_model_without_any_index_is_a_reported_failure(api_workspace, pairs):
     registry = api_workspace.registry
-    registry.register_model(COLLECTION, config={}, metrics={}, artifacts={})  # v4, no index
-    registry.promote(COLLECTION, 4, None, actor="t", reason="oops")
+    registry.models.register_model(COLLECTION, config={}, metrics={}, artifacts={})  # v4, no index
+    registry.models.switch_alias(COLLECTION, 4, None, actor="t", reason="oops")
     state = ServingState(api_workspace, FakeLoader())
     assert "has no index" in state.refresh()[COLLECTION]
     with pytest.raises(NotFoundError, match="has no index"):

@@ -65,9 +65,9 @@ def test_no_errors_and_no_mixed_versions_while_swapping(api_settings, api_worksp
             assert admin.post("/rollback", json={}, headers=auth).status_code == 200
             time.sleep(0.3)
             # from "another process": the watcher has to notice and load in the background
-            registry.promote(COLLECTION, 3, pairs[3], actor="cli", reason="nightly")
+            registry.models.switch_alias(COLLECTION, 3, pairs[3], actor="cli", reason="nightly")
             time.sleep(0.8)
-            registry.rollback(COLLECTION, actor="cli", reason="undo")
+            registry.models.rollback(COLLECTION, actor="cli", reason="undo")
             time.sleep(0.8)
             assert admin.post("/promote", json={"model_version": 2}, headers=auth).status_code == 200
             time.sleep(0.3)

@@ -45,7 +45,7 @@ def test_growing_keeps_old_rows_and_seeds_new_rows_from_prototypes(loss):
 
 
 def test_shrinking_a_parametric_loss_is_refused():
-    from steward.errors import ConfigError
+    from core.errors import ConfigError
 
     cfg = TrainConfig(loss="proxy_anchor", out_dim=8)
     with pytest.raises(ConfigError, match="cannot shrink"):
@@ -67,7 +67,7 @@ def test_incremental_training_grows_proxies_and_keeps_old_ones(digits_small):
 
 
 def test_unknown_loss_is_a_config_error():
-    from steward.errors import ConfigError
+    from core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown loss"):
         TrainConfig(loss="nope")

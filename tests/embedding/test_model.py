@@ -6,7 +6,7 @@ import torch
 from embedding.config import TrainConfig
 from embedding.inference import Embedder
 from embedding.model import HeadSpec, build_head, embed_array
-from steward.errors import ValidationError
+from core.errors import ValidationError
 
 
 def test_head_output_is_unit_norm_and_spec_round_trips():

@@ -6,7 +6,7 @@ from embedding.config import TrainConfig
 from embedding.gate import GateThresholds
 from embedding.inference import load_embedder, load_prototypes
 from embedding.retrain import holdout_mask, retrain
-from steward.errors import NotFoundError
+from core.errors import NotFoundError
 
 from .conftest import make_blobs_nonlinear
 
@@ -39,10 +39,10 @@ def test_first_retrain_then_incremental_update(workspace, two_batches):
     assert out1.model.status == "candidate" and out1.model.version == 1
     assert out1.model.config["classes"] == ["c0", "c1", "c2"]
     assert out1.metrics["overall"]["map_at_r"] > 0.5
-    runs = workspace.registry.list_training_runs("shop")
+    runs = workspace.registry.runs.list_training_runs("shop")
     assert runs[-1].status == "finished" and runs[-1].buffer_artifact == out1.model.artifacts["buffer"]
 
-    workspace.registry.promote("shop", 1, actor="test", reason="first")
+    workspace.registry.models.switch_alias("shop", 1, actor="test", reason="first")
     emb = load_embedder(workspace, "shop")
     assert emb.model_version == 1 and emb.output_dim == 16
     vecs = emb.embed_table(b1)
@@ -74,14 +74,14 @@ def test_gate_rejection_registers_a_rejected_version(workspace, two_batches):
     b1, b2 = two_batches
     workspace.store.ingest_table(b1, "shop")
     retrain(workspace, "shop", config=CFG, progress=False)
-    workspace.registry.promote("shop", 1, actor="test", reason="first")
+    workspace.registry.models.switch_alias("shop", 1, actor="test", reason="first")
     workspace.store.ingest_table(b2, "shop")
     # An impossible requirement (old classes must improve by 1.0) plants a certain failure.
     out = retrain(workspace, "shop", thresholds=GateThresholds(max_old_map_drop=-1.0), progress=False)
     assert not out.decision.accepted
     assert out.model.status == "rejected"
     assert "MAP@R on old classes fell" in out.model.status_reason
-    assert workspace.registry.get_alias("shop").model_version == 1
+    assert workspace.registry.models.get_alias("shop").model_version == 1
 
 
 def test_full_retrain_from_scratch(workspace, two_batches):

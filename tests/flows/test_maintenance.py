@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from steward.demo import digits_stream, write_batch
-from steward.errors import LockHeldError
+from core.errors import LockHeldError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,7 +82,7 @@ def test_cycle_bootstraps_then_skips_then_retrains_on_new_classes(after_bootstra
 
     # running the same cycle again is a no-op: no new versions
     again = maintenance_flow(collection="digits", files=[str(batches[2])])
-    assert len(_ws().registry.list_models("digits")) == 2
+    assert len(_ws().registry.models.list_models("digits")) == 2
     assert again["ingested"][0]["skipped_duplicate"] is True
 
     if third["candidate"]["accepted"]:

@@ -49,12 +49,12 @@ def test_down_webhook_keeps_alert_pending_and_a_later_run_delivers_it(ws):
     alert = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
     assert alert.delivered_at is None and alert.attempts == FAST.attempts
     assert alert.last_error and "Connect" in alert.last_error
-    [pending] = ws.registry.list_alerts("c", undelivered_only=True)
+    [pending] = ws.registry.monitoring.list_alerts("c", undelivered_only=True)
     assert pending.id == alert.id
     with Receiver() as rx:
         assert deliver_pending_alerts(with_webhook(ws, rx.url), FAST) == 1
         assert [b["alert_id"] for b in rx.delivered] == [alert.id]
-    assert ws.registry.list_alerts("c", undelivered_only=True) == []
+    assert ws.registry.monitoring.list_alerts("c", undelivered_only=True) == []
 
 
 def test_dedup_window_suppresses_repeat_alerts(ws):
@@ -70,7 +70,7 @@ def test_dedup_window_suppresses_repeat_alerts(ws):
         # no window: every drift alerts
         w0 = with_webhook(ws, rx.url, dedup=0)
         assert raise_drift_alert(w0, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
-    assert len(ws.registry.list_alerts("c")) == 3
+    assert len(ws.registry.monitoring.list_alerts("c")) == 3
 
 
 def test_no_webhook_configured_stores_alert_undelivered(ws):

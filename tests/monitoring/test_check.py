@@ -9,7 +9,7 @@ import pytest
 from monitoring.check import check_drift
 from monitoring.config import DriftConfig
 from monitoring.detectors.mmd import MMDConfig
-from steward.errors import NotFoundError
+from core.errors import NotFoundError
 from tests.monitoring._data import centres, mixture
 from tests.monitoring._http import Receiver
 
@@ -47,11 +47,11 @@ def test_no_drift_records_report_without_alert(ws):
     assert not res.drifted and res.alert is None
     assert res.reference_batches == (1, 2, 3) and res.embedding == "raw"
     assert {"mmd", "classifier", "ks", "novelty", "label_shift", "prototype_displacement"} <= set(res.detectors)
-    [report] = ws.registry.list_drift_reports("shop")
+    [report] = ws.registry.monitoring.list_drift_reports("shop")
     assert report.id == res.report.id and report.batch_seq == 4 and not report.drifted
     assert report.summary["n_reference"] == 900 and report.summary["n_current"] == 200
     assert report.summary["detectors"]["mmd"]["p_value"] > 0.01
-    assert ws.registry.list_alerts("shop") == []
+    assert ws.registry.monitoring.list_alerts("shop") == []
 
 
 def test_planted_shift_drifts_and_alerts_once(ws):
@@ -72,7 +72,7 @@ def test_planted_shift_drifts_and_alerts_once(ws):
                 assert res.alert is None  # same ongoing drift, inside the dedup window
         assert len(rx.delivered) == 1
         assert "mmd" in rx.delivered[0]["payload"]["detectors"]
-    assert len(ws.registry.list_drift_reports("shop")) == 2
+    assert len(ws.registry.monitoring.list_drift_reports("shop")) == 2
 
 
 def test_planted_new_classes_are_flagged_by_novelty(ws):
@@ -126,10 +126,10 @@ def test_uses_production_model_and_its_prototypes(ws):
         ROLE_WEIGHTS: ws.artifacts.put_bytes(state_dict_to_bytes(head.state_dict())),
         ROLE_PROTOTYPES: ws.artifacts.put_bytes(protos.to_bytes()),
     }
-    mv = ws.registry.register_model(
+    mv = ws.registry.models.register_model(
         ws_name, config={"architecture": spec.to_dict(), "input_kind": "features"}, metrics={}, artifacts=artifacts
     )
-    ws.registry.promote(ws_name, mv.version, actor="test", reason="drift test")
+    ws.registry.models.switch_alias(ws_name, mv.version, actor="test", reason="drift test")
     rng = np.random.default_rng(4)
     x, y = mixture(rng, 200, C[:5])
     ws.store.ingest_table(table(x, y, 9000), ws_name)

@@ -14,8 +14,8 @@ C = centres(6, 16)
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    from steward.settings import load_settings
-    from steward.workspace import open_workspace
+    from core.settings import load_settings
+    from storage.workspace import open_workspace
 
     monkeypatch.setenv("STEWARD_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("STEWARD_WEBHOOK_URL", raising=False)
@@ -56,5 +56,5 @@ def test_html_report_is_stored_as_artifact(home, tmp_path, capsys):
     assert html.exists() and html.stat().st_size > 10_000
     sha = out["report_artifact"]
     assert sha and home.artifacts.get_bytes(sha) == html.read_bytes()
-    [report] = home.registry.list_drift_reports("shop")
+    [report] = home.registry.monitoring.list_drift_reports("shop")
     assert report.report_artifact == sha

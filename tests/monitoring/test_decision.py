@@ -14,7 +14,7 @@ from monitoring.detectors.ks import KSConfig
 from monitoring.detectors.mmd import MMDConfig
 from monitoring.detectors.novelty import NoveltyConfig
 from monitoring.suite import run_suite
-from steward.errors import ConfigError
+from core.errors import ConfigError
 from tests.monitoring._data import centres, mixture
 
 

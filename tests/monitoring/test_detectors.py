@@ -16,7 +16,7 @@ from monitoring.detectors.ks import KSConfig, combine_pvalues, ks_test
 from monitoring.detectors.labels import label_shift_test, prototype_displacement_test
 from monitoring.detectors.mmd import MMDConfig, mmd_test
 from monitoring.detectors.novelty import NoveltyConfig, novelty_test
-from steward.errors import ValidationError
+from core.errors import ValidationError
 from tests.monitoring._data import centres, mixture
 
 TRIALS = 80

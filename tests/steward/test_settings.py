@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from steward.errors import ConfigError
-from steward.settings import load_settings
+from core.errors import ConfigError
+from core.settings import load_settings
 
 
 def test_defaults_live_under_home(tmp_path: Path) -> None:

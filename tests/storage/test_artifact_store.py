@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from steward.errors import ArtifactIntegrityError, NotFoundError
+from core.errors import ArtifactIntegrityError, NotFoundError
 from storage.artifact_store import ArtifactStore
 from storage.serialization import (
     arrays_from_bytes,

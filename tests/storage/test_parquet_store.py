@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from steward.errors import NotFoundError, ValidationError
+from core.errors import NotFoundError, ValidationError
 from storage.parquet_store import features_to_numpy
 from tests.factories import feature_table
 
@@ -37,7 +37,7 @@ def test_ingest_parquet_and_read_back(workspace, tmp_path: Path) -> None:
     assert back.schema.field("features").type == pa.list_(pa.float32(), 8)
     np.testing.assert_array_equal(features_to_numpy(back), features_to_numpy(table))
     assert back["color"].to_pylist() == ["red"] * 20  # metadata kept
-    assert workspace.registry.get_collection("shop").dim == 8
+    assert workspace.registry.catalog.get_collection("shop").dim == 8
 
 
 def test_csv_and_jsonl_are_accepted(workspace, tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_file_level_problems_refuse_and_write_nothing(workspace, tmp_path, conte
     with pytest.raises(ValidationError, match=message) as info:
         workspace.store.ingest(path, "c")
     assert str(path) in str(info.value)
-    assert workspace.registry.list_collections() == []
+    assert workspace.registry.catalog.list_collections() == []
     assert _files(Path(workspace.settings.data_uri)) == []
 
 
@@ -76,7 +76,7 @@ def test_wrong_dimension_is_refused_naming_column_and_expectation(workspace, tmp
     workspace.store.ingest_table(feature_table(5, dim=8), "c")
     with pytest.raises(ValidationError, match=r"'features' has dimension 4; collection expects 8"):
         workspace.store.ingest_table(feature_table(5, dim=4, prefix="z"), "c", source="other.parquet")
-    assert len(workspace.registry.list_batches("c")) == 1
+    assert len(workspace.registry.catalog.list_batches("c")) == 1
 
 
 def test_bad_rows_are_quarantined_with_reasons(workspace) -> None:
@@ -101,7 +101,7 @@ def test_text_collections_quarantine_empty_text(workspace) -> None:
     table = pa.table({"item_id": ["a", "b", "c"], "label": [None, "x", "y"], "text": ["hello", "  ", None]})
     result = workspace.store.ingest_table(table, "docs")
     assert (result.rows, result.quarantined) == (1, 2)
-    assert workspace.registry.get_collection("docs").kind == "text"
+    assert workspace.registry.catalog.get_collection("docs").kind == "text"
 
 
 def test_same_content_twice_is_a_noop(workspace, tmp_path) -> None:
@@ -112,7 +112,7 @@ def test_same_content_twice_is_a_noop(workspace, tmp_path) -> None:
     assert not first.skipped_duplicate and second.skipped_duplicate
     assert second.batch_seq == first.batch_seq
     assert "already ingested" in second.describe()
-    assert len(workspace.registry.list_batches("c")) == 1
+    assert len(workspace.registry.catalog.list_batches("c")) == 1
 
 
 def test_updates_and_deletes_and_as_of_reads(workspace) -> None:
@@ -152,8 +152,8 @@ def test_updates_and_deletes_and_as_of_reads(workspace) -> None:
 _KILL_SCRIPT = textwrap.dedent(
     """
     import os, sys, time, pyarrow.parquet as pq
-    from steward.settings import load_settings
-    from steward.workspace import open_workspace
+    from core.settings import load_settings
+    from storage.workspace import open_workspace
     import storage.filesystem as fsmod, storage.registry.store as regmod
 
     where = sys.argv[2]
@@ -178,7 +178,7 @@ _KILL_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("where", ["before-rename", "before-register"])
 def test_killed_writer_leaves_nothing_half_written(tmp_path, where) -> None:
-    from steward.workspace import open_workspace
+    from storage.workspace import open_workspace
     from tests.conftest import make_settings
 
     home = tmp_path / "home"
@@ -200,7 +200,7 @@ def test_killed_writer_leaves_nothing_half_written(tmp_path, where) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
-    assert [b.seq for b in ws.registry.list_batches("c")] == [1]
+    assert [b.seq for b in ws.registry.catalog.list_batches("c")] == [1]
     assert ws.store.read("c").num_rows == 5
     for path in Path(settings.data_uri, "c", "batches").iterdir():
         if not path.name.startswith(".tmp-"):

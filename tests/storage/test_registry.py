@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from steward.errors import ArtifactIntegrityError, ConflictError, LockHeldError, NotFoundError
+from core.errors import ArtifactIntegrityError, ConflictError, LockHeldError, NotFoundError
 from storage.artifact_store import ArtifactStore
 from storage.lifecycle import collect_garbage, promote, rollback
 
@@ -24,18 +24,18 @@ def _model(registry, artifacts: ArtifactStore | None = None, tag: str = "") -> i
     arts = {}
     if artifacts is not None:
         arts = {"weights": artifacts.put_bytes(f"weights-{tag}".encode())}
-    return registry.register_model("c", config={"tag": tag}, metrics={"map_at_r_all": 0.5}, artifacts=arts).version
+    return registry.models.register_model("c", config={"tag": tag}, metrics={"map_at_r_all": 0.5}, artifacts=arts).version
 
 
 def _index(registry, version: int, artifacts: ArtifactStore | None = None, tag: str = "") -> int:
     sha = artifacts.put_bytes(f"index-{tag}".encode()) if artifacts else "0" * 64
-    return registry.register_index("c", version, factory="Flat", params={}, metrics={}, artifact=sha,
+    return registry.models.register_index("c", version, factory="Flat", params={}, metrics={}, artifact=sha,
                                    as_of_batch=None, num_vectors=10).id
 
 
 @pytest.fixture
 def reg(registry):
-    registry.ensure_collection("c", kind="features", dim=4)
+    registry.catalog.ensure_collection("c", kind="features", dim=4)
     return registry
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from embedding.index.ann import AnnIndex
 from embedding.index.choice import IndexChoice, choose_index
-from steward.errors import ArtifactIntegrityError, ConflictError, NotFoundError, ValidationError
+from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError, ValidationError
 from tests.embedding.index.conftest import exact_top
 
 FLAT = IndexChoice("Flat", "inner_product", "flat")

@@ -13,7 +13,7 @@ from embedding.index.choice import (
     ivf_flat_bytes,
     ivf_nlist,
 )
-from steward.errors import ConfigError, ValidationError
+from core.errors import ConfigError, ValidationError
 
 MiB = 2**20
 

@@ -22,11 +22,11 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setattr(embedding.inference, "load_embedder", lambda *a, **k: fake)
     pq.write_table(feature_table(300, DIM, n_classes=4, seed=1), tmp_path / "b1.parquet")
     assert main(["ingest", str(tmp_path / "b1.parquet"), "--collection", "c"]) == 0
-    from steward.settings import load_settings
-    from steward.workspace import open_workspace
+    from core.settings import load_settings
+    from storage.workspace import open_workspace
 
     ws = open_workspace(load_settings())
-    ws.registry.register_model("c", config={}, metrics={}, artifacts={})
+    ws.registry.models.register_model("c", config={}, metrics={}, artifacts={})
     ws.registry.dispose()
     return tmp_path, fake
 

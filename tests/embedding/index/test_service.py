@@ -8,7 +8,7 @@ import pytest
 
 from embedding.index.incremental import IncrementalPolicy
 from embedding.index.service import build_index_for_model, current_index_version, load_index, update_index
-from steward.errors import ArtifactIntegrityError, ConflictError, NotFoundError
+from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError
 from storage.parquet_store import features_to_numpy
 from tests.factories import feature_table
 
@@ -38,7 +38,7 @@ class FakeEmbedder:
 @pytest.fixture
 def ws(workspace):
     workspace.store.ingest_table(feature_table(1500, DIM, n_classes=6, seed=1), "shop")
-    workspace.registry.register_model("shop", config={}, metrics={}, artifacts={})
+    workspace.registry.models.register_model("shop", config={}, metrics={}, artifacts={})
     return workspace
 
 
@@ -59,7 +59,7 @@ def test_build_registers_a_tuned_version_and_load_verifies_it(ws):
                 "build_seconds", "bytes", "threads"):
         assert key in iv.metrics
     assert iv.metrics["recall_at_10"] == pytest.approx(1.0)
-    assert ws.registry.list_indexes("shop", 1)[-1].id == iv.id
+    assert ws.registry.models.list_indexes("shop", 1)[-1].id == iv.id
     ann = load_index(ws, iv.id)
     q = emb.embed_table(ws.store.read("shop", columns=["features"]).slice(0, 5))
     assert ann.search(q, 5).item_ids == exact(ws, emb, 1, q, 5)

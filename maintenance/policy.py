@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-RetrainPolicy = Literal["drift", "new-data", "always"]
-RETRAIN_POLICIES: tuple[str, ...] = ("drift", "new-data", "always")
+from core.errors import ConfigError
+from core.settings import RETRAIN_POLICIES
 
 
 @dataclass(frozen=True)
@@ -21,7 +20,7 @@ def should_retrain(
     """Retrain on drift (default), on any data production has not seen ("new-data", used by the
     nightly schedule), or unconditionally ("always", i.e. forced)."""
     if policy not in RETRAIN_POLICIES:
-        raise ValueError(f"retrain policy {policy!r} is not one of {RETRAIN_POLICIES}")
+        raise ConfigError(f"retrain policy {policy!r} is not one of {', '.join(RETRAIN_POLICIES)}")
     unseen = production_trained_on is None or production_trained_on < latest_batch
     if policy == "always":
         return RetrainDecision(True, "retraining was forced")

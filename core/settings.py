@@ -1,0 +1,305 @@
+"""One settings object with every knob and every default of steward, read once.
+
+Precedence: explicit overrides (CLI flags, ``--set``) > environment variables > ``steward.toml`` >
+the defaults below. The toml file is looked up at ``$STEWARD_CONFIG`` or ``./steward.toml``.
+
+Knobs are grouped in sections (``drift``, ``alert``, ``gate``, ``index``, ``maintenance``); each key
+has a dotted name, and the same value can be given
+
+- in toml as a table entry (``[drift]`` / ``alpha = 0.01``) or flat (``drift_alpha = 0.01``),
+  at the top level or under a ``[steward]`` table;
+- in the environment as ``STEWARD_`` + the flat name in capitals (``STEWARD_DRIFT_ALPHA``);
+- on the command line as ``--set drift.alpha=0.01`` (or a command's own flag, e.g. ``--alpha``).
+
+Library code receives the resolved :class:`Settings` (or one of its sections) as an argument and
+never reads the environment itself; flows receive ``Settings.to_dict()`` as a parameter, so a
+``--config`` given to the CLI reaches every task. Secrets (``api_token``, ``webhook_url``) are left
+out of that dict and filled in from the worker's own environment (see :func:`with_secrets_from`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+RETRAIN_POLICIES: tuple[str, ...] = ("drift", "new-data", "always")
+PROMOTION_MODES: tuple[str, ...] = ("auto", "manual")
+SECRET_KEYS: frozenset[str] = frozenset({"api_token", "webhook_url"})
+
+
+def _require(ok: bool, key: str, value: Any, expectation: str) -> None:
+    if not ok:
+        raise ConfigError(f"setting {key}={value!r} is invalid: it must be {expectation}")
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    # Family-wise false-alarm rate of the combined drift decision.
+    alpha: float = 0.05
+    # How many earlier non-empty batches form the reference window of a drift check.
+    reference_batches: int = 3
+    # How often the served ``check-drift`` deployment runs.
+    check_interval_seconds: int = 3600
+
+    def __post_init__(self) -> None:
+        _require(0 < self.alpha < 1, "drift.alpha", self.alpha, "strictly between 0 and 1 (e.g. 0.05)")
+        _require(self.reference_batches >= 1, "drift.reference_batches", self.reference_batches, "at least 1")
+        _require(self.check_interval_seconds > 0, "drift.check_interval_seconds", self.check_interval_seconds,
+                 "positive")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    # One ongoing drift raises one alert per window (per collection and production model).
+    dedup_seconds: int = 3600
+
+    def __post_init__(self) -> None:
+        _require(self.dedup_seconds >= 0, "alert.dedup_seconds", self.dedup_seconds, "0 or more")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Promotion gate thresholds: largest allowed MAP@R drops of a candidate against production."""
+
+    max_old_map_drop: float = 0.01  # on the classes production knew
+    max_overall_map_drop: float = 0.005  # on all classes
+    max_class_map_drop: float | None = 0.10  # of any single old class (None: not checked)
+    min_overall_map: float = 0.0  # absolute floor, also for the first model
+
+    def __post_init__(self) -> None:
+        for name in ("max_old_map_drop", "max_overall_map_drop", "min_overall_map"):
+            _require(getattr(self, name) >= 0, f"gate.{name}", getattr(self, name), "0 or more")
+        if self.max_class_map_drop is not None:
+            _require(self.max_class_map_drop >= 0, "gate.max_class_map_drop", self.max_class_map_drop, "0 or more")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    target_recall: float = 0.95  # recall@10 the ANN index is tuned to reach
+    memory_budget_mb: float | None = None  # cap on the index size in RAM
+    latency_target_ms: float | None = None  # single-query latency at which exact search is good enough
+
+    def __post_init__(self) -> None:
+        _require(0 < self.target_recall <= 1, "index.target_recall", self.target_recall, "in (0, 1]")
+        if self.memory_budget_mb is not None:
+            _require(self.memory_budget_mb > 0, "index.memory_budget_mb", self.memory_budget_mb, "positive")
+        if self.latency_target_ms is not None:
+            _require(self.latency_target_ms > 0, "index.latency_target_ms", self.latency_target_ms, "positive")
+
+
+@dataclass(frozen=True)
+class MaintenanceSettings:
+    # When a maintenance run retrains: on drift, on any unseen data ("new-data"), or "always".
+    retrain_policy: str = "drift"
+    # "auto": a candidate that passes the gate is promoted; "manual": it waits for `steward promote`.
+    promotion: str = "auto"
+    cron: str = "0 2 * * *"  # the served nightly maintenance
+    lock_ttl_seconds: int = 6 * 3600  # a run's collection lock expires after this (crash safety)
+
+    def __post_init__(self) -> None:
+        _require(self.retrain_policy in RETRAIN_POLICIES, "maintenance.retrain_policy", self.retrain_policy,
+                 f"one of {', '.join(RETRAIN_POLICIES)}")
+        _require(self.promotion in PROMOTION_MODES, "maintenance.promotion", self.promotion,
+                 f"one of {', '.join(PROMOTION_MODES)}")
+        _require(self.lock_ttl_seconds > 0, "maintenance.lock_ttl_seconds", self.lock_ttl_seconds, "positive")
+
+
+SECTIONS: dict[str, type] = {
+    "drift": DriftSettings,
+    "alert": AlertSettings,
+    "gate": GateSettings,
+    "index": IndexSettings,
+    "maintenance": MaintenanceSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    artifacts_uri: str
+    data_uri: str
+    device: str = "cpu"
+    webhook_url: str | None = None
+    api_token: str | None = None
+    drift: DriftSettings = field(default_factory=DriftSettings)
+    alert: AlertSettings = field(default_factory=AlertSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
+
+    @property
+    def reports_dir(self) -> Path:
+        """Local folder for human-readable reports (HTML); the artifact store keeps the copies."""
+        return self.home / "reports"
+
+    def to_dict(self, *, secrets: bool = False) -> dict[str, Any]:
+        """Plain nested dict (JSON-ready); secrets are left out unless asked for."""
+        out = dataclasses.asdict(self)
+        out["home"] = str(self.home)
+        if not secrets:
+            for key in SECRET_KEYS:
+                out.pop(key, None)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
+        """Inverse of :meth:`to_dict` (validated as if read from a file)."""
+        return _build({k: v for k, v in _flatten(data, "settings").items()})
+
+    def replace(self, **overrides: Any) -> Settings:
+        """A copy with dotted-key overrides applied, e.g. ``replace(**{"drift.alpha": 0.01})``."""
+        values = _flatten(self.to_dict(secrets=True), "settings")
+        values.update({_canonical(k, "override"): v for k, v in overrides.items()})
+        return _build(values)
+
+
+def with_secrets_from(settings: Settings, env: Mapping[str, str] | None = None) -> Settings:
+    """``settings`` with secrets taken from ``env`` (default ``os.environ``) where it lacks them."""
+    env = os.environ if env is None else env
+    found = {key: env[_env_name(key)] for key in SECRET_KEYS
+             if getattr(settings, key) is None and env.get(_env_name(key))}
+    return dataclasses.replace(settings, **found) if found else settings
+
+
+# --- the schema: dotted key -> type ---------------------------------------------------------------
+
+def _annotation(owner: type, name: str) -> Any:
+    return typing.get_type_hints(owner)[name]
+
+
+def _schema() -> dict[str, Any]:
+    keys: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name in SECTIONS:
+            for sub in dataclasses.fields(SECTIONS[f.name]):
+                keys[f"{f.name}.{sub.name}"] = _annotation(SECTIONS[f.name], sub.name)
+        else:
+            keys[f.name] = _annotation(Settings, f.name)
+    return keys
+
+
+SCHEMA: dict[str, Any] = _schema()
+# Flat spellings (``drift_alpha``) of the dotted keys, as environment variables and old configs use.
+_FLAT: dict[str, str] = {key.replace(".", "_"): key for key in SCHEMA}
+
+
+def _env_name(key: str) -> str:
+    return "STEWARD_" + key.replace(".", "_").upper()
+
+
+def _canonical(key: str, where: str) -> str:
+    if key in SCHEMA:
+        return key
+    if key in _FLAT:
+        return _FLAT[key]
+    raise ConfigError(f"{where} has unknown setting {key!r}; known settings are {', '.join(sorted(SCHEMA))}")
+
+
+def _flatten(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS and isinstance(value, Mapping):
+            for sub, v in value.items():
+                out[_canonical(f"{key}.{sub}", where)] = v
+        else:
+            out[_canonical(key, where)] = value
+    return out
+
+
+def _coerce(key: str, raw: Any) -> Any:
+    """Turn ``raw`` (a string from the environment, or a toml/JSON value) into the key's type."""
+    annotation = SCHEMA[key]
+    args = typing.get_args(annotation)
+    optional = isinstance(annotation, types.UnionType) and type(None) in args
+    base = next((a for a in args if a is not type(None)), annotation) if optional else annotation
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "null")):
+        if optional:
+            return None
+        if base is str and raw == "":
+            return raw
+        raise ConfigError(f"setting {key} needs a value; it cannot be empty")
+    try:
+        if base is bool and isinstance(raw, str):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if base is int and isinstance(raw, float) and not raw.is_integer():
+            raise ValueError("not a whole number")
+        return base(raw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"setting {key}={raw!r} is not a valid {base.__name__}") from e
+
+
+def _build(values: Mapping[str, Any]) -> Settings:
+    values = {k: _coerce(k, v) for k, v in values.items()}
+    sections = {name: cls(**{k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(f"{name}.")})
+                for name, cls in SECTIONS.items()}
+    home = Path(values.get("home") or ".steward").expanduser().absolute()
+    top = {k: v for k, v in values.items() if "." not in k and k not in ("home",)}
+    top.setdefault("database_url", None)
+    top.setdefault("artifacts_uri", None)
+    top.setdefault("data_uri", None)
+    top["database_url"] = top["database_url"] or f"sqlite:///{home / 'registry.db'}"
+    top["artifacts_uri"] = top["artifacts_uri"] or str(home / "artifacts")
+    top["data_uri"] = top["data_uri"] or str(home / "data")
+    return Settings(home=home, **top, **sections)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}; fix or remove it") from e
+    table = data.get("steward", data)
+    return _flatten(table, f"config file {path}")
+
+
+def config_file(env: Mapping[str, str] | None = None, config_path: str | os.PathLike[str] | None = None) -> Path | None:
+    """The toml file settings would be read from (None when there is none)."""
+    env = os.environ if env is None else env
+    if config_path is not None:
+        path = Path(config_path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    path = Path(env.get("STEWARD_CONFIG") or "steward.toml")
+    if env.get("STEWARD_CONFIG") and not path.is_file():
+        raise ConfigError(f"config file {path} (from STEWARD_CONFIG) does not exist")
+    return path if path.is_file() else None
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from ``overrides``, ``env`` (default ``os.environ``) and the toml file."""
+    env = os.environ if env is None else env
+    path = config_file(env, config_path)
+    values: dict[str, Any] = _read_toml(path) if path is not None else {}
+    for key in SCHEMA:
+        var = _env_name(key)
+        if var in env:
+            values[key] = env[var]
+    for key, value in (overrides or {}).items():
+        values[_canonical(key, "command line")] = value
+    return _build(values)
+
+
+def parse_assignments(pairs: list[str] | None) -> dict[str, str]:
+    """``["drift.alpha=0.01", ...]`` (from ``--set``) as a dict, refusing malformed entries."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r} is not KEY=VALUE (e.g. --set drift.alpha=0.01)")
+        out[_canonical(key.strip(), "--set")] = value.strip()
+    return out

@@ -1,0 +1,152 @@
+"""One continual-learning step, pure (no I/O): what ``steward retrain`` does and what the benchmark
+measures.
+
+An incremental step trains on the new items plus a rehearsal sample from the previous version's
+buffer, warm-started from the previous model with distillation on the rehearsal items; then the
+buffer takes in the new items, the class prototypes are refreshed under the new model, and the
+candidate is evaluated (with the previous model on the same items, for the gate). A full step
+trains from scratch on everything it is given and starts a fresh buffer from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.errors import ValidationError
+from embedding.buffer import RehearsalBuffer, empty_buffer, update_buffer
+from embedding.config import TrainConfig
+from embedding.evaluation import EvaluationReport, compatibility, evaluate_embeddings
+from embedding.prototypes import Prototypes, refresh_prototypes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from embedding.model import EmbeddingHead
+    from embedding.trainer import TrainResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """Labelled items as the head consumes them: ids, labels and input features, row-aligned."""
+
+    item_ids: np.ndarray  # str (n,)
+    labels: np.ndarray  # str (n,)
+    features: np.ndarray  # float32 (n, in_dim)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "item_ids", np.asarray(self.item_ids).astype(str))
+        object.__setattr__(self, "labels", np.asarray(self.labels).astype(str))
+        object.__setattr__(self, "features", np.ascontiguousarray(self.features, dtype=np.float32))
+        if not len(self.item_ids) == len(self.labels) == len(self.features) or self.features.ndim != 2:
+            raise ValidationError(
+                f"{len(self.item_ids)} item ids, {len(self.labels)} labels and features of shape "
+                f"{self.features.shape} do not line up"
+            )
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def select(self, mask: np.ndarray) -> LabelledData:
+        return LabelledData(self.item_ids[mask], self.labels[mask], self.features[mask])
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.labels.tolist()))
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """A model version as continual learning needs it: the head, the class order of its loss
+    weights, the parametric loss's state, and its rehearsal buffer."""
+
+    model: EmbeddingHead
+    classes: tuple[str, ...]
+    loss_state: dict[str, Any] | None = None
+    buffer: RehearsalBuffer | None = None
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    candidate: ModelState
+    prototypes: Prototypes
+    training: TrainResult
+    mode: str  # "full" or "incremental"
+    new_items: int
+    rehearsal_items: int
+    evaluation: EvaluationReport | None = None  # candidate on the evaluation items
+    baselines: dict[str, EvaluationReport] = field(default_factory=dict)  # "production": previous model
+    forgetting: dict[str, float] = field(default_factory=dict)  # per previous class: previous - candidate MAP@R
+    compatibility: dict[str, Any] = field(default_factory=dict)
+
+
+def _fresh_buffer(dim: int, config: TrainConfig) -> RehearsalBuffer:
+    return empty_buffer(dim, budget=config.buffer_budget, policy=config.buffer_policy,
+                        min_quota=config.buffer_min_quota, seed=config.seed)
+
+
+def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelState | None = None,
+                   full: bool = False, evaluation: LabelledData | None = None, progress: bool = False,
+                   desc: str = "train") -> StepOutcome:
+    """Train a candidate from ``data`` (the new items; everything, for a full step); see module doc.
+
+    ``previous``: the version the candidate would replace (required for an incremental step; for a
+    full step it is only evaluated beside the candidate). ``evaluation``: held-out items scored for
+    both; none of them may be in ``data``.
+    """
+    from embedding.model import embed_array
+    from embedding.trainer import train
+
+    if len(data) == 0:
+        raise ValidationError("a training step needs at least one labelled item")
+    incremental = previous is not None and not full
+    if incremental:
+        buffer = previous.buffer if previous.buffer is not None else _fresh_buffer(data.features.shape[1], config)
+        rehearse = ~np.isin(buffer.item_ids, data.item_ids)  # an item re-sent by the stream is new again
+        x = np.concatenate([data.features, buffer.features[rehearse]])
+        y = np.concatenate([data.labels, buffer.labels[rehearse]])
+        is_rehearsal = np.concatenate([np.zeros(len(data), bool), np.ones(int(rehearse.sum()), bool)])
+        result = train(x, y, config, init_model=previous.model, init_classes=previous.classes,
+                       init_loss_state=previous.loss_state, teacher=previous.model,
+                       rehearsal_mask=is_rehearsal, progress=progress, desc=desc)
+        kept = buffer.select(rehearse)
+    else:
+        buffer = kept = _fresh_buffer(data.features.shape[1], config)
+        result = train(data.features, data.labels, config, progress=progress, desc=desc)
+        is_rehearsal = np.zeros(len(data), bool)
+
+    def embed(a: np.ndarray) -> np.ndarray:
+        return embed_array(result.model, a, device="cpu")
+
+    new_buffer = update_buffer(buffer, data.item_ids, data.labels, data.features, embed_fn=embed)
+    prototypes = refresh_prototypes(embed, np.concatenate([kept.features, data.features]),
+                                    np.concatenate([kept.labels, data.labels]))
+    candidate = ModelState(result.model, result.classes, result.loss_state, new_buffer)
+    outcome = StepOutcome(candidate, prototypes, result, "incremental" if incremental else "full",
+                          new_items=len(data), rehearsal_items=int(is_rehearsal.sum()))
+    if evaluation is not None and len(set(evaluation.labels.tolist())) >= 2:
+        outcome = _evaluated(outcome, evaluation, previous, embed)
+    return outcome
+
+
+def _evaluated(outcome: StepOutcome, items: LabelledData, previous: ModelState | None, embed) -> StepOutcome:
+    """``outcome`` with the candidate (and the previous model, on the same items) evaluated."""
+    import dataclasses
+
+    from embedding.model import embed_array
+
+    old_classes = previous.classes if previous is not None else None
+    cand_emb = embed(items.features)
+    evaluation = evaluate_embeddings(cand_emb, items.labels, old_classes=old_classes)
+    if previous is None:
+        return dataclasses.replace(outcome, evaluation=evaluation)
+    prev_emb = embed_array(previous.model, items.features)
+    baseline = evaluate_embeddings(prev_emb, items.labels, old_classes=old_classes)
+    forgetting = {c: baseline.per_class[c].map_at_r - m.map_at_r for c, m in evaluation.per_class.items()
+                  if c in baseline.per_class and c in set(old_classes)}
+    return dataclasses.replace(outcome, evaluation=evaluation, baselines={"production": baseline},
+                               forgetting=forgetting,
+                               compatibility=compatibility(cand_emb, prev_emb, items.labels))

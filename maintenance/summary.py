@@ -1,0 +1,108 @@
+"""The typed contract of one maintenance run: what ``steward run --json``, the Prefect artifact, the
+demo and the API read, in one JSON shape."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from monitoring.summary import DriftSummary
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IngestedBatch:
+    source: str
+    batch_seq: int | None
+    rows: int
+    quarantined: int
+    skipped_duplicate: bool
+
+
+@dataclass(frozen=True)
+class CandidateOutcome:
+    model_version: int
+    status: str  # the version's status after the run: candidate, rejected or production
+    accepted: bool  # by the gate
+    reasons: tuple[str, ...]
+    map_at_r: dict[str, float | None]  # overall / old / new classes, on the held-out items
+    resumed: bool = False  # registered by an earlier, interrupted run and picked up
+
+
+@dataclass(frozen=True)
+class IndexOutcome:
+    id: int
+    factory: str
+    num_vectors: int
+    recall_at_10: float | None
+    latency_p50_ms: float | None
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class MaintenanceSummary:
+    collection: str
+    outcome: str  # one sentence: what happened
+    ingested: tuple[IngestedBatch, ...] = ()
+    latest_batch: int | None = None
+    drift: DriftSummary | None = None
+    retrain_reason: str | None = None
+    candidate: CandidateOutcome | None = None
+    index: IndexOutcome | None = None
+    production: dict[str, int | None] | None = None  # model_version, index_version after the run
+    alerts_delivered: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(item, value) lines a person reads: the terminal, the Prefect artifact, the dashboard."""
+        drift, cand, index, prod = self.drift, self.candidate, self.index, self.production
+        p_values = ", ".join(f"{k}={_fmt(v)}" for k, v in drift.p_values.items()) if drift else ""
+        return [
+            ("batches ingested", ", ".join(str(b.batch_seq) for b in self.ingested) or "—"),
+            ("latest batch", _fmt(self.latest_batch)),
+            ("drift", ("yes" if drift.drifted else "no") + (" (reused check)" if drift.reused else "")
+             if drift else "not checked"),
+            ("drift p-values", p_values or "—"),
+            ("retrain", self.retrain_reason or "—"),
+            ("candidate", f"v{cand.model_version} {cand.status}" if cand else "—"),
+            ("gate reasons", "; ".join(cand.reasons) if cand and cand.reasons else "—"),
+            ("index", f"#{index.id} {index.factory} recall@10={_fmt(index.recall_at_10)} "
+                      f"p50={_fmt(index.latency_p50_ms)} ms" if index else "—"),
+            ("production now", f"model v{prod['model_version']} + index {prod['index_version']}" if prod else "none"),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, "collection": self.collection, "outcome": self.outcome,
+            "ingested": [asdict(b) for b in self.ingested], "latest_batch": self.latest_batch,
+            "drift": None if self.drift is None else self.drift.to_dict(),
+            "retrain_reason": self.retrain_reason,
+            "candidate": None if self.candidate is None else {**asdict(self.candidate),
+                                                              "reasons": list(self.candidate.reasons)},
+            "index": None if self.index is None else asdict(self.index),
+            "production": self.production, "alerts_delivered": self.alerts_delivered, **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MaintenanceSummary:
+        known = {f for f in cls.__dataclass_fields__} | {"schema_version"}
+        cand = d.get("candidate")
+        return cls(
+            collection=d["collection"], outcome=d.get("outcome", ""),
+            ingested=tuple(IngestedBatch(**b) for b in d.get("ingested") or ()),
+            latest_batch=d.get("latest_batch"),
+            drift=DriftSummary.from_dict(d["drift"]) if d.get("drift") else None,
+            retrain_reason=d.get("retrain_reason"),
+            candidate=None if not cand else CandidateOutcome(**{**cand, "reasons": tuple(cand.get("reasons") or ())}),
+            index=IndexOutcome(**d["index"]) if d.get("index") else None,
+            production=d.get("production"), alerts_delivered=int(d.get("alerts_delivered") or 0),
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "—" if value is None else str(value)

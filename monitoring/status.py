@@ -1,0 +1,95 @@
+"""A collection's state in one typed object: what ``steward status``, ``/status`` and the dashboard show."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from monitoring.open_alerts import open_alerts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from storage.workspace import Workspace
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat()
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    kind: str
+    title: str  # the message's first line
+    created_at: str
+    delivered: bool
+
+
+@dataclass(frozen=True)
+class DriftCheckView:
+    report_id: int
+    batch_seq: int | None
+    drifted: bool
+    flagged: tuple[str, ...]
+    combined_p_value: float | None
+    at: str
+
+
+@dataclass(frozen=True)
+class CollectionStatus:
+    collection: str
+    production: dict[str, Any] | None  # model_version, index_version, since
+    latest_batch: int | None
+    last_drift_check: DriftCheckView | None
+    open_alerts: tuple[AlertView, ...]
+    undelivered_alerts: int | None  # None when no webhook is configured (nothing to deliver to)
+    models: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        import dataclasses
+
+        out = dataclasses.asdict(self)
+        out.pop("extra")
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CollectionStatus:
+        check = d.get("last_drift_check")
+        known = {f for f in cls.__dataclass_fields__} - {"extra"}
+        return cls(
+            collection=d["collection"], production=d.get("production"), latest_batch=d.get("latest_batch"),
+            last_drift_check=None if not check else DriftCheckView(**{**check, "flagged": tuple(check["flagged"])}),
+            open_alerts=tuple(AlertView(**a) for a in d.get("open_alerts") or ()),
+            undelivered_alerts=d.get("undelivered_alerts"), models=int(d.get("models") or 0),
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+
+def collection_status(workspace: Workspace, collection: str) -> CollectionStatus:
+    registry = workspace.registry
+    target = workspace.production.target(collection)
+    reports = registry.monitoring.list_drift_reports(collection, limit=1)
+    alerts = registry.monitoring.list_alerts(collection)
+    latest = registry.catalog.latest_batch(collection)
+    check = None
+    if reports:
+        r = reports[0]
+        decision = (r.summary or {}).get("decision") or {}
+        check = DriftCheckView(r.id, r.batch_seq, r.drifted, tuple(decision.get("flagged") or ()),
+                               decision.get("combined_p_value"), _iso(r.created_at))
+    return CollectionStatus(
+        collection=collection,
+        production=None if target is None else {"model_version": target.model_version,
+                                                "index_version": target.index_version,
+                                                "since": _iso(target.updated_at)},
+        latest_batch=latest.seq if latest else None,
+        last_drift_check=check,
+        open_alerts=tuple(AlertView(a.id, a.kind, a.message.splitlines()[0] if a.message else "",
+                                    _iso(a.created_at), a.delivered_at is not None)
+                          for a in open_alerts(alerts, target.updated_at if target else None)),
+        undelivered_alerts=(sum(1 for a in alerts if a.delivered_at is None)
+                            if workspace.settings.webhook_url else None),
+        models=len(registry.models.list_models(collection)),
+    )

@@ -1,0 +1,74 @@
+"""The typed contract of a drift check: what ``steward drift --json``, the maintenance run, the API,
+the dashboard and the alert all read, in one JSON shape."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from monitoring.decision import Decision
+from monitoring.detectors.base import DetectorResult
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DriftSummary:
+    collection: str
+    batch_seq: int
+    reference_batches: tuple[int, ...]
+    embedding: str  # "model v<N>" or "raw"
+    model_version: int | None
+    n_reference: int
+    n_current: int
+    reference_items: str  # which reference items were used, in words
+    decision: Decision
+    detectors: dict[str, DetectorResult]
+    seconds: dict[str, float] = field(default_factory=dict)
+    report_id: int | None = None  # the stored drift report's id
+    report_artifact: str | None = None  # sha256 of the HTML report, when one was written
+    alert_id: int | None = None  # the alert raised by this check (None: no drift, or deduplicated)
+    reused: bool = False  # an earlier check of the same batch and model, not run again
+
+    @property
+    def drifted(self) -> bool:
+        return self.decision.drifted
+
+    @property
+    def p_values(self) -> dict[str, float]:
+        return {name: d.p_value for name, d in self.detectors.items()}
+
+    def with_record(self, **changes: Any) -> DriftSummary:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, "collection": self.collection, "batch_seq": self.batch_seq,
+            "reference_batches": list(self.reference_batches), "embedding": self.embedding,
+            "model_version": self.model_version, "n_reference": self.n_reference, "n_current": self.n_current,
+            "reference_items": self.reference_items, "drifted": self.drifted, "decision": self.decision.to_dict(),
+            "detectors": {k: v.to_dict() for k, v in self.detectors.items()}, "seconds": dict(self.seconds),
+            "report_id": self.report_id, "report_artifact": self.report_artifact, "alert_id": self.alert_id,
+            "reused": self.reused,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DriftSummary:
+        return cls(
+            collection=str(d.get("collection", "")), batch_seq=int(d.get("batch_seq") or 0),
+            reference_batches=tuple(d.get("reference_batches") or ()), embedding=str(d.get("embedding", "")),
+            model_version=d.get("model_version"), n_reference=int(d.get("n_reference") or 0),
+            n_current=int(d.get("n_current") or 0), reference_items=str(d.get("reference_items", "")),
+            decision=Decision.from_dict(d.get("decision") or {"drifted": d.get("drifted", False)}),
+            detectors={k: DetectorResult.from_dict(v) for k, v in (d.get("detectors") or {}).items()},
+            seconds={k: float(v) for k, v in (d.get("seconds") or {}).items() if v is not None},
+            report_id=d.get("report_id"), report_artifact=d.get("report_artifact"), alert_id=d.get("alert_id"),
+            reused=bool(d.get("reused", False)),
+        )
+
+    @classmethod
+    def from_report(cls, report: Any, **changes: Any) -> DriftSummary:
+        """The summary stored with a registry drift report, with the report's own id and artifact."""
+        summary = cls.from_dict({**(report.summary or {}), "collection": report.collection})
+        return replace(summary, report_id=report.id, report_artifact=report.report_artifact, **changes)

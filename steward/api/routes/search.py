@@ -1,0 +1,91 @@
+"""``POST /search``: nearest neighbours from the pair in service, by vectors, texts or item ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException
+
+from core.errors import NotFoundError
+from steward.api.schemas import Hits, SearchRequest, SearchResponse
+from steward.api.service import BadQuery, Service
+from steward.api.serving import ServingPair
+
+router = APIRouter()
+
+
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    responses={404: {"description": "unknown collection or item id"}, 422: {"description": "bad query"}},
+)
+def search(req: SearchRequest, svc: Service) -> SearchResponse:
+    serving = svc.state.snapshot()  # read once: this request uses this pair and nothing else
+    if req.collection in serving:
+        name = req.collection
+    elif req.collection is None and len(serving) == 1:
+        (name,) = serving
+    else:  # not served: let the registry say why (unknown, ambiguous, or nothing promoted yet)
+        name = svc.pick_collection(req.collection)
+    pair = serving.get(name)
+    if pair is None:
+        raise HTTPException(
+            503,
+            f"collection {name!r} has no model in service yet (no production alias, or its first load failed; "
+            "see /status)",
+        )
+    return answer(pair, req)
+
+
+def _query_vectors(pair: ServingPair, req: SearchRequest) -> np.ndarray:
+    """The query embeddings under the pair's model (texts encoded, features embedded)."""
+    if req.texts is not None:
+        if pair.input_kind != "text":
+            raise BadQuery(f"model v{pair.model_version} of {pair.collection!r} takes feature vectors, not texts; "
+                           "send 'vectors'")
+        import pyarrow as pa
+
+        return pair.embedder.embed_table(pa.table({"text": pa.array(req.texts, pa.string())}))
+    if pair.input_kind != "features":
+        raise BadQuery(f"model v{pair.model_version} of {pair.collection!r} takes texts, not vectors; send 'texts'")
+    dims = {len(v) for v in req.vectors or ()}
+    if len(dims) != 1:
+        raise BadQuery(f"query vectors have different lengths {sorted(dims)}; all must have the same")
+    (dim,) = dims
+    if pair.input_dim is not None and dim != pair.input_dim:
+        raise BadQuery(f"query vectors have dimension {dim} but collection {pair.collection!r} has dimension "
+                       f"{pair.input_dim}")
+    x = np.asarray(req.vectors, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise BadQuery("query vectors contain NaN or infinite values")
+    return pair.embedder.embed_features(x)
+
+
+def answer(pair: ServingPair, req: SearchRequest) -> SearchResponse:
+    """Run one search on one pair. Raises BadQuery/NotFoundError for queries it cannot answer."""
+    ntotal = int(getattr(pair.index, "ntotal", req.k))
+    k = min(req.k, ntotal)
+    if k < 1:
+        return _response(pair, req.k, [[] for _ in _queries(req)], None)
+    if req.item_ids is not None:
+        try:
+            result = pair.index.search_ids(req.item_ids, k)
+        except KeyError as e:
+            raise NotFoundError(f"item id {e} is not in index version {pair.index_version}") from e
+    else:
+        result = pair.index.search(np.ascontiguousarray(_query_vectors(pair, req), dtype=np.float32), k)
+    return _response(pair, req.k, result.item_ids, np.asarray(result.scores))
+
+
+def _queries(req: SearchRequest) -> list[Any]:
+    return req.vectors or req.texts or req.item_ids or []
+
+
+def _response(pair: ServingPair, k: int, ids: list[list[str]], scores: np.ndarray | None) -> SearchResponse:
+    hits = []
+    for i, row in enumerate(ids):
+        row = [str(x) for x in row]
+        hits.append(Hits(item_ids=row, scores=[] if scores is None else [float(s) for s in scores[i][: len(row)]]))
+    return SearchResponse(collection=pair.collection, model_version=pair.model_version,
+                          index_version=pair.index_version, k=k, results=hits)

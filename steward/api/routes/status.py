@@ -1,0 +1,60 @@
+"""``GET /health``, ``/versions`` and ``/status``: what is served, what production is, what happened."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from steward.api import views
+from steward.api.service import Service
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+
+
+@router.get("/health")
+def health(svc: Service) -> JSONResponse:
+    state = svc.state
+    serving = state.snapshot()
+    missing, registry_error = [], None
+    try:
+        for c in svc.workspace.registry.catalog.list_collections():
+            if c.name not in serving and svc.workspace.production.target(c.name) is not None:
+                missing.append(c.name)
+    except Exception as e:  # noqa: BLE001 - health must answer even when the registry does not
+        log.warning("health check could not read the registry: %s", e)
+        registry_error = f"{type(e).__name__}: {e}"
+    body = {
+        "status": "unavailable" if missing else "degraded" if registry_error else "ok",
+        "registry_error": registry_error,
+        "serving": {name: pair.describe() for name, pair in sorted(serving.items())},
+        "not_serving": missing,
+        "last_poll_at": None if state.last_poll_at is None else state.last_poll_at.isoformat(),
+        "last_poll_error": state.last_poll_error,
+        "poll_seconds": state.poll_seconds,
+    }
+    return JSONResponse(body, status_code=200 if not missing else 503)
+
+
+@router.get("/versions")
+def versions(svc: Service, collection: str | None = Query(None)) -> dict[str, Any]:
+    names = [svc.pick_collection(collection)] if collection else svc.known_collections()
+    return {"collections": {n: views.versions_view(svc.workspace, svc.state, n) for n in names}}
+
+
+@router.get("/status")
+def status(svc: Service, collection: str | None = Query(None)) -> dict[str, Any]:
+    names = [svc.pick_collection(collection)] if collection else svc.known_collections()
+    state = svc.state
+    return {
+        "collections": {n: views.status_view(svc.workspace, state, n) for n in names},
+        "watcher": {
+            "poll_seconds": state.poll_seconds,
+            "last_poll_at": None if state.last_poll_at is None else state.last_poll_at.isoformat(),
+            "last_poll_error": state.last_poll_error,
+            "recent_swaps": state.swaps[-10:],
+        },
+    }
