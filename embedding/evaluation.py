@@ -97,8 +97,9 @@ class EvaluationReport:
     per_class: dict[str, ClassMetrics] = field(default_factory=dict)
 
     def map_at_r(self, part: str = "overall") -> float | None:
+        """MAP@R of ``part`` ("overall", "old" or "new"); None when it was not measured."""
         metrics = getattr(self, part)
-        return None if metrics is None else metrics.map_at_r
+        return None if metrics is None or math.isnan(metrics.map_at_r) else metrics.map_at_r
 
     def to_dict(self) -> dict[str, Any]:
         return {

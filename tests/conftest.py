@@ -73,9 +73,9 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def registry(registry_url: str):
-    from storage.registry.store import RegistryStore
+    from storage.registry import open_registry
 
-    store = RegistryStore(registry_url)
+    store = open_registry(registry_url)
     yield store
     store.dispose()
 

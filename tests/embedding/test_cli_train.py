@@ -20,7 +20,7 @@ def test_retrain_then_embed(tmp_path, monkeypatch, capsys):
     rc = main(["retrain", "--collection", "c", "--epochs", "3", "--buffer-budget", "30", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["model_version"] == 1 and out["status"] == "candidate"
-    assert out["decision"]["accepted"] and out["metrics"]["training"]["mode"] == "full"
+    assert out["decision"]["accepted"] and out["report"]["training"]["mode"] == "full"
 
     # Without production the default model is missing: a clear not-found exit code.
     assert main(["embed", "--collection", "c", "--out", str(tmp_path / "e.parquet")]) == 4

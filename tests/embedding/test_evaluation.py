@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from embedding.evaluation import (
+    EvaluationReport,
     compatibility,
     evaluate_embeddings,
     forgetting,
@@ -65,8 +66,8 @@ def test_per_class_and_old_new_split():
     assert set(pc) == set(np.unique(labels))
     # The mean of per-query values weighted by class size equals the overall value.
     counts = {c: int((labels == c).sum()) for c in pc}
-    weighted = sum(pc[c]["map_at_r"] * counts[c] for c in pc) / sum(counts.values())
-    assert weighted == pytest.approx(res["overall"]["map_at_r"])
+    weighted = sum(pc[c].map_at_r * counts[c] for c in pc) / sum(counts.values())
+    assert weighted == pytest.approx(res.overall.map_at_r)
     # Old-class queries: brute force with the full gallery.
     old = np.isin(labels, ["k0", "k1"])
     per_query = []
@@ -75,9 +76,11 @@ def test_per_class_and_old_new_split():
         rel = labels[order] == labels[i]
         r = int((labels == labels[i]).sum()) - 1
         per_query.append(float((np.cumsum(rel[:r]) / np.arange(1, r + 1) * rel[:r]).sum() / r))
-    assert res["old"]["map_at_r"] == pytest.approx(np.mean(per_query))
-    assert res["new"]["num_queries"] == int((~old).sum())
-    assert 0 <= res["overall"]["nmi"] <= 1
+    assert res.old.map_at_r == pytest.approx(np.mean(per_query))
+    assert res.new.num_queries == int((~old).sum())
+    assert 0 <= res.overall.nmi <= 1
+    # The typed report survives its JSON round trip (it is stored with every model version).
+    assert EvaluationReport.from_dict(res.to_dict()) == res
 
 
 def test_perfect_embedding_scores_one():

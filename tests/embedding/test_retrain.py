@@ -3,9 +3,10 @@ import pyarrow as pa
 import pytest
 
 from embedding.config import TrainConfig
-from embedding.gate import GateThresholds
+from core.settings import GateSettings
 from embedding.inference import load_embedder, load_prototypes
-from embedding.retrain import holdout_mask, retrain
+from embedding.holdout import holdout_mask
+from embedding.retrain import retrain
 from core.errors import NotFoundError
 
 from .conftest import make_blobs_nonlinear
@@ -38,7 +39,7 @@ def test_first_retrain_then_incremental_update(workspace, two_batches):
     assert out1.decision.accepted and "first model" in out1.decision.reasons[0]
     assert out1.model.status == "candidate" and out1.model.version == 1
     assert out1.model.config["classes"] == ["c0", "c1", "c2"]
-    assert out1.metrics["overall"]["map_at_r"] > 0.5
+    assert out1.report.evaluation.overall.map_at_r > 0.5
     runs = workspace.registry.runs.list_training_runs("shop")
     assert runs[-1].status == "finished" and runs[-1].buffer_artifact == out1.model.artifacts["buffer"]
 
@@ -53,11 +54,11 @@ def test_first_retrain_then_incremental_update(workspace, two_batches):
     assert out2.model.parent_version == 1 and out2.model.trained_on_batch == 2
     assert out2.model.config["classes"][:3] == ["c0", "c1", "c2"]
     assert set(out2.model.config["classes"][3:]) == {"c3", "c4"}
-    assert out2.metrics["training"]["mode"] == "incremental"
-    assert out2.metrics["training"]["rehearsal_items"] > 0
-    assert set(out2.metrics["forgetting"]) <= {"c0", "c1", "c2"}
-    assert out2.metrics["new"]["map_at_r"] > out2.metrics["production_baseline"]["new"]["map_at_r"]
-    assert out2.metrics["compatibility"]["comparable"]
+    assert out2.report.training.mode == "incremental"
+    assert out2.report.training.rehearsal_items > 0
+    assert set(out2.report.forgetting) <= {"c0", "c1", "c2"}
+    assert out2.report.evaluation.new.map_at_r > out2.report.baselines["production"].new.map_at_r
+    assert out2.report.compatibility["comparable"]
     # Prototypes are recomputed under the new model: all five classes, unit norm, differ from v1's.
     p1, p2 = load_prototypes(workspace, "shop", 1), load_prototypes(workspace, "shop", 2)
     assert p1.labels == ("c0", "c1", "c2") and p2.labels == ("c0", "c1", "c2", "c3", "c4")
@@ -77,7 +78,7 @@ def test_gate_rejection_registers_a_rejected_version(workspace, two_batches):
     workspace.registry.models.switch_alias("shop", 1, actor="test", reason="first")
     workspace.store.ingest_table(b2, "shop")
     # An impossible requirement (old classes must improve by 1.0) plants a certain failure.
-    out = retrain(workspace, "shop", thresholds=GateThresholds(max_old_map_drop=-1.0), progress=False)
+    out = retrain(workspace, "shop", thresholds=GateSettings(max_old_map_drop=-1.0), progress=False)
     assert not out.decision.accepted
     assert out.model.status == "rejected"
     assert "MAP@R on old classes fell" in out.model.status_reason
@@ -89,7 +90,7 @@ def test_full_retrain_from_scratch(workspace, two_batches):
     workspace.store.ingest_table(b1, "shop")
     workspace.store.ingest_table(b2, "shop")
     out = retrain(workspace, "shop", full=True, config=CFG, progress=False)
-    assert out.metrics["training"]["mode"] == "full" and out.model.parent_version is None
+    assert out.report.training.mode == "full" and out.model.parent_version is None
     assert len(out.model.config["classes"]) == 5
 
 

@@ -154,7 +154,7 @@ _KILL_SCRIPT = textwrap.dedent(
     import os, sys, time, pyarrow.parquet as pq
     from core.settings import load_settings
     from storage.workspace import open_workspace
-    import storage.filesystem as fsmod, storage.registry.store as regmod
+    import storage.filesystem as fsmod, storage.registry.catalog as regmod
 
     where = sys.argv[2]
     ready = sys.argv[3]
@@ -169,7 +169,7 @@ _KILL_SCRIPT = textwrap.dedent(
             return real_replace(src, dst)
         fsmod.os.replace = slow_replace
     else:
-        regmod.RegistryStore.add_batch = pause
+        regmod.CatalogStore.add_batch = pause
     ws = open_workspace(load_settings(env={"STEWARD_HOME": sys.argv[1]}))
     ws.store.ingest(sys.argv[4], "c")
     """

@@ -15,7 +15,8 @@ import pytest
 
 from core.errors import ArtifactIntegrityError, ConflictError, LockHeldError, NotFoundError
 from storage.artifact_store import ArtifactStore
-from storage.lifecycle import collect_garbage, promote, rollback
+from storage.production import Production
+from storage.retention import collect_garbage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,25 +45,33 @@ def artifacts(tmp_path) -> ArtifactStore:
     return ArtifactStore(str(tmp_path / "artifacts"))
 
 
+def promote(reg, artifacts, collection, model, index, *, reason):
+    return Production(reg.models, artifacts).promote(collection, model, index, reason=reason)
+
+
+def rollback(reg, artifacts, collection, to_version=None, *, reason):
+    return Production(reg.models, artifacts).rollback(collection, to_version, reason=reason)
+
+
 def test_versions_are_monotonic_per_collection(reg) -> None:
-    reg.ensure_collection("other", kind="text", dim=None)
+    reg.catalog.ensure_collection("other", kind="text", dim=None)
     assert [_model(reg) for _ in range(3)] == [1, 2, 3]
-    assert reg.register_model("other", config={}, metrics={}, artifacts={}).version == 1
-    assert [m.version for m in reg.list_models("c")] == [1, 2, 3]
+    assert reg.models.register_model("other", config={}, metrics={}, artifacts={}).version == 1
+    assert [m.version for m in reg.models.list_models("c")] == [1, 2, 3]
     with pytest.raises(NotFoundError, match="no model version 9"):
-        reg.get_model("c", 9)
+        reg.models.get_model("c", 9)
 
 
 def test_promote_switches_alias_statuses_and_history_together(reg) -> None:
     v1, v2 = _model(reg), _model(reg)
     i1, i2 = _index(reg, v1), _index(reg, v2)
-    reg.promote("c", v1, i1, reason="first", actor="alice")
-    change = reg.promote("c", v2, i2, reason="better", actor="bob")
+    reg.models.switch_alias("c", v1, i1, reason="first", actor="alice")
+    change = reg.models.switch_alias("c", v2, i2, reason="better", actor="bob")
     assert (change.from_model, change.from_index, change.to_model, change.to_index) == (v1, i1, v2, i2)
-    alias = reg.get_alias("c")
+    alias = reg.models.get_alias("c")
     assert (alias.model_version, alias.index_version) == (v2, i2)
-    assert [m.status for m in reg.list_models("c")] == ["archived", "production"]
-    history = reg.alias_history("c")
+    assert [m.status for m in reg.models.list_models("c")] == ["archived", "production"]
+    history = reg.models.alias_history("c")
     assert [(h.actor, h.reason) for h in history] == [("alice", "first"), ("bob", "better")]
 
 
@@ -70,16 +79,16 @@ def test_promote_refuses_mismatched_index_rejected_model_and_noop(reg) -> None:
     v1, v2 = _model(reg), _model(reg)
     i1 = _index(reg, v1)
     with pytest.raises(ConflictError, match="does not belong"):
-        reg.promote("c", v2, i1, reason="x")
-    reg.set_model_status("c", v2, "rejected", "MAP@R on old classes fell 0.031, limit 0.01")
+        reg.models.switch_alias("c", v2, i1, reason="x")
+    reg.models.set_model_status("c", v2, "rejected", "MAP@R on old classes fell 0.031, limit 0.01")
     with pytest.raises(ConflictError, match="rejected"):
-        reg.promote("c", v2, None, reason="x")
-    reg.promote("c", v1, i1, reason="x")
+        reg.models.switch_alias("c", v2, None, reason="x")
+    reg.models.switch_alias("c", v1, i1, reason="x")
     with pytest.raises(ConflictError, match="already points"):
-        reg.promote("c", v1, i1, reason="again")
+        reg.models.switch_alias("c", v1, i1, reason="again")
     with pytest.raises(ConflictError, match="behind alias"):
-        reg.set_model_status("c", v1, "archived", "no")
-    assert len(reg.alias_history("c")) == 1
+        reg.models.set_model_status("c", v1, "archived", "no")
+    assert len(reg.models.alias_history("c")) == 1
 
 
 def test_rollback_restores_the_exact_earlier_pair(reg, artifacts) -> None:
@@ -94,10 +103,10 @@ def test_rollback_restores_the_exact_earlier_pair(reg, artifacts) -> None:
     assert (change.to_model, change.to_index) == (v2, i2)
     change = rollback(reg, artifacts, "c", to_version=v1, reason="further back")
     assert (change.to_model, change.to_index) == (v1, i1a) != (v1, i1b)
-    alias = reg.get_alias("c")
+    alias = reg.models.get_alias("c")
     assert (alias.model_version, alias.index_version) == (v1, i1a)
-    assert reg.get_model("c", v1).status == "production"
-    assert reg.get_model("c", v3).status == "archived"
+    assert reg.models.get_model("c", v1).status == "production"
+    assert reg.models.get_model("c", v3).status == "archived"
 
 
 def test_rollback_refuses_broken_artifacts_and_keeps_production(reg, artifacts) -> None:
@@ -105,56 +114,56 @@ def test_rollback_refuses_broken_artifacts_and_keeps_production(reg, artifacts) 
     i1, i2 = _index(reg, v1, artifacts, "a"), _index(reg, v2, artifacts, "b")
     promote(reg, artifacts, "c", v1, i1, reason="one")
     promote(reg, artifacts, "c", v2, i2, reason="two")
-    sha = reg.get_index(i1).artifact
+    sha = reg.models.get_index(i1).artifact
     Path(artifacts.location.path(sha[:2], sha)).write_bytes(b"truncated")
     with pytest.raises(ArtifactIntegrityError, match="checksum"):
         rollback(reg, artifacts, "c", reason="try")
-    alias = reg.get_alias("c")
+    alias = reg.models.get_alias("c")
     assert (alias.model_version, alias.index_version) == (v2, i2)
-    assert len(reg.alias_history("c")) == 2
+    assert len(reg.models.alias_history("c")) == 2
 
 
 def test_rollback_without_history_says_so(reg) -> None:
     _model(reg)
     with pytest.raises(NotFoundError, match="no earlier production pair"):
-        reg.rollback("c", reason="x")
+        reg.models.rollback("c", reason="x")
 
 
 def test_alert_dedup_window_and_delivery_attempts(reg) -> None:
-    a = reg.add_alert("c", kind="drift", message="m", payload={"p": 1}, dedup_key="drift:c", dedup_window_seconds=3600)
+    a = reg.monitoring.add_alert("c", kind="drift", message="m", payload={"p": 1}, dedup_key="drift:c", dedup_window_seconds=3600)
     assert a is not None
-    assert reg.add_alert("c", kind="drift", message="m2", payload={}, dedup_key="drift:c", dedup_window_seconds=3600) is None
-    assert reg.add_alert("c", kind="drift", message="m3", payload={}, dedup_key="drift:c", dedup_window_seconds=0) is not None
-    failed = reg.record_alert_attempt(a.id, delivered=False, error="503")
+    assert reg.monitoring.add_alert("c", kind="drift", message="m2", payload={}, dedup_key="drift:c", dedup_window_seconds=3600) is None
+    assert reg.monitoring.add_alert("c", kind="drift", message="m3", payload={}, dedup_key="drift:c", dedup_window_seconds=0) is not None
+    failed = reg.monitoring.record_alert_attempt(a.id, delivered=False, error="503")
     assert (failed.attempts, failed.delivered_at, failed.last_error) == (1, None, "503")
-    assert {x.id for x in reg.list_alerts("c", undelivered_only=True)} >= {a.id}
-    done = reg.record_alert_attempt(a.id, delivered=True)
+    assert {x.id for x in reg.monitoring.list_alerts("c", undelivered_only=True)} >= {a.id}
+    done = reg.monitoring.record_alert_attempt(a.id, delivered=True)
     assert done.delivered_at is not None and done.attempts == 2
-    assert a.id not in {x.id for x in reg.list_alerts("c", undelivered_only=True)}
+    assert a.id not in {x.id for x in reg.monitoring.list_alerts("c", undelivered_only=True)}
 
 
 def test_drift_reports_and_training_runs(reg) -> None:
-    r = reg.record_drift_report("c", batch_seq=2, model_version=None, drifted=True, alpha=0.05,
+    r = reg.monitoring.record_drift_report("c", batch_seq=2, model_version=None, drifted=True, alpha=0.05,
                                 summary={"mmd": {"p_value": 0.001}})
-    assert reg.list_drift_reports("c")[0] == r
-    run = reg.start_training_run("c", kind="incremental", batches=[1, 2])
+    assert reg.monitoring.list_drift_reports("c")[0] == r
+    run = reg.runs.start_training_run("c", kind="incremental", batches=[1, 2])
     v = _model(reg)
-    done = reg.finish_training_run(run.id, status="finished", model_version=v, buffer_artifact="a" * 64, details={"epochs": 3})
+    done = reg.runs.finish_training_run(run.id, status="finished", model_version=v, buffer_artifact="a" * 64, details={"epochs": 3})
     assert (done.status, done.model_version, done.batches, done.details["epochs"]) == ("finished", v, [1, 2], 3)
 
 
 def test_lock_excludes_other_owners_until_released_or_expired(reg) -> None:
     with (
-        reg.lock("maintenance:c", owner="run-1"),
+        reg.runs.lock("maintenance:c", owner="run-1"),
         pytest.raises(LockHeldError, match="run-1"),
-        reg.lock("maintenance:c", owner="run-2"),
+        reg.runs.lock("maintenance:c", owner="run-2"),
     ):
         pass
-    with reg.lock("maintenance:c", owner="run-2"):
+    with reg.runs.lock("maintenance:c", owner="run-2"):
         pass
-    assert reg.try_acquire_lock("x", owner="a", ttl_seconds=-1)  # already expired
-    assert reg.try_acquire_lock("x", owner="b", ttl_seconds=60)
-    assert not reg.try_acquire_lock("x", owner="a", ttl_seconds=60)
+    assert reg.runs.try_acquire_lock("x", owner="a", ttl_seconds=-1)  # already expired
+    assert reg.runs.try_acquire_lock("x", owner="b", ttl_seconds=60)
+    assert not reg.runs.try_acquire_lock("x", owner="a", ttl_seconds=60)
 
 
 def test_gc_keeps_aliases_and_last_pairs(reg, artifacts) -> None:
@@ -167,27 +176,27 @@ def test_gc_keeps_aliases_and_last_pairs(reg, artifacts) -> None:
     assert result.model_versions == (1, 2)
     assert set(result.index_versions) == {indexes[0], indexes[1]}
     for v in (1, 2):
-        sha = reg.get_model("c", v).artifacts["weights"]
+        sha = reg.models.get_model("c", v).artifacts["weights"]
         assert not artifacts.exists(sha)
     for v in (3, 4, 5):
-        artifacts.verify(reg.get_model("c", v).artifacts["weights"])
+        artifacts.verify(reg.models.get_model("c", v).artifacts["weights"])
     with pytest.raises(ConflictError, match="garbage-collected"):
-        reg.rollback("c", to_version=1, reason="too late")
+        reg.models.rollback("c", to_version=1, reason="too late")
     rollback(reg, artifacts, "c", reason="ok")  # v3 is still there
-    assert reg.get_alias("c").model_version == 4 - 1
+    assert reg.models.get_alias("c").model_version == 4 - 1
 
 
 _RACE = textwrap.dedent(
     """
     import sys, time
-    from storage.registry.store import RegistryStore
+    from storage.registry import open_registry
     url, start, n, worker = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    reg = RegistryStore(url)
+    reg = open_registry(url)
     while time.time() < start:
         time.sleep(0.001)
     for i in range(n):
-        v = reg.register_model("c", config={"worker": worker}, metrics={}, artifacts={}).version
-        reg.promote("c", v, None, actor=worker, reason=f"{worker}-{i}")
+        v = reg.models.register_model("c", config={"worker": worker}, metrics={}, artifacts={}).version
+        reg.models.switch_alias("c", v, None, actor=worker, reason=f"{worker}-{i}")
     """
 )
 
@@ -203,14 +212,14 @@ def test_concurrent_processes_never_duplicate_versions_or_lose_history(reg, regi
     for p in procs:
         _, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
-    models = reg.list_models("c")
+    models = reg.models.list_models("c")
     assert [m.version for m in models] == list(range(1, workers * per_worker + 1))
     assert sum(m.status == "production" for m in models) == 1
-    history = reg.alias_history("c")
+    history = reg.models.alias_history("c")
     assert len(history) == workers * per_worker
     for before, after in itertools.pairwise(history):
         assert after.from_model == before.to_model  # no lost update: every switch saw the previous one
-    assert reg.get_alias("c").model_version == history[-1].to_model
+    assert reg.models.get_alias("c").model_version == history[-1].to_model
     prod = next(m for m in models if m.status == "production")
     assert prod.version == history[-1].to_model
     assert timedelta(0) <= history[-1].at - history[0].at
@@ -219,8 +228,8 @@ def test_concurrent_processes_never_duplicate_versions_or_lose_history(reg, regi
 def test_json_columns_accept_numpy_and_store_nan_as_null(reg) -> None:
     import numpy as np
 
-    m = reg.register_model("c", config={"dims": (4, 2)}, metrics={"map": np.float32(0.5), "nmi": float("nan"),
+    m = reg.models.register_model("c", config={"dims": (4, 2)}, metrics={"map": np.float32(0.5), "nmi": float("nan"),
                                                                     "n": np.int64(3)}, artifacts={})
-    back = reg.get_model("c", m.version)
+    back = reg.models.get_model("c", m.version)
     assert back.metrics == {"map": 0.5, "nmi": None, "n": 3}
     assert back.config == {"dims": [4, 2]}

@@ -10,7 +10,7 @@ import pytest
 
 import embedding.inference
 from steward.cli import main
-from tests.embedding.index.test_service import DIM, FakeEmbedder
+from tests.embedding.index.fakes import DIM, FakeEmbedder
 from tests.factories import feature_table
 
 

@@ -7,33 +7,10 @@ import pyarrow as pa
 import pytest
 
 from embedding.index.incremental import IncrementalPolicy
-from embedding.index.service import build_index_for_model, current_index_version, load_index, update_index
+from embedding.index.service import build_index_for_model, load_index, update_index
 from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError
-from storage.parquet_store import features_to_numpy
+from tests.embedding.index.fakes import DIM, FakeEmbedder
 from tests.factories import feature_table
-
-DIM = 8
-
-
-class FakeEmbedder:
-    """A fixed linear map + L2 normalisation: deterministic, so exact answers are computable."""
-
-    model_version = 1
-    input_kind = "features"
-    output_dim = 6
-
-    def __init__(self) -> None:
-        self.w = np.random.default_rng(0).standard_normal((DIM, self.output_dim)).astype(np.float32)
-        self.calls = 0
-
-    def embed_features(self, x: np.ndarray) -> np.ndarray:
-        y = np.asarray(x, np.float32) @ self.w
-        return y / np.linalg.norm(y, axis=1, keepdims=True)
-
-    def embed_table(self, table) -> np.ndarray:
-        self.calls += 1
-        return self.embed_features(features_to_numpy(table))
-
 
 @pytest.fixture
 def ws(workspace):
@@ -63,7 +40,7 @@ def test_build_registers_a_tuned_version_and_load_verifies_it(ws):
     ann = load_index(ws, iv.id)
     q = emb.embed_table(ws.store.read("shop", columns=["features"]).slice(0, 5))
     assert ann.search(q, 5).item_ids == exact(ws, emb, 1, q, 5)
-    assert current_index_version(ws, "shop", 1).id == iv.id
+    assert ws.production.index("shop", model_version=1).id == iv.id
 
 
 def test_corrupted_artifact_is_refused_on_load(ws):
@@ -104,4 +81,4 @@ def test_missing_things_are_not_found(ws):
     with pytest.raises(NotFoundError):
         load_index(ws, 12345)
     with pytest.raises(NotFoundError):
-        current_index_version(ws, "shop")
+        ws.production.index("shop")

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from steward.policy import should_retrain
+from core.errors import ConfigError
+
+from maintenance.policy import should_retrain
 
 
 @pytest.mark.parametrize(
@@ -25,5 +27,5 @@ def test_should_retrain_table(policy, drifted, trained_on, latest, retrain, why)
 
 
 def test_unknown_policy_is_refused() -> None:
-    with pytest.raises(ValueError, match="nightly"):
+    with pytest.raises(ConfigError, match="nightly"):
         should_retrain(policy="nightly", drifted=False, production_trained_on=1, latest_batch=1)
