@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ArtifactIntegrityError, NotFoundError
 from embedding.index.ann import SearchResult
 from steward.api.serving import ServingPair
-from core.errors import ArtifactIntegrityError, NotFoundError
 
 COLLECTION = "digits"
 DIM_IN = 8

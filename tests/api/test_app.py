@@ -320,8 +320,8 @@ def test_openapi_schema_lists_every_endpoint(client):
 
 
 def test_create_app_refuses_a_bad_poll_interval(api_settings, api_workspace):
-    from steward.api.app import create_app
     from core.errors import ConfigError
+    from steward.api.app import create_app
 
     with pytest.raises(ConfigError, match="poll_seconds"):
         create_app(api_settings, workspace=api_workspace, poll_seconds=0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from steward.api.serving import ServingState
 from core.errors import NotFoundError
+from steward.api.serving import ServingState
 from tests.api.fakes import COLLECTION, FakeLoader
 
 

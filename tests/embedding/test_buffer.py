@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from embedding.buffer import RehearsalBuffer, allocate, empty_buffer, herding_select, update_buffer
 from core.errors import ConfigError
+from embedding.buffer import RehearsalBuffer, allocate, empty_buffer, herding_select, update_buffer
 
 
 def _stream(n_per_class: dict[str, int], start: int = 0, dim: int = 4, seed: int = 0):

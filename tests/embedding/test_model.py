@@ -3,10 +3,10 @@ import pyarrow as pa
 import pytest
 import torch
 
+from core.errors import ValidationError
 from embedding.config import TrainConfig
 from embedding.inference import Embedder
 from embedding.model import HeadSpec, build_head, embed_array
-from core.errors import ValidationError
 
 
 def test_head_output_is_unit_norm_and_spec_round_trips():

@@ -2,12 +2,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from embedding.config import TrainConfig
-from core.settings import GateSettings
-from embedding.inference import load_embedder, load_prototypes
-from embedding.holdout import holdout_mask
-from embedding.retrain import retrain
 from core.errors import NotFoundError
+from core.settings import GateSettings
+from embedding.config import TrainConfig
+from embedding.holdout import holdout_mask
+from embedding.inference import load_embedder, load_prototypes
+from embedding.retrain import retrain
 
 from .conftest import make_blobs_nonlinear
 

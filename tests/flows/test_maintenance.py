@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from steward.demo import digits_stream, write_batch
 from core.errors import LockHeldError
+from steward.demo import digits_stream, write_batch
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 
 from core.errors import ConfigError
-
 from maintenance.policy import should_retrain
 
 

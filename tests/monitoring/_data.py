@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 
 def centres(n_classes: int, dim: int, seed: int = 123) -> np.ndarray:
@@ -28,3 +29,13 @@ def mixture(
         x = x + shift
     x = x / np.linalg.norm(x, axis=1, keepdims=True)
     return x.astype(np.float32), np.array([f"c{i}" for i in y], dtype=object)
+
+
+def table(x: np.ndarray, y: np.ndarray, start: int) -> pa.Table:
+    n, d = x.shape
+    return pa.table({
+        "item_id": [f"i{start + i}" for i in range(n)],
+        "label": list(y),
+        "features": pa.FixedSizeListArray.from_arrays(pa.array(x.astype(np.float32).ravel(), pa.float32()), d),
+        "source": ["web"] * n,
+    })

@@ -4,17 +4,22 @@ from dataclasses import replace
 
 import pytest
 
+from core.settings import AlertSettings
 from monitoring import alerts
 from monitoring.alerts import WebhookPolicy, deliver_pending_alerts, post_webhook, raise_drift_alert
+from monitoring.summary import DriftSummary
 from tests.factories import feature_table
 from tests.monitoring._http import Receiver, closed_port_url
 
 FAST = WebhookPolicy(attempts=4, backoff_seconds=0.01, timeout_seconds=2.0)
-SUMMARY = {
-    "batch_seq": 2,
-    "decision": {"alpha": 0.05, "flagged": ["mmd"]},
-    "detectors": {"mmd": {"p_value": 0.001, "effect": 0.1, "effect_description": "big"}},
-}
+
+
+def drift(model_version: int | None = None) -> DriftSummary:
+    return DriftSummary.from_dict({
+        "collection": "c", "batch_seq": 2, "model_version": model_version,
+        "decision": {"drifted": True, "alpha": 0.05, "flagged": ["mmd"]},
+        "detectors": {"mmd": {"name": "mmd", "p_value": 0.001, "effect": 0.1, "effect_description": "big"}},
+    })
 
 
 @pytest.fixture
@@ -26,13 +31,13 @@ def ws(workspace, monkeypatch):
 
 
 def with_webhook(ws, url, dedup=3600):
-    return replace(ws, settings=replace(ws.settings, webhook_url=url, alert_dedup_seconds=dedup))
+    return replace(ws, settings=replace(ws.settings, webhook_url=url, alert=AlertSettings(dedup_seconds=dedup)))
 
 
 def test_fails_twice_then_succeeds_delivers_exactly_one(ws):
     with Receiver(fail_first=2) as rx:
         w = with_webhook(ws, rx.url)
-        alert = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
+        alert = raise_drift_alert(w, drift(), policy=FAST)
         assert rx.statuses == [500, 500, 200]
         assert len(rx.delivered) == 1
         body = rx.delivered[0]
@@ -46,7 +51,7 @@ def test_fails_twice_then_succeeds_delivers_exactly_one(ws):
 
 def test_down_webhook_keeps_alert_pending_and_a_later_run_delivers_it(ws):
     w = with_webhook(ws, closed_port_url())
-    alert = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
+    alert = raise_drift_alert(w, drift(), policy=FAST)
     assert alert.delivered_at is None and alert.attempts == FAST.attempts
     assert alert.last_error and "Connect" in alert.last_error
     [pending] = ws.registry.monitoring.list_alerts("c", undelivered_only=True)
@@ -60,21 +65,21 @@ def test_down_webhook_keeps_alert_pending_and_a_later_run_delivers_it(ws):
 def test_dedup_window_suppresses_repeat_alerts(ws):
     with Receiver() as rx:
         w = with_webhook(ws, rx.url, dedup=3600)
-        first = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
-        second = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
+        first = raise_drift_alert(w, drift(), policy=FAST)
+        second = raise_drift_alert(w, drift(), policy=FAST)
         assert first is not None and second is None
         # another model version is another drift
-        other = raise_drift_alert(w, "c", summary=SUMMARY, drift_report_id=None, model_version=2, policy=FAST)
+        other = raise_drift_alert(w, drift(2), policy=FAST)
         assert other is not None
         assert len(rx.delivered) == 2
         # no window: every drift alerts
         w0 = with_webhook(ws, rx.url, dedup=0)
-        assert raise_drift_alert(w0, "c", summary=SUMMARY, drift_report_id=None, model_version=None, policy=FAST)
+        assert raise_drift_alert(w0, drift(), policy=FAST)
     assert len(ws.registry.monitoring.list_alerts("c")) == 3
 
 
 def test_no_webhook_configured_stores_alert_undelivered(ws):
-    alert = raise_drift_alert(with_webhook(ws, None), "c", summary=SUMMARY, drift_report_id=None, model_version=None)
+    alert = raise_drift_alert(with_webhook(ws, None), drift())
     assert alert.delivered_at is None and alert.attempts == 0
 
 

@@ -3,29 +3,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
+from core.errors import NotFoundError
 from monitoring.check import check_drift
 from monitoring.config import DriftConfig
 from monitoring.detectors.mmd import MMDConfig
-from core.errors import NotFoundError
-from tests.monitoring._data import centres, mixture
+from monitoring.summary import DriftSummary
+from tests.monitoring._data import centres, mixture, table
 from tests.monitoring._http import Receiver
 
 DIM = 16
 C = centres(6, DIM)
 CONFIG = DriftConfig(mmd=MMDConfig(n_permutations=99))
-
-
-def table(x: np.ndarray, y: np.ndarray, start: int) -> pa.Table:
-    n, d = x.shape
-    return pa.table({
-        "item_id": [f"i{start + i}" for i in range(n)],
-        "label": list(y),
-        "features": pa.FixedSizeListArray.from_arrays(pa.array(x.astype(np.float32).ravel(), pa.float32()), d),
-        "source": ["web"] * n,
-    })
 
 
 @pytest.fixture
@@ -44,14 +34,16 @@ def test_no_drift_records_report_without_alert(ws):
     x, y = mixture(rng, 200, C[:5])
     ws.store.ingest_table(table(x, y, 9000), "shop")
     res = check_drift(ws, "shop", config=CONFIG)
-    assert not res.drifted and res.alert is None
+    assert not res.drifted and res.alert_id is None
     assert res.reference_batches == (1, 2, 3) and res.embedding == "raw"
     assert {"mmd", "classifier", "ks", "novelty", "label_shift", "prototype_displacement"} <= set(res.detectors)
     [report] = ws.registry.monitoring.list_drift_reports("shop")
-    assert report.id == res.report.id and report.batch_seq == 4 and not report.drifted
+    assert report.id == res.report_id and report.batch_seq == 4 and not report.drifted
     assert report.summary["n_reference"] == 900 and report.summary["n_current"] == 200
     assert report.summary["detectors"]["mmd"]["p_value"] > 0.01
     assert ws.registry.monitoring.list_alerts("shop") == []
+    # The stored summary is the typed contract every reader uses.
+    assert DriftSummary.from_report(report) == res
 
 
 def test_planted_shift_drifts_and_alerts_once(ws):
@@ -66,10 +58,11 @@ def test_planted_shift_drifts_and_alerts_once(ws):
             res = check_drift(w, "shop", config=CONFIG, reference_batches=2)
             assert res.drifted
             if k == 0:
-                assert res.alert is not None and res.alert.drift_report_id == res.report.id
-                assert res.alert.delivered_at is not None
+                alert = w.registry.monitoring.get_alert(res.alert_id)
+                assert alert.drift_report_id == res.report_id
+                assert alert.delivered_at is not None
             else:
-                assert res.alert is None  # same ongoing drift, inside the dedup window
+                assert res.alert_id is None  # same ongoing drift, inside the dedup window
         assert len(rx.delivered) == 1
         assert "mmd" in rx.delivered[0]["payload"]["detectors"]
     assert len(ws.registry.monitoring.list_drift_reports("shop")) == 2
@@ -101,7 +94,7 @@ def test_explicit_batch_and_errors(ws):
 
 def test_alpha_override_is_recorded(ws):
     res = check_drift(ws, "shop", alpha=0.01, config=CONFIG, notify=False)
-    assert res.report.alpha == 0.01 and res.decision.alpha == 0.01
+    assert ws.registry.monitoring.get_drift_report(res.report_id).alpha == 0.01 and res.decision.alpha == 0.01
 
 
 def test_uses_production_model_and_its_prototypes(ws):
@@ -134,6 +127,7 @@ def test_uses_production_model_and_its_prototypes(ws):
     x, y = mixture(rng, 200, C[:5])
     ws.store.ingest_table(table(x, y, 9000), ws_name)
     res = check_drift(ws, ws_name, config=CONFIG, notify=False)
-    assert res.embedding == f"model v{mv.version}" and res.report.model_version == mv.version
+    assert res.embedding == f"model v{mv.version}" and res.model_version == mv.version
+    assert ws.registry.monitoring.get_drift_report(res.report_id).model_version == mv.version
     assert res.detectors["novelty"].extra["prototype_source"] == "model"
     assert res.detectors["mmd"].n_current == 200

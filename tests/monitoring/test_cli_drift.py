@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from steward.cli import main
-from tests.monitoring._data import centres, mixture
-from tests.monitoring.test_check import table
+from tests.monitoring._data import centres, mixture, table
 
 C = centres(6, 16)
 

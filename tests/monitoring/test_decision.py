@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from core.errors import ConfigError
 from monitoring.config import DriftConfig
 from monitoring.decision import adjust_p_values, decide
 from monitoring.detectors.base import DetectorResult
@@ -14,7 +15,6 @@ from monitoring.detectors.ks import KSConfig
 from monitoring.detectors.mmd import MMDConfig
 from monitoring.detectors.novelty import NoveltyConfig
 from monitoring.suite import run_suite
-from core.errors import ConfigError
 from tests.monitoring._data import centres, mixture
 
 

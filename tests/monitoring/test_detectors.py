@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
+from core.errors import ValidationError
 from monitoring.detectors.classifier import ClassifierConfig, classifier_test
 from monitoring.detectors.ks import KSConfig, combine_pvalues, ks_test
 from monitoring.detectors.labels import label_shift_test, prototype_displacement_test
 from monitoring.detectors.mmd import MMDConfig, mmd_test
 from monitoring.detectors.novelty import NoveltyConfig, novelty_test
-from core.errors import ValidationError
 from tests.monitoring._data import centres, mixture
 
 TRIALS = 80

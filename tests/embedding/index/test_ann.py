@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError, ValidationError
 from embedding.index.ann import AnnIndex
 from embedding.index.choice import IndexChoice, choose_index
-from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError, ValidationError
 from tests.embedding.index.conftest import exact_top
 
 FLAT = IndexChoice("Flat", "inner_product", "flat")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from core.errors import ConfigError, ValidationError
 from embedding.index.choice import (
     choose_index,
     flat_bytes,
@@ -13,7 +14,6 @@ from embedding.index.choice import (
     ivf_flat_bytes,
     ivf_nlist,
 )
-from core.errors import ConfigError, ValidationError
 
 MiB = 2**20
 

@@ -6,11 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError
 from embedding.index.incremental import IncrementalPolicy
 from embedding.index.service import build_index_for_model, load_index, update_index
-from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError
 from tests.embedding.index.fakes import DIM, FakeEmbedder
 from tests.factories import feature_table
+
 
 @pytest.fixture
 def ws(workspace):
