@@ -50,6 +50,10 @@ class _Calculator(AccuracyCalculator):
 SCHEMA_VERSION = 1
 
 
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
 @dataclass(frozen=True)
 class RetrievalMetrics:
     precision_at_1: float
@@ -67,10 +71,11 @@ class RetrievalMetrics:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RetrievalMetrics:
+        """Inverse of :meth:`to_dict`; a value stored as null (NaN) or left out reads back as NaN."""
         return cls(
-            precision_at_1=float(d.get("precision_at_1", math.nan)), r_precision=float(d.get("r_precision", math.nan)),
-            map_at_r=float(d.get("map_at_r", math.nan)),
-            recall_at_k={int(k): float(v) for k, v in (d.get("recall_at_k") or {}).items()},
+            precision_at_1=_num(d.get("precision_at_1")), r_precision=_num(d.get("r_precision")),
+            map_at_r=_num(d.get("map_at_r")),
+            recall_at_k={int(k): _num(v) for k, v in (d.get("recall_at_k") or {}).items()},
             nmi=d.get("nmi"), ami=d.get("ami"), num_queries=int(d.get("num_queries", 0)),
         )
 
@@ -118,7 +123,7 @@ class EvaluationReport:
         return cls(
             num_items=int(d.get("num_items", 0)), num_classes=int(d.get("num_classes", 0)),
             overall=part("overall") or RetrievalMetrics.from_dict({}), old=part("old"), new=part("new"),
-            per_class={str(c): ClassMetrics(float(v["map_at_r"]), float(v.get("precision_at_1", math.nan)))
+            per_class={str(c): ClassMetrics(_num(v.get("map_at_r")), _num(v.get("precision_at_1")))
                        for c, v in (d.get("per_class") or {}).items()},
         )
 

@@ -80,7 +80,7 @@ class ModelReport:
             gate=GateDecision.from_dict(d.get("gate") or {}),
             training=TrainingSummary.from_dict(d.get("training") or {}),
             baselines={k: EvaluationReport.from_dict(v) for k, v in (d.get("baselines") or {}).items()},
-            forgetting={str(k): float(v) for k, v in (d.get("forgetting") or {}).items() if v is not None},
+            forgetting=_per_class(d.get("forgetting")),
             compatibility=dict(d.get("compatibility") or {}),
         )
 
@@ -92,7 +92,14 @@ class ModelReport:
             gate=GateDecision.from_dict(d.get("gate") or {}),
             training=TrainingSummary.from_dict(d.get("training") or {}),
             baselines={"production": EvaluationReport.from_dict(baseline)} if baseline else {},
-            forgetting={str(k): float(v) for k, v in (d.get("forgetting") or {}).items()
-                        if v is not None and not math.isnan(float(v))},
+            forgetting=_per_class(d.get("forgetting")),
             compatibility=dict(d.get("compatibility") or {}),
         )
+
+
+def _per_class(values: Any) -> dict[str, float]:
+    """Per-class numbers, skipping what is not one (NaN stored as null, or an older scalar field)."""
+    if not isinstance(values, Mapping):
+        return {}
+    return {str(k): float(v) for k, v in values.items()
+            if isinstance(v, (int, float)) and not math.isnan(float(v))}

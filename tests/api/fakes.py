@@ -104,6 +104,18 @@ class FakeLoader:
         )
 
 
+def model_metrics(v: int) -> dict[str, Any]:
+    """A model report as the retrain service stores it: MAP@R old/new/overall and forgetting."""
+    from embedding.evaluation import EvaluationReport
+    from embedding.gate import GateDecision
+    from embedding.report import ModelReport, TrainingSummary
+
+    evaluation = EvaluationReport.from_dict({"overall": {"map_at_r": 0.55 + v / 100},
+                                             "old": {"map_at_r": 0.5 + v / 100}, "new": {"map_at_r": 0.6 + v / 100}})
+    return ModelReport(evaluation, GateDecision(True, ()), TrainingSummary(mode="incremental"),
+                       forgetting={"a": 0.01 * v}).to_dict()
+
+
 def populate(workspace: Any, models: int = 3) -> dict[int, int]:
     """Collection, ``models`` model versions with one index each, v1 in production; model -> index id."""
     registry = workspace.registry
@@ -113,7 +125,7 @@ def populate(workspace: Any, models: int = 3) -> dict[int, int]:
         model = registry.models.register_model(
             COLLECTION,
             config={"loss": "multi_similarity"},
-            metrics={"map_at_r_old": 0.5 + v / 100, "map_at_r_new": 0.6 + v / 100, "forgetting": 0.01 * v},
+            metrics=model_metrics(v),
             artifacts={},
             parent_version=v - 1 or None,
             trained_on_batch=v,

@@ -118,7 +118,7 @@ def test_health_answers_when_the_registry_does_not(client, monkeypatch):
     def down():
         raise RuntimeError("database is down")
 
-    monkeypatch.setattr(client.app.state.workspace.registry, "list_collections", down)
+    monkeypatch.setattr(client.app.state.workspace.registry.catalog, "list_collections", down)
     body = client.get("/health").json()
     assert body["status"] == "degraded" and "database is down" in body["registry_error"]
     # search keeps working from the pair in memory
@@ -160,8 +160,8 @@ def test_status_shows_drift_alerts_and_load_failures(api_settings, api_workspace
     app = create_app(api_settings, workspace=api_workspace, loader=loader, poll_seconds=0.05)
     with TestClient(app) as c:
         status = c.get("/status").json()["collections"][COLLECTION]
-        assert status["last_drift_check"]["id"] == report.id and status["last_drift_check"]["drifted"]
-        assert [a["message"] for a in status["open_alerts"]] == ["drift on batch 2"]
+        assert status["last_drift_check"]["report_id"] == report.id and status["last_drift_check"]["drifted"]
+        assert [a["title"] for a in status["open_alerts"]] == ["drift on batch 2"]
         assert status["last_load_failure"] is None and status["serving_matches_production"]
 
         # Another process promotes a pair whose artifact is broken: keep serving v1, say why.
@@ -282,14 +282,16 @@ def test_dashboard_shows_production_history_metrics_and_drift(client, api_worksp
             model_version=1,
             drifted=p < 0.05,
             alpha=0.05,
-            summary={"mmd": {"p_value": p}, "ks": {"p_value": p * 2}},
+            summary={"detectors": {"mmd": {"name": "mmd", "p_value": p}, "ks": {"name": "ks", "p_value": p * 2}},
+                     "decision": {"drifted": p < 0.05, "combined_p_value": p}},
             report_artifact=sha,
         )
     registry.models.switch_alias(COLLECTION, 2, pairs[2], actor="ci", reason="passed the gate")
     html = client.get("/").text
     assert 'id="production-digits" data-model-version="2"' in html
     assert "passed the gate" in html and "first model" in html
-    assert "map_at_r_new" in html and "forgetting" in html and "recall_at_10" in html
+    assert "MAP@R new" in html and "forgetting max" in html and "recall@10" in html
+    assert ">0.62<" in html and ">0.952<" in html  # v2's MAP@R on new classes, index 2's recall@10
     assert "<svg" in html and "drift-band" in html and "alpha 0.05" in html
     assert 'name="token"' in html
     report_id = registry.monitoring.list_drift_reports(COLLECTION)[0].id

@@ -91,7 +91,7 @@ def test_watcher_survives_a_registry_error(api_workspace, pairs, monkeypatch):
     def broken():
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(api_workspace.registry, "list_collections", broken)
+    monkeypatch.setattr(api_workspace.registry.catalog, "list_collections", broken)
     state.poll_once()
     assert "database went away" in state.last_poll_error
     monkeypatch.undo()
