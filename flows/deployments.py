@@ -24,7 +24,7 @@ def drift_trigger(settings: dict[str, Any]) -> Any:
 def build_deployments(collections: list[str], settings: Settings) -> list[Any]:
     """One retrain-on-drift deployment, and per collection a nightly maintenance and a drift check;
     every run gets ``settings`` (secrets left out: the serving process's environment provides them)."""
-    from flows.maintenance import check_drift_flow, maintenance_flow, retrain_flow
+    from flows.maintenance_flows import check_drift_flow, maintenance_flow, retrain_flow
 
     params = settings.to_dict()
     deployments = [retrain_flow.to_deployment(name="retrain-on-drift", triggers=[drift_trigger(params)],

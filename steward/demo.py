@@ -132,7 +132,7 @@ def run_demo(home: Path, batches: int = 5, seed: int = 0) -> dict[str, Any]:
     from steward.prefect_env import configure_prefect
 
     configure_prefect(settings)
-    from flows.maintenance import maintenance_flow, rollback_flow
+    from flows.maintenance_flows import maintenance_flow, rollback_flow
 
     started = time.perf_counter()
     x, y, stream = digits_stream(batches, seed)

@@ -12,7 +12,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
     from steward.prefect_env import configure_prefect
 
     configure_prefect(ctx.settings)
-    from flows.maintenance import maintenance_flow
+    from flows.maintenance_flows import maintenance_flow
     from maintenance.summary import MaintenanceSummary
 
     summary = MaintenanceSummary.from_dict(maintenance_flow(

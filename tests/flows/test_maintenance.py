@@ -29,7 +29,7 @@ def bootstrapped(prefect_harness, tmp_path_factory, batches_module):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STEWARD_HOME", str(home))
         from flows.context import reset
-        from flows.maintenance import maintenance_flow
+        from flows.maintenance_flows import maintenance_flow
 
         reset()
         summary = maintenance_flow(collection="digits", files=[str(batches_module[0])])
@@ -60,7 +60,7 @@ def _ws():
 
 
 def test_cycle_bootstraps_then_skips_then_retrains_on_new_classes(after_bootstrap, batches) -> None:
-    from flows.maintenance import maintenance_flow, rollback_flow
+    from flows.maintenance_flows import maintenance_flow, rollback_flow
 
     first = after_bootstrap
     assert first["outcome"].startswith("promoted model v1")
@@ -92,7 +92,7 @@ def test_cycle_bootstraps_then_skips_then_retrains_on_new_classes(after_bootstra
 
 def test_failed_index_build_leaves_production_and_rerun_resumes(after_bootstrap, batches, monkeypatch) -> None:
     from embedding.index import service
-    from flows.maintenance import maintenance_flow
+    from flows.maintenance_flows import maintenance_flow
 
     real_build = service.build_index_for_model
 
@@ -103,50 +103,49 @@ def test_failed_index_build_leaves_production_and_rerun_resumes(after_bootstrap,
     with pytest.raises(RuntimeError, match="disk full"):
         maintenance_flow(collection="digits", files=[str(batches[2])], retrain_on="always")
     reg = _ws().registry
-    assert reg.get_alias("digits").model_version == 1
-    assert [m.version for m in reg.list_models("digits")] == [1, 2]
-    assert len(reg.list_indexes("digits")) == 1  # nothing half-built was registered
+    assert reg.models.get_alias("digits").model_version == 1
+    assert [m.version for m in reg.models.list_models("digits")] == [1, 2]
+    assert len(reg.models.list_indexes("digits")) == 1  # nothing half-built was registered
 
     monkeypatch.setattr(service, "build_index_for_model", real_build)
     summary = maintenance_flow(collection="digits", retrain_on="always")
     assert summary["candidate"].get("resumed") is True  # the v2 candidate was reused, not retrained
-    assert [m.version for m in reg.list_models("digits")] == [1, 2]
+    assert [m.version for m in reg.models.list_models("digits")] == [1, 2]
     if summary["candidate"]["accepted"]:
-        assert reg.get_alias("digits").model_version == 2
+        assert reg.models.get_alias("digits").model_version == 2
 
 
-def test_rejected_candidate_is_recorded_and_production_kept(after_bootstrap, batches, monkeypatch) -> None:
-    import embedding.retrain as retrain_module
-    from embedding.gate import GateThresholds
-    from flows.maintenance import maintenance_flow
+def test_rejected_candidate_is_recorded_and_production_kept(after_bootstrap, batches) -> None:
+    from flows.maintenance_flows import maintenance_flow
 
-    # An impossible floor plants a regression the gate must catch.
-    monkeypatch.setattr(retrain_module, "GateThresholds", lambda: GateThresholds(min_overall_map=1.01))
-    summary = maintenance_flow(collection="digits", files=[str(batches[2])], retrain_on="always")
+    # An impossible floor, given as a setting to the flow, plants a regression the gate must catch.
+    settings = _ws().settings.replace(**{"gate.min_overall_map": 1.0})
+    summary = maintenance_flow(collection="digits", files=[str(batches[2])], retrain_on="always",
+                               settings=settings.to_dict())
     assert summary["candidate"]["accepted"] is False
     assert "rejected" in summary["outcome"]
     reg = _ws().registry
-    assert reg.get_model("digits", 2).status == "rejected"
-    assert "below the floor" in reg.get_model("digits", 2).status_reason
-    assert reg.get_alias("digits").model_version == 1
+    assert reg.models.get_model("digits", 2).status == "rejected"
+    assert "below the floor" in reg.models.get_model("digits", 2).status_reason
+    assert reg.models.get_alias("digits").model_version == 1
 
 
 def test_second_run_for_a_collection_exits_clearly(after_bootstrap, batches) -> None:
-    from flows.maintenance import maintenance_flow
+    from flows.maintenance_flows import maintenance_flow
 
     reg = _ws().registry
     import socket
 
     holder = f"other@{socket.gethostname()}:{os.getppid()}"  # a live process on this host
-    assert reg.try_acquire_lock("maintenance:digits", owner=holder, ttl_seconds=600)
+    assert reg.runs.try_acquire_lock("maintenance:digits", owner=holder, ttl_seconds=600)
     with pytest.raises(LockHeldError, match="held by other@"):
         maintenance_flow(collection="digits", files=[str(batches[1])])
-    reg.release_lock("maintenance:digits", owner=holder)
+    reg.runs.release_lock("maintenance:digits", owner=holder)
     assert maintenance_flow(collection="digits", files=[str(batches[1])])["latest_batch"] == 2
 
 
 def test_killed_run_mid_training_reruns_cleanly(after_bootstrap, batches) -> None:
-    from flows.maintenance import maintenance_flow
+    from flows.maintenance_flows import maintenance_flow
 
     reg = _ws().registry
     from prefect.settings import get_current_settings
@@ -160,17 +159,17 @@ def test_killed_run_mid_training_reruns_cleanly(after_bootstrap, batches) -> Non
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 180
-    while not any(r.status == "running" for r in reg.list_training_runs("digits")[1:]):
+    while not any(r.status == "running" for r in reg.runs.list_training_runs("digits")[1:]):
         assert proc.poll() is None, "the run ended before training started"
         assert time.time() < deadline
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert reg.get_alias("digits").model_version == 1
-    assert [m.version for m in reg.list_models("digits")] == [1]
+    assert reg.models.get_alias("digits").model_version == 1
+    assert [m.version for m in reg.models.list_models("digits")] == [1]
 
     # the dead run's lock does not block the rerun, which completes without duplicates
     summary = maintenance_flow(collection="digits", retrain_on="always")
-    assert [m.version for m in reg.list_models("digits")] == [1, 2]
+    assert [m.version for m in reg.models.list_models("digits")] == [1, 2]
     assert summary["candidate"]["model_version"] == 2
-    assert len(reg.list_batches("digits")) == 2
+    assert len(reg.catalog.list_batches("digits")) == 2

@@ -89,11 +89,11 @@ def test_drift_event_triggers_the_retrain_deployment(tmp_path: Path) -> None:
             return "COMPLETED" if "COMPLETED" in states else None
 
         _wait(retrain_run_state, 300, "the triggered retrain run to complete", [server, serve])
-        from storage.registry.store import RegistryStore
+        from storage.registry import open_registry
 
-        reg = RegistryStore(f"sqlite:///{home / 'registry.db'}")
-        assert [m.version for m in reg.list_models("digits")] == [1, 2]
-        assert reg.list_training_runs("digits")[-1].status == "finished"
+        reg = open_registry(f"sqlite:///{home / 'registry.db'}")
+        assert [m.version for m in reg.models.list_models("digits")] == [1, 2]
+        assert reg.runs.list_training_runs("digits")[-1].status == "finished"
     finally:
         for p in (serve, server):
             if p is not None and p.poll() is None:
