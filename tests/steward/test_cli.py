@@ -56,3 +56,44 @@ def test_ingest_cli_reports_json_and_errors_without_traceback(tmp_path: Path) ->
 
     status = _steward(home, "status", "--collection", "c", "--json")
     assert json.loads(status.stdout)["latest_batch"] == 1
+
+
+def _leaf_parsers(parser, path=()):
+    """(command path, parser) of every runnable sub-command."""
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+        return
+    for name, sub in subs[0].choices.items():
+        yield from _leaf_parsers(sub, (*path, name))
+
+
+def test_every_command_takes_config_set_verbose_and_collection_flags() -> None:
+    from steward.cli import build_parser
+
+    leaves = dict(_leaf_parsers(build_parser()))
+    assert len(leaves) >= 15
+    for path, parser in leaves.items():
+        options = {s for a in parser._actions for s in a.option_strings}
+        assert {"--config", "--set", "-v"} <= options, path
+        if "--collection" in options:
+            assert "-c" in options, path  # the short form works wherever the long one does
+
+
+def test_config_file_reaches_a_command_after_the_subcommand(tmp_path: Path) -> None:
+    path = tmp_path / "b.parquet"
+    pq.write_table(feature_table(12, dim=4), path)
+    elsewhere = tmp_path / "elsewhere"
+    cfg = tmp_path / "x.toml"
+    cfg.write_text(f'database_url = "sqlite:///{elsewhere / "reg.db"}"\ndata_uri = "{elsewhere / "data"}"\n')
+    home = tmp_path / "home"
+    ok = _steward(home, "ingest", str(path), "-c", "c", "--config", str(cfg), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert (elsewhere / "reg.db").exists() and (elsewhere / "data" / "c").is_dir()
+    assert not (home / "registry.db").exists()  # the default home's registry was never touched
+    status = _steward(home, "--config", str(cfg), "status", "-c", "c", "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["latest_batch"] == 1
+    bad = _steward(home, "status", "--set", "drift.alpha=2")
+    assert bad.returncode == 2 and "drift.alpha" in bad.stderr
