@@ -105,6 +105,19 @@ def add_subcommand(subparsers: argparse._SubParsersAction, name: str, **kwargs: 
     return subparsers.add_parser(name, parents=[_COMMON], **kwargs)
 
 
+def add_command(subparsers: argparse._SubParsersAction, name: str, func: Any, *, collection: str = "required",
+                json: bool = True, **kwargs: Any) -> argparse.ArgumentParser:
+    """A runnable sub-command: the common options, ``-c/--collection`` (``collection`` is "required",
+    "optional" or "none"), ``--json`` and its handler ``func(args, ctx) -> exit code``."""
+    parser = add_subcommand(subparsers, name, **kwargs)
+    if collection != "none":
+        add_collection(parser, required=collection == "required")
+    if json:
+        add_json_flag(parser)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steward",

@@ -9,10 +9,10 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from steward.cli import add_subcommand
+    from steward.cli import add_command
 
-    parser = add_subcommand(
-        subparsers, "api",
+    parser = add_command(
+        subparsers, "api", run_api, collection="none", json=False,
         help="serve search, the dashboard and promote/rollback over HTTP",
         description=(
             "Serve nearest-neighbour search over each collection's production model+index, the "
@@ -29,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--poll-seconds", type=float, default=2.0, help="how often to check the production alias (default 2)"
     )
-    parser.set_defaults(func=run_api)
 
 
 def run_api(args: argparse.Namespace, ctx) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from steward.cli import add_collection, add_json_flag, add_subcommand
+from steward.cli import add_command, add_subcommand
 
 
 def _ingest(args: argparse.Namespace, ctx) -> int:
@@ -29,20 +29,14 @@ def _batches_list(args: argparse.Namespace, ctx) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_subcommand(
-        subparsers, "ingest", help="validate and store a batch (Parquet, CSV or JSONL)",
+    p = add_command(
+        subparsers, "ingest", _ingest, help="validate and store a batch (Parquet, CSV or JSONL)",
         description="Validate files and add each as a new batch of the collection. Rows with problems "
         "(NaN/Inf or null features, empty text, duplicate item_id) go to a quarantine Parquet with a "
         "reason; file-level problems refuse the file and write nothing. Re-ingesting identical content is a no-op.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
-    add_collection(p)
-    add_json_flag(p)
-    p.set_defaults(func=_ingest)
 
     b = add_subcommand(subparsers, "batches", help="list the batches of a collection")
     bsub = b.add_subparsers(dest="batches_command", required=True)
-    bl = add_subcommand(bsub, "list", help="list batches")
-    add_collection(bl)
-    add_json_flag(bl)
-    bl.set_defaults(func=_batches_list)
+    add_command(bsub, "list", _batches_list, help="list batches")

@@ -17,10 +17,10 @@ _EPILOG = f"""exit codes:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from steward.cli import add_collection, add_json_flag, add_subcommand, setting_flag
+    from steward.cli import add_command, setting_flag
 
-    parser = add_subcommand(
-        subparsers, "drift",
+    parser = add_command(
+        subparsers, "drift", run_drift,
         help="check a batch for drift (calibrated tests on embeddings); exit 10 on drift",
         description=(
             "Compare a batch's embeddings (production model; raw L2-normalised features when no model "
@@ -34,7 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_collection(parser, help="collection name")
     parser.add_argument("--batch", type=int, default=None, help="batch seq to check (default: the latest)")
     parser.add_argument("--model-version", type=int, default=None, help="embed with this model (default: production)")
     setting_flag(parser, "--alpha", setting="drift.alpha", type=float,
@@ -43,8 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                  help="how many earlier batches form the reference (default: the drift.reference_batches setting, 3)")
     parser.add_argument("--html", default=None, metavar="PATH", help="also write an Evidently HTML report (slow, ~30 s)")
     parser.add_argument("--no-notify", action="store_true", help="store the report/alert but send nothing")
-    add_json_flag(parser)
-    parser.set_defaults(func=run_drift)
 
 
 def run_drift(args: argparse.Namespace, ctx) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from steward.cli import add_collection, add_json_flag, add_subcommand, setting_flag
+from steward.cli import add_command, setting_flag
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
@@ -49,26 +49,22 @@ def _demo(args: argparse.Namespace, ctx) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from core.settings import RETRAIN_POLICIES
 
-    r = add_subcommand(
-        subparsers, "run", help="run one maintenance cycle for a collection",
+    r = add_command(
+        subparsers, "run", _run, help="run one maintenance cycle for a collection",
         description="ingest FILES, check drift on the newest batch under the production model, retrain when "
         "the policy says so, gate, build the index and promote (or record the rejection). Only one run per "
         "collection at a time: a second one exits with code 5.",
     )
-    add_collection(r)
     r.add_argument("files", nargs="*", help="batches to ingest first (Parquet, CSV, JSONL)")
     setting_flag(r, "--retrain-on", setting="maintenance.retrain_policy", choices=RETRAIN_POLICIES,
                  help="when to retrain (default: the maintenance.retrain_policy setting, 'drift')")
     r.add_argument("--force", action="store_true", help="retrain even without drift (same as --retrain-on always)")
     r.add_argument("--html", action="store_true", help="also write the Evidently HTML drift report")
-    add_json_flag(r)
-    r.set_defaults(func=_run)
 
-    s = add_subcommand(subparsers, "serve", help="serve the scheduled and drift-triggered deployments (Prefect)")
+    s = add_command(subparsers, "serve", _serve, collection="none", json=False,
+                    help="serve the scheduled and drift-triggered deployments (Prefect)")
     s.add_argument("--collection", "-c", action="append", help="collection to schedule (repeatable; default all)")
-    s.set_defaults(func=_serve)
 
-    d = add_subcommand(subparsers, "demo", help="play the demo story on scikit-learn's digits under <home>/demo")
+    d = add_command(subparsers, "demo", _demo, collection="none",
+                    help="play the demo story on scikit-learn's digits under <home>/demo")
     d.add_argument("--batches", type=int, default=5, help="number of arriving batches (at least 4)")
-    add_json_flag(d)
-    d.set_defaults(func=_demo)

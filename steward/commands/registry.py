@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from steward.cli import add_collection, add_json_flag, add_subcommand
+from steward.cli import add_command, add_subcommand
 
 
 def _model_line(m) -> str:
@@ -98,50 +98,32 @@ def _status(args, ctx) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     m = add_subcommand(subparsers, "models", help="list or show model versions")
     msub = m.add_subparsers(dest="models_command", required=True)
-    ml = add_subcommand(msub, "list", help="list model versions")
-    add_collection(ml)
-    add_json_flag(ml)
-    ml.set_defaults(func=_models_list)
-    ms = add_subcommand(msub, "show", help="show one model version with its indexes")
-    ms.add_argument("version", type=int)
-    add_collection(ms)
-    add_json_flag(ms)
-    ms.set_defaults(func=_models_show)
+    add_command(msub, "list", _models_list, help="list model versions")
+    add_command(msub, "show", _models_show, help="show one model version with its indexes").add_argument(
+        "version", type=int)
 
-    p = add_subcommand(subparsers, "promote", help="point production at a model (+ index) version")
-    add_collection(p)
+    p = add_command(subparsers, "promote", _promote, help="point production at a model (+ index) version")
     p.add_argument("--model", type=int, required=True, help="model version")
     p.add_argument("--index", type=int, help="index version id (belonging to that model)")
     p.add_argument("--reason", default="manual promotion")
-    add_json_flag(p)
-    p.set_defaults(func=_promote)
 
-    r = add_subcommand(
-        subparsers, "rollback", help="restore the previous production pair (or --to VERSION)",
+    r = add_command(
+        subparsers, "rollback", _rollback, help="restore the previous production pair (or --to VERSION)",
         description="Without --to: restore the model+index pair production pointed to before its current "
         "pair (two rollbacks in a row swap back). With --to V: restore model version V with the index it "
         "last served with. Refuses when the target's artifacts are missing or fail their checksum.",
     )
-    add_collection(r)
     r.add_argument("--to", type=int, metavar="VERSION")
     r.add_argument("--reason", default="manual rollback")
-    add_json_flag(r)
-    r.set_defaults(func=_rollback)
 
-    g = add_subcommand(subparsers, "gc", help="delete artifacts outside the retention window")
-    add_collection(g)
+    g = add_command(subparsers, "gc", _gc, help="delete artifacts outside the retention window")
     g.add_argument("--keep", type=int, default=5, help="keep the last N production pairs (default 5)")
     g.add_argument("--dry-run", action="store_true")
-    add_json_flag(g)
-    g.set_defaults(func=_gc)
 
     d = add_subcommand(subparsers, "db", help="registry database maintenance")
     dsub = d.add_subparsers(dest="db_command", required=True)
-    du = add_subcommand(dsub, "upgrade", help="apply Alembic migrations to the registry database")
-    add_json_flag(du)
-    du.set_defaults(func=_db_upgrade)
+    add_command(dsub, "upgrade", _db_upgrade, collection="none",
+                help="apply Alembic migrations to the registry database")
 
-    s = add_subcommand(subparsers, "status", help="production pair, last drift check and open alerts")
-    add_collection(s, required=False)
-    add_json_flag(s)
-    s.set_defaults(func=_status)
+    add_command(subparsers, "status", _status, collection="optional",
+                help="production pair, last drift check and open alerts")

@@ -8,14 +8,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from steward.cli import add_collection, add_json_flag, add_subcommand, setting_flag
+from steward.cli import add_command, add_subcommand, setting_flag
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    s = add_subcommand(
-        subparsers, "search",
+    s = add_command(
+        subparsers, "search", run_search,
         help="nearest items by item id or by query vectors from a file",
         description=(
             "Search a collection's index (default: the production pair's index, else the newest index "
@@ -24,7 +24,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "that are embedded with the index's model version first."
         ),
     )
-    add_collection(s)
     q = s.add_mutually_exclusive_group(required=True)
     q.add_argument("--item-id", nargs="+", metavar="ID", help="query by items in the index")
     q.add_argument("--vectors", metavar="FILE.npy", help="query embeddings, float (n, dim) or (dim,)")
@@ -32,18 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
     s.add_argument("--index-version", type=int, help="index version id (default: production)")
     s.add_argument("--model", type=int, help="use the newest index of this model version")
-    add_json_flag(s)
-    s.set_defaults(func=run_search)
 
     ix = add_subcommand(subparsers, "index", help="build, update and list ANN index versions")
     isub = ix.add_subparsers(dest="index_command", metavar="ACTION", required=True)
 
-    b = add_subcommand(
-        isub, "build",
+    b = add_command(
+        isub, "build", run_build,
         help="embed the gallery with a model version, build, tune and register an index",
         description="Choose the index type from size and budgets, tune it to the recall target, register it.",
     )
-    add_collection(b)
     b.add_argument("--model", type=int, help="model version (default: the production model)")
     b.add_argument("--as-of", type=int, help="gallery as of this batch seq (default: newest)")
     setting_flag(b, "--target-recall", setting="index.target_recall", type=float,
@@ -52,25 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                  help="cap on the index size in RAM (MiB)")
     setting_flag(b, "--latency-ms", setting="index.latency_target_ms", type=float,
                  help="single-query latency at which exact search is good enough")
-    add_json_flag(b)
-    b.set_defaults(func=run_build)
 
-    u = add_subcommand(
-        isub, "update",
+    u = add_command(
+        isub, "update", run_update,
         help="add new/updated and remove deleted items since an index version (same model)",
         description="Apply the batches after the index's as-of batch; says when a rebuild is proposed.",
     )
-    add_collection(u)
     u.add_argument("--index-version", type=int, help="index to update (default: production)")
     u.add_argument("--batch", type=int, help="apply batches up to this seq (default: newest)")
-    add_json_flag(u)
-    u.set_defaults(func=run_update)
 
-    li = add_subcommand(isub, "list", help="list index versions of a collection")
-    add_collection(li)
+    li = add_command(isub, "list", run_list, help="list index versions of a collection")
     li.add_argument("--model", type=int, help="only indexes of this model version")
-    add_json_flag(li)
-    li.set_defaults(func=run_list)
 
 
 def _index_version(ctx, collection: str, index_version: int | None, model: int | None):

@@ -11,10 +11,10 @@ use `steward promote` (or the maintenance flow) for an accepted candidate."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from embedding.config import BUFFER_POLICIES, LOSSES
-    from steward.cli import add_collection, add_json_flag, add_subcommand, setting_flag
+    from steward.cli import add_command, setting_flag
 
-    p = add_subcommand(
-        subparsers, "retrain",
+    p = add_command(
+        subparsers, "retrain", run_retrain,
         help="train a candidate model (incremental by default), evaluate it, apply the promotion gate",
         description=(
             "Incremental update: warm start from the production model, train on the batches ingested since "
@@ -25,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=RETRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_collection(p)
     p.add_argument("--full", action="store_true", help="retrain from scratch on all data (the baseline/escape hatch)")
     p.add_argument("--loss", choices=LOSSES, help="metric-learning loss (default: production's, else multi_similarity)")
     p.add_argument("--epochs", type=int, help="epoch bound (incremental_epochs for an update, epochs for --full)")
@@ -38,22 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     setting_flag(p, "--max-old-drop", setting="gate.max_old_map_drop", type=float,
                  help="gate: largest allowed MAP@R drop on old classes (default: the gate.max_old_map_drop setting)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_json_flag(p)
-    p.set_defaults(func=run_retrain)
 
-    e = add_subcommand(
-        subparsers, "embed",
+    e = add_command(
+        subparsers, "embed", run_embed,
         help="write a collection's embeddings (item_id, label, embedding) under a model version to Parquet",
         description="Streams the collection in record batches (bounded memory) through the chosen model version.",
     )
-    add_collection(e)
     e.add_argument("--model", type=int, help="model version (default: the production model)")
     e.add_argument("--out", required=True, help="output Parquet path")
     e.add_argument("--as-of", type=int, help="items as of this batch seq (default: latest)")
     e.add_argument("--batch-size", type=int, default=8192, help="rows per streamed batch (default 8192)")
     e.add_argument("--device", help="cpu or cuda (default: the device setting)")
-    add_json_flag(e)
-    e.set_defaults(func=run_embed)
 
 
 def _config_from_args(args: argparse.Namespace, ctx):
