@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from storage.registry.entities import AliasChange
 
 MAX_K = 1000
 MAX_BATCH = 1024
@@ -71,13 +74,8 @@ class RollbackRequest(BaseModel):
     reason: str = Field("rolled back through the API", max_length=500)
 
 
-class AliasChangeOut(BaseModel):
-    collection: str
-    from_model: int | None
-    from_index: int | None
-    to_model: int
-    to_index: int | None
-    actor: str
-    reason: str
-    at: str
+@dataclass(frozen=True)
+class AliasChangeOut(AliasChange):
+    """A production change (the registry's own record) and the pair the service now serves."""
+
     serving: dict[str, Any] | None = None

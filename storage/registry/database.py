@@ -22,6 +22,7 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
@@ -31,6 +32,7 @@ from core.errors import ConflictError, NotFoundError, StewardError, ValidationEr
 from storage.registry.orm import CollectionRow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _SQLITE_BUSY_MS = 60_000
 
@@ -144,6 +146,13 @@ class Database:
         if row is None:
             raise NotFoundError(f"collection {name!r} does not exist; ingest a batch into it first")
         return row
+
+    def row_by_id(self, s: Session, row_cls: type[T], row_id: int, what: str) -> tuple[T, str]:
+        """The row with primary key ``row_id`` and its collection's name; NotFoundError naming ``what``."""
+        row = s.get(row_cls, row_id)
+        if row is None:
+            raise NotFoundError(f"{what} {row_id} does not exist")
+        return row, s.get(CollectionRow, row.collection_id).name
 
     def dispose(self) -> None:
         self.engine.dispose()

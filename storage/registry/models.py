@@ -104,10 +104,7 @@ class ModelRegistry:
 
     def get_index(self, index_id: int) -> E.IndexVersion:
         with self.db.session() as s:
-            row = s.get(IndexVersionRow, index_id)
-            if row is None:
-                raise NotFoundError(f"index version {index_id} does not exist; see `steward index list`")
-            return convert.index(row, s.get(CollectionRow, row.collection_id).name)
+            return convert.index(*self.db.row_by_id(s, IndexVersionRow, index_id, "index version"))
 
     def list_indexes(self, collection: str, model_version: int | None = None) -> list[E.IndexVersion]:
         with self.db.session() as s:

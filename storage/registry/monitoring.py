@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.errors import NotFoundError
 from storage.registry import convert
 from storage.registry import entities as E
 from storage.registry.database import Database, now
@@ -47,10 +46,7 @@ class MonitoringStore:
 
     def get_drift_report(self, report_id: int) -> E.DriftReport:
         with self.db.session() as s:
-            row = s.get(DriftReportRow, report_id)
-            if row is None:
-                raise NotFoundError(f"drift check {report_id} does not exist")
-            return convert.drift(row, s.get(CollectionRow, row.collection_id).name)
+            return convert.drift(*self.db.row_by_id(s, DriftReportRow, report_id, "drift check"))
 
     def referenced_artifacts(self) -> set[str]:
         """Artifacts (HTML reports) drift reports refer to: gc must keep them."""
@@ -95,18 +91,13 @@ class MonitoringStore:
 
     def get_alert(self, alert_id: int) -> E.Alert:
         with self.db.session() as s:
-            row = s.get(AlertRow, alert_id)
-            if row is None:
-                raise NotFoundError(f"alert {alert_id} does not exist")
-            return convert.alert(row, s.get(CollectionRow, row.collection_id).name)
+            return convert.alert(*self.db.row_by_id(s, AlertRow, alert_id, "alert"))
 
     def record_alert_attempt(self, alert_id: int, *, delivered: bool, error: str | None = None) -> E.Alert:
         with self.db.session() as s:
-            row = s.get(AlertRow, alert_id)
-            if row is None:
-                raise NotFoundError(f"alert {alert_id} does not exist")
+            row, name = self.db.row_by_id(s, AlertRow, alert_id, "alert")
             row.attempts += 1
             row.last_error = error
             if delivered and row.delivered_at is None:
                 row.delivered_at = now()
-            return convert.alert(row, s.get(CollectionRow, row.collection_id).name)
+            return convert.alert(row, name)

@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.errors import ConflictError, LockHeldError, NotFoundError
+from core.errors import ConflictError, LockHeldError
 from storage.registry import convert
 from storage.registry import entities as E
 from storage.registry.database import Database, aware, default_actor, now
-from storage.registry.orm import CollectionRow, LockRow, TrainingRunRow
+from storage.registry.orm import LockRow, TrainingRunRow
 from storage.serialization import jsonable
 
 
@@ -62,14 +62,12 @@ class RunStore:
         buffer_artifact: str | None = None, details: dict[str, Any] | None = None,
     ) -> E.TrainingRun:
         with self.db.session() as s:
-            row = s.get(TrainingRunRow, run_id)
-            if row is None:
-                raise NotFoundError(f"training run {run_id} does not exist")
+            row, name = self.db.row_by_id(s, TrainingRunRow, run_id, "training run")
             row.status, row.finished_at = status, now()
             row.model_version = model_version
             row.buffer_artifact = buffer_artifact
             row.details = jsonable({**row.details, **(details or {})})
-            return convert.run(row, s.get(CollectionRow, row.collection_id).name)
+            return convert.run(row, name)
 
     def list_training_runs(self, collection: str) -> list[E.TrainingRun]:
         with self.db.session() as s:

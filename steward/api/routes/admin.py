@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -15,11 +16,7 @@ API_ACTOR = "api"
 
 def _change_out(svc: ApiService, change: Any, name: str) -> AliasChangeOut:
     pair = svc.state.current(name)
-    return AliasChangeOut(
-        collection=change.collection, from_model=change.from_model, from_index=change.from_index,
-        to_model=change.to_model, to_index=change.to_index, actor=change.actor, reason=change.reason,
-        at=change.at.isoformat(), serving=None if pair is None else pair.describe(),
-    )
+    return AliasChangeOut(**dataclasses.asdict(change), serving=None if pair is None else pair.describe())
 
 
 @router.post("/promote", response_model=AliasChangeOut)
