@@ -94,12 +94,7 @@ def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
                       epochs=epochs, lr=lr, progress=progress, desc=desc)
 
 
-def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
-           init_model: EmbeddingHead | None, init_classes: tuple[str, ...],
-           init_loss_state: dict[str, Any] | None, teacher: EmbeddingHead | None,
-           rehearsal_mask: np.ndarray | None, epochs: int | None, lr: float | None,
-           progress: bool, desc: str) -> TrainResult:
-    t0 = time.perf_counter()
+def _check_inputs(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     features = np.asarray(features, dtype=np.float32)
     labels = np.asarray(labels).astype(str)
     if len(features) != len(labels) or features.ndim != 2:
@@ -108,6 +103,101 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         raise ValidationError(
             f"training needs at least two classes, got {np.unique(labels).tolist()}; ingest more labelled data"
         )
+    return features, labels
+
+
+@dataclass
+class _Teacher:
+    """What the previous model contributes to every batch: distillation targets on rehearsal items
+    and, with a BCT weight, its prototypes as a frozen cosine classifier."""
+
+    config: TrainConfig
+    embeddings: torch.Tensor  # the previous model's embeddings of every training item
+    rehearsal: torch.Tensor  # bool per training item
+    prototypes: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, teacher: EmbeddingHead, x: np.ndarray, y: np.ndarray, rehearsal: np.ndarray,
+           config: TrainConfig, device: str) -> _Teacher:
+        teacher = copy.deepcopy(teacher).to(device).eval()
+        emb = torch.as_tensor(embed_array(teacher, x, device=device), device=device)
+        out = cls(config, emb, torch.as_tensor(rehearsal, device=device))
+        if config.bct_weight > 0:
+            # The old model's prototypes, over every class in this training set, act as a frozen
+            # cosine classifier (BCT uses the old model's features to place new classes).
+            p = compute_prototypes(emb.cpu().numpy(), y)
+            pos = {c: i for i, c in enumerate(p.labels)}
+            out.prototypes = torch.as_tensor(p.vectors, device=device)
+            out.targets = torch.as_tensor([pos[c] for c in y], dtype=torch.long, device=device)
+        return out
+
+    def loss(self, emb: torch.Tensor, batch: torch.Tensor) -> torch.Tensor | float:
+        cfg, total = self.config, 0.0
+        m = self.rehearsal[batch]
+        if bool(m.any()):
+            t_emb = self.embeddings[batch][m]
+            if cfg.distill_feature:
+                total = total + cfg.distill_feature * feature_distillation(emb[m], t_emb)
+            if cfg.distill_relational:
+                total = total + cfg.distill_relational * relational_distillation(emb[m], t_emb)
+        if self.prototypes is not None:
+            total = total + cfg.bct_weight * bct_loss(emb, self.targets[batch], self.prototypes, cfg.bct_temperature)
+        return total
+
+
+@dataclass
+class _Best:
+    """Early stopping on validation MAP@R: the best epoch's weights (and loss state) are kept."""
+
+    model_state: dict[str, Any]
+    loss_state: dict[str, Any] | None
+    value: float = -1.0
+    epoch: int = 0
+    bad_epochs: int = 0
+
+    def update(self, epoch: int, value: float | None, model: EmbeddingHead, bundle: LossBundle) -> None:
+        if value is None:  # no validation split: the last epoch is the best
+            self.epoch, self.model_state = epoch, model.state_dict()
+            self.loss_state = bundle.loss.state_dict() if bundle.parametric else None
+        elif value > self.value + 1e-6:
+            self.value, self.epoch, self.bad_epochs = value, epoch, 0
+            self.model_state = copy.deepcopy(model.state_dict())
+            self.loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
+        else:
+            self.bad_epochs += 1
+
+
+def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x: torch.Tensor, y: torch.Tensor,
+           y_idx: np.ndarray, optimizers: list[torch.optim.Optimizer], config: TrainConfig,
+           rng: np.random.Generator) -> tuple[float, int]:
+    """One pass over freshly sampled batches; returns (mean loss, optimizer steps)."""
+    batches = make_batches(y_idx, sampler=config.sampler, m=config.m_per_class,
+                           batch_size=config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
+    total, n_steps = 0.0, 0
+    for b in batches:
+        bt = torch.as_tensor(b, device=x.device)
+        emb = model(x[bt])
+        loss = bundle(emb, y[bt])
+        if teacher is not None:
+            loss = loss + teacher.loss(emb, bt)
+        for opt in optimizers:
+            opt.zero_grad()
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        total += float(loss.detach())
+        n_steps += 1
+    return total / max(n_steps, 1), n_steps
+
+
+def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
+           init_model: EmbeddingHead | None, init_classes: tuple[str, ...],
+           init_loss_state: dict[str, Any] | None, teacher: EmbeddingHead | None,
+           rehearsal_mask: np.ndarray | None, epochs: int | None, lr: float | None,
+           progress: bool, desc: str) -> TrainResult:
+    t0 = time.perf_counter()
+    features, labels = _check_inputs(features, labels)
     device = str(resolve_device(config.device))
     rehearsal_mask = np.zeros(len(labels), bool) if rehearsal_mask is None else np.asarray(rehearsal_mask, bool)
     epochs = epochs or (config.incremental_epochs if init_model is not None else config.epochs)
@@ -127,101 +217,44 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         model = copy.deepcopy(init_model)
     model.to(device).train()
 
-    new_classes = sorted(set(y_tr.tolist()) - set(init_classes))
-    classes = tuple(init_classes) + tuple(new_classes)
+    classes = tuple(init_classes) + tuple(sorted(set(y_tr.tolist()) - set(init_classes)))
     class_index = {c: i for i, c in enumerate(classes)}
     y_idx = np.array([class_index[c] for c in y_tr], dtype=np.int64)
-
     bundle = _build_or_grow_loss(config, model, init_classes, init_loss_state, classes, x_tr, y_tr, device)
+    guide = _Teacher.of(teacher, x_tr, y_tr, reh_tr, config, device) if teacher is not None else None
+    optimizers = [torch.optim.Adam([{"params": model.parameters(), "lr": lr, "weight_decay": config.weight_decay}])]
+    if bundle.parametric:
+        optimizers.append(torch.optim.Adam(bundle.loss.parameters(), lr=config.loss_lr))
 
-    teacher_emb = None
-    old_protos = None
-    targets_all = None
-    if teacher is not None:
-        teacher = copy.deepcopy(teacher).to(device).eval()
-        teacher_emb = torch.as_tensor(embed_array(teacher, x_tr, device=device), device=device)
-        if config.bct_weight > 0:
-            # The old model's prototypes, over every class in this training set, act as a frozen
-            # cosine classifier (BCT uses the old model's features to place new classes).
-            p = compute_prototypes(teacher_emb.cpu().numpy(), y_tr)
-            pos = {c: i for i, c in enumerate(p.labels)}
-            old_protos = torch.as_tensor(p.vectors, device=device)
-            targets_all = torch.as_tensor([pos[c] for c in y_tr], dtype=torch.long, device=device)
-
-    params = [{"params": model.parameters(), "lr": lr, "weight_decay": config.weight_decay}]
-    opt = torch.optim.Adam(params)
-    loss_opt = (torch.optim.Adam(bundle.loss.parameters(), lr=config.loss_lr)
-                if bundle.parametric else None)
-
-    x_t = torch.as_tensor(x_tr, device=device)
-    y_t = torch.as_tensor(y_idx, device=device)
-    reh_t = torch.as_tensor(reh_tr, device=device)
+    x_t, y_t = torch.as_tensor(x_tr, device=device), torch.as_tensor(y_idx, device=device)
     rng = np.random.default_rng([config.seed, 11])
     history: list[dict[str, float]] = []
-    best_state = copy.deepcopy(model.state_dict())
-    best_loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
-    best_val, best_epoch, bad_epochs, stopped_early = -1.0, 0, 0, False
-    has_val = bool(val_mask.any())
-    total_steps = 0
-
+    best = _Best(copy.deepcopy(model.state_dict()),
+                 copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None)
+    has_val, stopped_early, total_steps = bool(val_mask.any()), False, 0
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
-        batches = make_batches(y_idx, sampler=config.sampler, m=config.m_per_class,
-                               batch_size=config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
-        total, n_steps = 0.0, 0
-        for b in batches:
-            bt = torch.as_tensor(b, device=device)
-            emb = model(x_t[bt])
-            loss = bundle(emb, y_t[bt])
-            if teacher_emb is not None:
-                m = reh_t[bt]
-                if bool(m.any()):
-                    t_emb = teacher_emb[bt][m]
-                    if config.distill_feature:
-                        loss = loss + config.distill_feature * feature_distillation(emb[m], t_emb)
-                    if config.distill_relational:
-                        loss = loss + config.distill_relational * relational_distillation(emb[m], t_emb)
-                if old_protos is not None:
-                    loss = loss + config.bct_weight * bct_loss(emb, targets_all[bt], old_protos,
-                                                               config.bct_temperature)
-            opt.zero_grad()
-            if loss_opt is not None:
-                loss_opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if loss_opt is not None:
-                loss_opt.step()
-            total += float(loss.detach())
-            n_steps += 1
+        mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng)
         total_steps += n_steps
-        row = {"epoch": epoch, "loss": total / max(n_steps, 1)}
+        row = {"epoch": epoch, "loss": mean_loss}
         if has_val:
             row["val_map_at_r"] = _val_map(model, x_val, y_val, device)
             model.train()
-            if row["val_map_at_r"] > best_val + 1e-6:
-                best_val, best_epoch, bad_epochs = row["val_map_at_r"], epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-                best_loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
-            else:
-                bad_epochs += 1
-        else:
-            best_epoch = epoch
-            best_state = model.state_dict()
-            best_loss_state = bundle.loss.state_dict() if bundle.parametric else None
+        best.update(epoch, row.get("val_map_at_r"), model, bundle)
         history.append(row)
         bar.set_postfix({k: round(v, 4) for k, v in row.items() if k != "epoch"})
-        if has_val and bad_epochs >= config.patience:
+        if has_val and best.bad_epochs >= config.patience:
             stopped_early = True
             break
     bar.close()
-    model.load_state_dict(best_state)
+    model.load_state_dict(best.model_state)
     model.to("cpu").eval()
-    loss_state = ({k: v.detach().cpu().clone() for k, v in best_loss_state.items()}
-                  if best_loss_state is not None else None)
+    loss_state = ({k: v.detach().cpu().clone() for k, v in best.loss_state.items()}
+                  if best.loss_state is not None else None)
     seconds = time.perf_counter() - t0
-    log.info("%s: %d epochs (best %d, val MAP@R %.4f) in %.1fs", desc, len(history), best_epoch, best_val, seconds)
-    return TrainResult(model, classes, loss_state, tuple(history), len(history), best_epoch,
-                       best_val if has_val else None, seconds, stopped_early, total_steps)
+    log.info("%s: %d epochs (best %d, val MAP@R %.4f) in %.1fs", desc, len(history), best.epoch, best.value, seconds)
+    return TrainResult(model, classes, loss_state, tuple(history), len(history), best.epoch,
+                       best.value if has_val else None, seconds, stopped_early, total_steps)
 
 
 def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes: tuple[str, ...],
