@@ -17,15 +17,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from core.settings import Settings, load_settings
+from core.settings import Settings
+from tests.factories import make_settings
 
 POSTGRES_URL = os.environ.get("STEWARD_TEST_POSTGRES_URL")
 _SKIP_PG = "STEWARD_TEST_POSTGRES_URL is not set: the PostgreSQL half of the registry tests was skipped"
-
-
-def make_settings(home: Path, **extra: str) -> Settings:
-    env = {"STEWARD_HOME": str(home), **extra}
-    return load_settings(env=env, config_path=None)
 
 
 @pytest.fixture

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+
+from core.settings import Settings, load_settings
 
 
 def feature_table(
@@ -20,3 +24,8 @@ def feature_table(
         "label": [f"{label_prefix}{k}" for k in labels],
         "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel(), pa.float32()), dim),
     })
+
+
+def make_settings(home: Path, **extra: str) -> Settings:
+    env = {"STEWARD_HOME": str(home), **extra}
+    return load_settings(env=env, config_path=None)

@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.fakes import FakeLoader, populate
-from tests.conftest import make_settings
-
-TOKEN = "s3cret-token"
+from tests.api.fakes import TOKEN, FakeLoader, populate
+from tests.factories import make_settings
 
 
 @pytest.fixture

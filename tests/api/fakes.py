@@ -18,6 +18,7 @@ from core.errors import ArtifactIntegrityError, NotFoundError
 from embedding.index.ann import SearchResult
 from steward.api.serving import ServingPair
 
+TOKEN = "s3cret-token"
 COLLECTION = "digits"
 DIM_IN = 8
 DIM_OUT = 16

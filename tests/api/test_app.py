@@ -184,7 +184,7 @@ def test_mutations_are_disabled_without_a_configured_token(tmp_path, pairs, api_
     from fastapi.testclient import TestClient
 
     from steward.api.app import create_app
-    from tests.conftest import make_settings
+    from tests.factories import make_settings
 
     settings = make_settings(tmp_path / "home")  # same registry, no token
     assert settings.api_token is None
@@ -307,7 +307,7 @@ def test_dashboard_without_token_disables_the_rollback_button(tmp_path, api_work
     from fastapi.testclient import TestClient
 
     from steward.api.app import create_app
-    from tests.conftest import make_settings
+    from tests.factories import make_settings
 
     with TestClient(
         create_app(make_settings(tmp_path / "home"), workspace=api_workspace, loader=loader)

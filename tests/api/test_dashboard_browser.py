@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import TOKEN
-from tests.api.fakes import COLLECTION, FakeLoader
+from tests.api.fakes import COLLECTION, TOKEN, FakeLoader
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

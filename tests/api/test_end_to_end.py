@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.api.conftest import TOKEN
+from tests.api.fakes import TOKEN
 from tests.factories import feature_table
 
 pytest.importorskip("embedding.inference")

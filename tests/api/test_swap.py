@@ -11,8 +11,7 @@ import time
 
 import httpx
 
-from tests.api.conftest import TOKEN
-from tests.api.fakes import COLLECTION, FakeLoader, gallery, self_match_ok
+from tests.api.fakes import COLLECTION, TOKEN, FakeLoader, gallery, self_match_ok
 
 IDS, FEATS = gallery()
 

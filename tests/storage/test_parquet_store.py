@@ -179,7 +179,7 @@ _KILL_SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("where", ["before-rename", "before-register"])
 def test_killed_writer_leaves_nothing_half_written(tmp_path, where) -> None:
     from storage.workspace import open_workspace
-    from tests.conftest import make_settings
+    from tests.factories import make_settings
 
     home = tmp_path / "home"
     settings = make_settings(home)
