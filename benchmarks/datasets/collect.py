@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.datasets._walker import SKIP_COMPONENTS
-from steward.errors import ConfigError
+from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 WALKER = Path(__file__).with_name("_walker.py")

@@ -18,7 +18,7 @@ import numpy as np
 
 from benchmarks.datasets.cleaning import MAX_CHARS, MIN_CHARS, clean_docstring, dedup_key, template_key
 from benchmarks.datasets.collect import RawDoc
-from steward.errors import ConfigError, ValidationError
+from core.errors import ConfigError, ValidationError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from benchmarks.datasets.cleaning import MAX_CHARS, MIN_CHARS, clean_docstring, 
 from benchmarks.datasets.collect import CollectConfig, RawDoc, collect
 from benchmarks.datasets.selection import clean_rows, content_hash, select_rows
 from benchmarks.datasets.text_corpus import class_incremental_steps, load_text_corpus, write_parquet
-from steward.errors import ConfigError, ValidationError
+from core.errors import ConfigError, ValidationError
 
 PACKAGES = ("email", "json", "logging", "unittest")
 SMALL = {"min_per_label": 15, "max_per_label": 40, "max_labels": 10}
