@@ -48,6 +48,10 @@ class LockHeldError(ConflictError):
     """Another process holds the lock for this collection."""
 
 
+class PinnedError(ConflictError):
+    """Production is pinned by an operator; automated runs may not move it."""
+
+
 class GateRejectedError(StewardError):
     """A candidate failed the promotion gate (raised only where rejection must stop a flow)."""
 

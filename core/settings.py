@@ -74,10 +74,47 @@ class GateSettings:
     max_overall_map_drop: float = 0.005  # on all classes
     max_class_map_drop: float | None = 0.10  # of any single old class (None: not checked)
     min_overall_map: float = 0.0  # absolute floor, also for the first model
+    # The candidate may not be worse than the raw input features (normalised, no model) by more than
+    # this, beyond noise (None: not checked): no model may serve worse than having no model.
+    max_drop_vs_raw: float | None = 0.0
+    # A drop counts only when a paired bootstrap over the held-out queries puts its lower bound above
+    # the limit at this one-sided confidence (per class: Bonferroni over the classes). 0 samples:
+    # point values decide.
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
 
     def __post_init__(self) -> None:
         # A negative largest drop is allowed: it demands an improvement of at least that much.
         _require(0 <= self.min_overall_map <= 1, "gate.min_overall_map", self.min_overall_map, "in [0, 1]")
+        _require(self.bootstrap_samples >= 0, "gate.bootstrap_samples", self.bootstrap_samples, "0 or more")
+        _require(0.5 <= self.confidence < 1, "gate.confidence", self.confidence, "in [0.5, 1)")
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Data-quality checks of every new batch (monitoring.data_quality); a failing batch is excluded
+    from training. Set by benchmarks/data_quality.py: clean real batches almost never fail."""
+
+    enabled: bool = True
+    max_zero_rows: float = 0.01  # share of all-zero rows
+    max_constant_rows: float = 0.01  # share of rows with (nearly) no spread
+    constant_spread: float = 0.05  # "no spread": below this share of the reference's median row spread
+    max_out_of_range: float = 0.02  # share of rows outside the reference's norm or value range
+    norm_quantile: float = 0.001  # the reference norm range is its [q, 1-q] quantiles ...
+    range_margin: float = 1.25  # ... widened by this factor (and each dimension's min..max likewise)
+    max_duplicate_rows: float = 0.05  # share of repeated rows, at least ...
+    duplicate_factor: float = 3.0  # ... or this many times the reference's own repeat rate
+    stuck_probability: float = 1e-6  # a constant dimension is stuck when the reference makes it this unlikely
+    max_stuck_dimensions: float = 0.0  # share of stuck dimensions
+    max_quarantine_jump: float = 0.05  # quarantine rate above the reference batches' median
+    min_reference_rows: int = 50  # fewer reference rows: only the checks that need no reference run
+
+    def __post_init__(self) -> None:
+        for name in ("max_zero_rows", "max_constant_rows", "max_out_of_range", "max_duplicate_rows",
+                     "max_stuck_dimensions", "max_quarantine_jump"):
+            _require(0 <= getattr(self, name) <= 1, f"quality.{name}", getattr(self, name), "in [0, 1]")
+        _require(0 < self.norm_quantile < 0.5, "quality.norm_quantile", self.norm_quantile, "in (0, 0.5)")
+        _require(self.range_margin >= 1, "quality.range_margin", self.range_margin, "at least 1")
 
 
 @dataclass(frozen=True)
@@ -115,6 +152,7 @@ SECTIONS: dict[str, type] = {
     "drift": DriftSettings,
     "alert": AlertSettings,
     "gate": GateSettings,
+    "quality": QualitySettings,
     "index": IndexSettings,
     "maintenance": MaintenanceSettings,
 }
@@ -132,6 +170,7 @@ class Settings:
     drift: DriftSettings = field(default_factory=DriftSettings)
     alert: AlertSettings = field(default_factory=AlertSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
 

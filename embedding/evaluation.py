@@ -16,7 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator, maybe_get_avg_of_avgs
+from pytorch_metric_learning.utils.accuracy_calculator import (
+    AccuracyCalculator,
+    get_relevance_mask,
+    maybe_get_avg_of_avgs,
+)
 from pytorch_metric_learning.utils.inference import FaissKMeans
 
 from core.errors import ValidationError
@@ -36,15 +40,50 @@ def _recall_fn(k: int):
     return calculate
 
 
+def _per_query(values: torch.Tensor, not_lone_query_mask: torch.Tensor) -> np.ndarray:
+    """Per-query values back in query order, NaN for lone queries (no other item of their class)."""
+    out = np.full(len(not_lone_query_mask), np.nan)
+    out[not_lone_query_mask.cpu().numpy()] = values.cpu().numpy()
+    return out
+
+
 class _Calculator(AccuracyCalculator):
-    """AccuracyCalculator + recall_at_{1,5,10} (library pattern: ``calculate_<name>`` methods)."""
+    """AccuracyCalculator + recall_at_{1,5,10} and per-query AP@R and P@1 (library pattern:
+    ``calculate_<name>`` methods). The per-query values are the library's own terms before it
+    averages them (same kNN, relevance mask and label counts), so their mean is its MAP@R / P@1;
+    the paired bootstrap of the promotion gate resamples them."""
 
     calculate_recall_at_1 = _recall_fn(1)
     calculate_recall_at_5 = _recall_fn(5)
     calculate_recall_at_10 = _recall_fn(10)
 
+    def calculate_map_at_r_per_query(self, knn_labels, query_labels, not_lone_query_mask, ref_includes_query,
+                                     label_counts, **kwargs):
+        knn, q = knn_labels[not_lone_query_mask], query_labels[not_lone_query_mask][:, None]
+        relevance, count_per_query = get_relevance_mask(knn.shape[:2], q, ref_includes_query, label_counts)
+        correct = self.label_comparison_fn(q, knn) * relevance
+        ranks = torch.arange(1, knn.shape[1] + 1, device=knn.device)
+        precision = (torch.cumsum(correct, dim=1) * correct).type(torch.float64) / ranks
+        return _per_query(torch.sum(precision * relevance, dim=1) / count_per_query, not_lone_query_mask)
+
+    def calculate_p_at_1_per_query(self, knn_labels, query_labels, not_lone_query_mask, **kwargs):
+        knn, q = knn_labels[not_lone_query_mask], query_labels[not_lone_query_mask][:, None]
+        return _per_query(self.label_comparison_fn(q, knn[:, :1]).squeeze(1).type(torch.float64),
+                          not_lone_query_mask)
+
     def requires_knn(self):
-        return [*super().requires_knn(), "recall_at_1", "recall_at_5", "recall_at_10"]
+        return [*super().requires_knn(), "recall_at_1", "recall_at_5", "recall_at_10", "map_at_r_per_query",
+                "p_at_1_per_query"]
+
+
+@dataclass(frozen=True)
+class QueryScores:
+    """Per-query retrieval scores on one evaluation set (leave-one-out): what a paired comparison of
+    two models on the same items resamples. NaN where a query's class has no other item."""
+
+    labels: np.ndarray  # str (n,)
+    map_at_r: np.ndarray  # float (n,)
+    precision_at_1: np.ndarray  # float (n,)
 
 
 SCHEMA_VERSION = 1
@@ -100,6 +139,8 @@ class EvaluationReport:
     old: RetrievalMetrics | None = None
     new: RetrievalMetrics | None = None
     per_class: dict[str, ClassMetrics] = field(default_factory=dict)
+    # Not part of the JSON shape (it is stored as an artifact when kept): per-query scores.
+    queries: QueryScores | None = field(default=None, compare=False, repr=False)
 
     def map_at_r(self, part: str = "overall") -> float | None:
         """MAP@R of ``part`` ("overall", "old" or "new"); None when it was not measured."""
@@ -146,7 +187,8 @@ def _encode_labels(*label_arrays: np.ndarray) -> list[np.ndarray]:
 
 def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,
                       reference_labels: np.ndarray | None = None, *, ks: Sequence[int] = DEFAULT_KS,
-                      clustering: bool = True, ref_includes_query: bool | None = None) -> RetrievalMetrics:
+                      clustering: bool = True, ref_includes_query: bool | None = None,
+                      per_query: dict[str, np.ndarray] | None = None) -> RetrievalMetrics:
     """Metrics for ``query`` searching ``reference`` (default: the query set itself, leave-one-out).
 
     With ``ref_includes_query`` the first len(query) rows of ``reference`` must be the queries
@@ -168,6 +210,8 @@ def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np
     if k_needed < 1:
         raise ValidationError("need at least two reference items to evaluate retrieval")
     include = [*_BASE_METRICS, *(f"recall_at_{kk}" for kk in ks)]
+    if per_query is not None:  # filled with "map_at_r" and "precision_at_1" arrays, in query order
+        include += ["map_at_r_per_query", "p_at_1_per_query"]
     n_classes = len(np.unique(q_lab))
     do_cluster = clustering and 1 < n_classes < len(query)
     if do_cluster:
@@ -178,6 +222,8 @@ def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np
     calc = _Calculator(include=tuple(include), k=k, device=torch.device("cpu"), kmeans_func=_kmeans)
     res = calc.get_accuracy(np.asarray(query, np.float32), q_lab, np.asarray(reference, np.float32), r_lab,
                             ref_includes_query=ref_includes_query)
+    if per_query is not None:
+        per_query.update(map_at_r=res["map_at_r_per_query"], precision_at_1=res["p_at_1_per_query"])
     return RetrievalMetrics(
         precision_at_1=float(res["precision_at_1"]),
         r_precision=float(res["r_precision"]),
@@ -216,7 +262,7 @@ def _subset_metrics(emb: np.ndarray, labels: np.ndarray, mask: np.ndarray, ks: S
 
 def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, old_classes: Iterable[str] | None = None,
                         ks: Sequence[int] = DEFAULT_KS, per_class: bool = True) -> EvaluationReport:
-    """The full evaluation of one model on a labelled held-out set.
+    """The full evaluation of one model on a labelled held-out set (with its per-query scores).
 
     ``old_classes``: classes the previous version knew; "old" and "new" are reported when given.
     """
@@ -226,10 +272,12 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, old_class
         old_mask = np.isin(labels, np.array(sorted(set(old_classes)), dtype=str))
         old = _subset_metrics(embeddings, labels, old_mask, ks)
         new = _subset_metrics(embeddings, labels, ~old_mask, ks)
+    queries: dict[str, np.ndarray] = {}
+    overall = retrieval_metrics(embeddings, labels, ks=ks, per_query=queries)
     return EvaluationReport(
-        num_items=len(labels), num_classes=len(np.unique(labels)),
-        overall=retrieval_metrics(embeddings, labels, ks=ks), old=old, new=new,
+        num_items=len(labels), num_classes=len(np.unique(labels)), overall=overall, old=old, new=new,
         per_class=per_class_metrics(embeddings, labels) if per_class else {},
+        queries=QueryScores(labels, queries["map_at_r"], queries["precision_at_1"]),
     )
 
 

@@ -1,69 +1,188 @@
-"""The promotion gate: a pure function from candidate and production evaluations to accept/reject.
+"""The promotion gate: a pure function from evaluations to accept/reject, judged under noise.
 
-Both evaluations must be of the *same* held-out items (retrain evaluates the production model
-afresh for exactly this reason). Thresholds are ``core.settings.GateSettings``.
+All evaluations must be of the *same* held-out items (the retrain service scores candidate,
+production and the raw input features on the collection's stable evaluation set). A drop counts
+only when it is real: a paired bootstrap over the held-out queries (each query's AP@R under both
+models, resampled together) must put the drop's lower confidence bound above the tolerance. Per
+class the confidence is Bonferroni-corrected over the classes checked, so with many small classes
+one unlucky class does not sink a candidate that is better overall. With
+``bootstrap_samples = 0`` the point values decide, as a plain threshold gate would.
+
+Thresholds are ``core.settings.GateSettings``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 from core.settings import GateSettings
 from embedding.evaluation import EvaluationReport
+
+_CHUNK = 100  # bootstrap resamples drawn at a time (bounds memory at n_queries * _CHUNK)
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str  # "floor", "raw", "overall", "old", "class:<label>"
+    passed: bool
+    drop: float | None  # baseline - candidate MAP@R (positive: the candidate is worse)
+    low: float | None  # lower confidence bound of the drop (None: point value only)
+    high: float | None
+    limit: float
+    detail: str
 
 
 @dataclass(frozen=True)
 class GateDecision:
     accepted: bool
     reasons: tuple[str, ...]
+    checks: tuple[GateCheck, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "reasons": list(self.reasons)}
+        return {"accepted": self.accepted, "reasons": list(self.reasons), "checks": [asdict(c) for c in self.checks]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GateDecision:
-        return cls(bool(d.get("accepted", False)), tuple(d.get("reasons") or ()))
+        checks = tuple(GateCheck(**c) for c in d.get("checks") or ())
+        return cls(bool(d.get("accepted", False)), tuple(d.get("reasons") or ()), checks)
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Baseline minus candidate mean score over some queries, with a one-sided lower bound."""
+
+    value: float
+    low: float | None
+    high: float | None
+    n: int
+
+
+def paired_drop(baseline: np.ndarray, candidate: np.ndarray, *, samples: int, confidence: float,
+                rng: np.random.Generator) -> Drop:
+    """Mean of ``baseline - candidate`` over queries, and its bootstrap interval (queries resampled
+    in pairs, so what both models find hard cancels out)."""
+    diff = np.asarray(baseline, np.float64) - np.asarray(candidate, np.float64)
+    diff = diff[~np.isnan(diff)]
+    if len(diff) == 0:
+        return Drop(float("nan"), None, None, 0)
+    if samples <= 0 or len(diff) < 2:
+        return Drop(float(diff.mean()), None, None, len(diff))
+    means = []
+    for start in range(0, samples, _CHUNK):
+        idx = rng.integers(0, len(diff), size=(min(_CHUNK, samples - start), len(diff)), dtype=np.int32)
+        means.append(diff[idx].mean(axis=1))
+    boot = np.concatenate(means)
+    low, high = np.quantile(boot, [1 - confidence, confidence])
+    return Drop(float(diff.mean()), float(low), float(high), len(diff))
+
+
+def _scores(report: EvaluationReport) -> np.ndarray | None:
+    return None if report.queries is None else report.queries.map_at_r
+
+
+class _Judge:
+    """Runs the comparisons of one decision with shared settings and a seeded generator."""
+
+    def __init__(self, settings: GateSettings, seed: int) -> None:
+        self.settings = settings
+        self.rng = np.random.default_rng(seed)
+        self.checks: list[GateCheck] = []
+
+    def compare(self, name: str, what: str, baseline: np.ndarray | None, candidate: np.ndarray | None,
+                point: tuple[float | None, float | None], limit: float, confidence: float) -> None:
+        """Fail when the candidate is worse than the baseline by more than ``limit``, beyond noise."""
+        base_point, cand_point = point
+        if baseline is not None and candidate is not None and len(baseline) == len(candidate):
+            d = paired_drop(baseline, candidate, samples=self.settings.bootstrap_samples, confidence=confidence,
+                            rng=self.rng)
+        elif base_point is not None and cand_point is not None:
+            d = Drop(base_point - cand_point, None, None, 0)
+        else:
+            return
+        if np.isnan(d.value):
+            return
+        decisive = d.low if d.low is not None else d.value
+        failed = decisive > limit + 1e-12
+        ci = f" ({100 * confidence:.4g}% interval {d.low:+.3f}..{d.high:+.3f} over {d.n} queries)" if d.low is not None else ""
+        if failed:
+            detail = f"MAP@R {what} fell {d.value:.3f}{ci}, limit {limit:g}"
+        elif d.value > limit + 1e-12:
+            detail = f"MAP@R {what} fell {d.value:.3f}{ci}: above the {limit:g} limit but within noise"
+        else:
+            detail = f"MAP@R {what} changed {-d.value:+.3f}{ci}, limit -{limit:g}"
+        self.checks.append(GateCheck(name, not failed, d.value, d.low, d.high, limit, detail))
 
 
 def decide(candidate: EvaluationReport | None, production: EvaluationReport | None,
-           thresholds: GateSettings | None = None) -> GateDecision:
-    """Accept iff every check passes; ``reasons`` says what was checked, failures first."""
-    thresholds = thresholds or GateSettings()
-    failures: list[str] = []
-    passes: list[str] = []
+           thresholds: GateSettings | None = None, *, raw: EvaluationReport | None = None,
+           seed: int = 0) -> GateDecision:
+    """Accept iff every check passes; ``reasons`` lists the checks, failures first.
+
+    ``raw``: the raw input features (normalised, no model) scored on the same items; the candidate
+    may not be worse than them (``max_drop_vs_raw``), so a model never serves worse than no model.
+    """
+    settings = thresholds or GateSettings()
     cand_overall = None if candidate is None else candidate.map_at_r("overall")
     if cand_overall is None:
         return GateDecision(False, ("candidate has no overall MAP@R; evaluation did not run",))
-    if cand_overall < thresholds.min_overall_map:
-        failures.append(f"MAP@R overall {cand_overall:.3f} is below the floor {thresholds.min_overall_map:.3f}")
+    judge = _Judge(settings, seed)
+    conf = settings.confidence
+    cand = _scores(candidate)
+    if raw is not None and settings.max_drop_vs_raw is not None:
+        judge.compare("raw", "against the raw input features", _scores(raw), cand,
+                      (raw.map_at_r("overall"), cand_overall), settings.max_drop_vs_raw, conf)
     if production is None:
-        passes.append(f"no production model: first model accepted (MAP@R overall {cand_overall:.3f})")
-        return GateDecision(not failures, tuple(failures or passes))
+        judge.checks.append(GateCheck("first", True, None, None, None, 0.0,
+                                      f"no production model: first model (MAP@R overall {cand_overall:.3f})"))
+    else:
+        _against_production(judge, candidate, production, cand, settings)
+    floor_ok = cand_overall >= settings.min_overall_map
+    judge.checks.append(GateCheck("floor", floor_ok, None, None, None, settings.min_overall_map,
+                                  f"MAP@R overall {cand_overall:.3f} "
+                                  f"{'meets' if floor_ok else 'is below'} the floor {settings.min_overall_map:.3f}"))
+    checks = tuple(judge.checks)
+    return GateDecision(all(c.passed for c in checks), _reasons(checks), checks)
 
-    def check(label: str, cand: float | None, prod: float | None, limit: float) -> None:
-        if cand is None or prod is None:
-            return
-        drop = prod - cand
-        text = f"MAP@R on {label} {cand:.3f} vs production {prod:.3f}"
-        if drop > limit + 1e-12:
-            failures.append(f"MAP@R on {label} fell {drop:.3f}, limit {limit:g} ({cand:.3f} vs {prod:.3f})")
-        else:
-            passes.append(f"{text} (change {-drop:+.3f}, limit -{limit:g})")
 
-    check("all classes", cand_overall, production.map_at_r("overall"), thresholds.max_overall_map_drop)
-    check("old classes", candidate.map_at_r("old"), production.map_at_r("old") or production.map_at_r("overall"),
-          thresholds.max_old_map_drop)
-    if thresholds.max_class_map_drop is not None:
-        old = set(production.per_class) & set(candidate.per_class)
-        drops = {c: production.per_class[c].map_at_r - candidate.per_class[c].map_at_r for c in old}
-        worst = max(drops.items(), key=lambda kv: kv[1], default=None)
-        if worst is not None:
-            c, d = worst
-            if d > thresholds.max_class_map_drop + 1e-12:
-                failures.append(f"MAP@R of class {c!r} fell {d:.3f}, limit {thresholds.max_class_map_drop:g}")
-            else:
-                passes.append(f"largest per-class MAP@R drop {max(d, 0.0):.3f} (class {c!r}), "
-                              f"limit {thresholds.max_class_map_drop:g}")
-    return GateDecision(not failures, tuple(failures + passes) if failures else tuple(passes))
+def _reasons(checks: tuple[GateCheck, ...]) -> tuple[str, ...]:
+    """Failures first; of the per-class checks that passed, only the one with the largest drop."""
+    failures = [c.detail for c in checks if not c.passed]
+    classes = [c for c in checks if c.passed and c.name.startswith("class:") and c.drop is not None]
+    passes = [c.detail for c in checks if c.passed and not c.name.startswith("class:")]
+    if classes:
+        worst = max(classes, key=lambda c: c.drop)
+        passes.append(f"largest per-class drop: {worst.detail}")
+    return tuple(failures + passes)
+
+
+def _against_production(judge: _Judge, candidate: EvaluationReport, production: EvaluationReport,
+                        cand: np.ndarray | None, settings: GateSettings) -> None:
+    prod = _scores(production)
+    paired = cand is not None and prod is not None and candidate.queries is not None and len(cand) == len(prod)
+    labels = candidate.queries.labels if paired else None
+    conf = settings.confidence
+    judge.compare("overall", "on all classes", prod, cand,
+                  (production.map_at_r("overall"), candidate.map_at_r("overall")), settings.max_overall_map_drop, conf)
+    old_classes = sorted(set(production.per_class) & set(candidate.per_class))
+    if paired and old_classes:
+        old = np.isin(labels, old_classes)
+        judge.compare("old", "on old classes", prod[old], cand[old],
+                      (production.map_at_r("old"), candidate.map_at_r("old")), settings.max_old_map_drop, conf)
+    else:
+        judge.compare("old", "on old classes", None, None,
+                      (production.map_at_r("old") or production.map_at_r("overall"), candidate.map_at_r("old")),
+                      settings.max_old_map_drop, conf)
+    if settings.max_class_map_drop is None:
+        return
+    # One-sided family-wise confidence over the classes checked (Bonferroni).
+    per_class_conf = 1 - (1 - conf) / max(len(old_classes), 1)
+    for c in old_classes:
+        mask = labels == c if paired else None
+        judge.compare(f"class:{c}", f"of class {c!r}", prod[mask] if paired else None,
+                      cand[mask] if paired else None,
+                      (production.per_class[c].map_at_r, candidate.per_class[c].map_at_r),
+                      settings.max_class_map_drop, per_class_conf)

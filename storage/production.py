@@ -117,11 +117,13 @@ class Production:
 
     def promote(self, collection: str, model_version: int, index_version: int | None = None, *,
                 reason: str, actor: str | None = None, prepare: Prepare | None = None,
-                check_artifacts: bool = True) -> AliasChange:
+                check_artifacts: bool = True, automated: bool = False) -> AliasChange:
         """Point production at the pair after checking it belongs together and its artifacts are intact.
 
         ``check_artifacts=False`` only where ``prepare`` already loaded the pair through the
-        checksummed artifact store (the API preloads what it will serve).
+        checksummed artifact store (the API preloads what it will serve). ``automated``: a
+        maintenance run is promoting, which a pin or an operator's earlier rollback forbids
+        (:class:`core.errors.PinnedError` / :class:`ConflictError`); people may always promote.
         """
         model = self.models.get_model(collection, model_version)
         index = self.check_pair(collection, model_version, index_version) if index_version is not None else None
@@ -129,22 +131,46 @@ class Production:
             self.verify(model, index)
         if prepare is not None:
             prepare(model_version, index_version)
-        return self.models.switch_alias(collection, model_version, index_version, actor=actor, reason=reason)
+        return self.models.switch_alias(collection, model_version, index_version, actor=actor, reason=reason,
+                                        automated=automated)
 
     def rollback_target(self, collection: str, to_version: int | None = None) -> tuple[int, int | None]:
         return self.models.rollback_target(collection, to_version)
 
     def rollback(self, collection: str, to_version: int | None = None, *, reason: str = "rollback",
                  actor: str | None = None, prepare: Prepare | None = None,
-                 check_artifacts: bool = True) -> AliasChange:
+                 check_artifacts: bool = True, pin: bool = True) -> AliasChange:
         """Restore the previous production pair (or ``to_version``'s), refusing broken artifacts.
 
-        ``prepare`` runs on the target before the switch, outside the registry transaction (on
-        SQLite every transaction holds the write lock); the switch is refused if production moved
-        in between.
+        A rollback is an operator's decision, so by default it also pins production: automated runs
+        keep ingesting, checking and training, but leave the alias alone until ``unpin``, and never
+        re-promote the version rolled away from. ``prepare`` runs on the target before the switch,
+        outside the registry transaction (on SQLite every transaction holds the write lock); the
+        switch is refused if production moved in between.
         """
         target = self.models.rollback_target(collection, to_version)
         if prepare is not None:
             prepare(*target)
         return self.models.rollback(collection, to_version, actor=actor, reason=reason,
-                                    verify=self.verify if check_artifacts else None, expect=target)
+                                    verify=self.verify if check_artifacts else None, expect=target, pin=pin)
+
+    def pin(self, collection: str, *, reason: str, actor: str | None = None) -> AliasTarget:
+        """Stop automated runs from moving production (people still can)."""
+        return self.models.set_pin(collection, pinned=True, actor=actor, reason=reason)
+
+    def unpin(self, collection: str, *, actor: str | None = None) -> AliasTarget:
+        """Let automated runs promote again (versions rolled away from stay off-limits to them)."""
+        return self.models.set_pin(collection, pinned=False, actor=actor)
+
+    def rolled_away(self, collection: str) -> set[int]:
+        """Versions an operator rolled away from: automated runs never promote them again."""
+        return self.models.rolled_away(collection)
+
+    def may_promote_automatically(self, collection: str, model_version: int) -> str | None:
+        """Why a maintenance run may not promote ``model_version`` now (None: it may)."""
+        target = self.target(collection)
+        if target is not None and target.pinned:
+            return f"production is pinned by {target.pinned_by} ({target.pinned_reason})"
+        if model_version in self.rolled_away(collection):
+            return f"an operator rolled production away from v{model_version}"
+        return None

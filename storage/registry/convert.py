@@ -26,6 +26,8 @@ def batch(row: BatchRow, name: str) -> E.Batch:
         collection=name, seq=row.seq, content_hash=row.content_hash, source=row.source, rows=row.rows,
         new_items=row.new_items, updated_items=row.updated_items, quarantined=row.quarantined,
         data_path=row.data_path, quarantine_path=row.quarantine_path, created_at=aware(row.created_at),
+        excluded_at=aware(row.excluded_at), excluded_by=row.excluded_by, excluded_reason=row.excluded_reason,
+        quality=dict(row.quality) if row.quality is not None else None,
     )
 
 
@@ -49,6 +51,7 @@ def alias(row: AliasRow, name: str) -> E.AliasTarget:
     return E.AliasTarget(
         collection=name, alias=row.name, model_version=row.model_version,
         index_version=row.index_version, updated_at=aware(row.updated_at),
+        pinned_at=aware(row.pinned_at), pinned_by=row.pinned_by, pinned_reason=row.pinned_reason,
     )
 
 
@@ -56,6 +59,7 @@ def change(row: AliasHistoryRow, name: str) -> E.AliasChange:
     return E.AliasChange(
         id=row.id, collection=name, alias=row.alias, from_model=row.from_model, from_index=row.from_index,
         to_model=row.to_model, to_index=row.to_index, actor=row.actor, reason=row.reason, at=aware(row.at),
+        kind=row.kind or "promote",
     )
 
 
@@ -80,4 +84,5 @@ def run(row: TrainingRunRow, name: str) -> E.TrainingRun:
         id=row.id, collection=name, model_version=row.model_version, kind=row.kind,
         batches=list(row.batches), buffer_artifact=row.buffer_artifact, status=row.status,
         started_at=aware(row.started_at), finished_at=aware(row.finished_at), details=dict(row.details),
+        owner=row.owner,
     )

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-ModelStatus = Literal["candidate", "production", "archived", "rejected"]
-MODEL_STATUSES: tuple[str, ...] = ("candidate", "production", "archived", "rejected")
+# "approved": passed the gate, waiting for a person to promote it (manual promotion mode).
+ModelStatus = Literal["candidate", "approved", "production", "archived", "rejected"]
+MODEL_STATUSES: tuple[str, ...] = ("candidate", "approved", "production", "archived", "rejected")
 PRODUCTION_ALIAS = "production"
 
 
@@ -32,6 +33,14 @@ class Batch:
     data_path: str
     quarantine_path: str | None
     created_at: datetime
+    excluded_at: datetime | None = None  # excluded batches are never trained on nor used as drift reference
+    excluded_by: str | None = None
+    excluded_reason: str | None = None
+    quality: dict[str, Any] | None = None  # the data-quality report (monitoring.data_quality), once checked
+
+    @property
+    def excluded(self) -> bool:
+        return self.excluded_at is not None
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,13 @@ class AliasTarget:
     model_version: int
     index_version: int | None
     updated_at: datetime
+    pinned_at: datetime | None = None  # automated runs never move a pinned alias
+    pinned_by: str | None = None
+    pinned_reason: str | None = None
+
+    @property
+    def pinned(self) -> bool:
+        return self.pinned_at is not None
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,7 @@ class AliasChange:
     actor: str
     reason: str
     at: datetime
+    kind: str = "promote"  # "promote" or "rollback"
 
 
 @dataclass(frozen=True)
@@ -125,3 +142,17 @@ class TrainingRun:
     started_at: datetime
     finished_at: datetime | None
     details: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None  # user@host:pid of the process that ran it
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """The stable held-out items a collection's versions are scored on (see storage.registry.catalog)."""
+
+    collection: str
+    revision: int  # grows when items join (new classes, or classes topped up)
+    item_ids: tuple[str, ...]
+    labels: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.item_ids)

@@ -11,12 +11,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.errors import ConflictError, NotFoundError
+from core.errors import ConflictError, NotFoundError, PinnedError
 from storage.registry import convert
 from storage.registry import entities as E
 from storage.registry.database import Database, default_actor, now
 from storage.registry.orm import AliasHistoryRow, AliasRow, CollectionRow, IndexVersionRow, ModelVersionRow
 from storage.serialization import jsonable
+
+AUTO_PROMOTE = "auto-promote"  # history kind of a promotion by a maintenance run (not a person)
 
 
 class ModelRegistry:
@@ -126,7 +128,7 @@ class ModelRegistry:
 
     def _switch_alias(
         self, s: Session, c: CollectionRow, alias: str, model_version: int, index_version: int | None,
-        actor: str, reason: str,
+        actor: str, reason: str, kind: str = "promote",
     ) -> AliasHistoryRow:
         model = self._model_row(s, c, model_version)
         if model.status == "rejected":
@@ -144,6 +146,8 @@ class ModelRegistry:
             if index.deleted_at is not None:
                 raise ConflictError(f"index version {index_version} was garbage-collected; its artifact is gone")
         row = s.scalars(select(AliasRow).where(AliasRow.collection_id == c.id, AliasRow.name == alias)).one_or_none()
+        if kind == AUTO_PROMOTE:
+            self._check_automation_may_move(s, c, row, model_version)
         previous = (row.model_version, row.index_version) if row else (None, None)
         if previous == (model_version, index_version):
             raise ConflictError(f"{alias} of {c.name!r} already points to model {model_version}, index {index_version}")
@@ -160,7 +164,7 @@ class ModelRegistry:
             model.status, model.status_reason = "production", reason
         history = AliasHistoryRow(
             collection_id=c.id, alias=alias, from_model=previous[0], from_index=previous[1],
-            to_model=model_version, to_index=index_version, actor=actor, reason=reason, at=at,
+            to_model=model_version, to_index=index_version, actor=actor, reason=reason, at=at, kind=kind,
         )
         s.add(history)
         s.flush()
@@ -169,20 +173,65 @@ class ModelRegistry:
     def switch_alias(
         self, collection: str, model_version: int, index_version: int | None = None, *,
         actor: str | None = None, reason: str, alias: str = E.PRODUCTION_ALIAS,
-        verify: Callable[[E.ModelVersion, E.IndexVersion | None], None] | None = None,
+        verify: Callable[[E.ModelVersion, E.IndexVersion | None], None] | None = None, automated: bool = False,
     ) -> E.AliasChange:
         """Point ``alias`` at the pair; alias, statuses and history change in one transaction.
 
-        ``verify`` runs on the target inside the transaction and may raise to refuse.
+        ``verify`` runs on the target inside the transaction and may raise to refuse. ``automated``
+        (a maintenance run, not a person): refused while the alias is pinned, and for a version an
+        operator rolled away from (:class:`PinnedError`, :class:`ConflictError`).
         """
+        kind = AUTO_PROMOTE if automated else "promote"
         with self.db.session() as s:
             c = self.db.collection_row(s, collection, for_update=True)
             if verify is not None:
                 self._verify(s, c, model_version, index_version, verify)
             return convert.change(
-                self._switch_alias(s, c, alias, model_version, index_version, actor or default_actor(), reason),
+                self._switch_alias(s, c, alias, model_version, index_version, actor or default_actor(), reason, kind),
                 collection,
             )
+
+    def _check_automation_may_move(self, s: Session, c: CollectionRow, row: AliasRow | None, version: int) -> None:
+        if row is not None and row.pinned_at is not None:
+            raise PinnedError(
+                f"production of {c.name!r} is pinned by {row.pinned_by} ({row.pinned_reason}); automated runs leave "
+                f"it alone: promote by hand, or release it with `steward unpin -c {c.name}`"
+            )
+        if version in self._rolled_away(s, c):
+            raise ConflictError(
+                f"model version {version} of {c.name!r} was rolled away from by an operator; automated runs never "
+                f"promote it again (promote it by hand if it is wanted)"
+            )
+
+    def _rolled_away(self, s: Session, c: CollectionRow) -> set[int]:
+        """Versions an operator rolled production away from and has not promoted by hand since."""
+        away: set[int] = set()
+        for h in s.scalars(select(AliasHistoryRow).where(
+                AliasHistoryRow.collection_id == c.id, AliasHistoryRow.alias == E.PRODUCTION_ALIAS)
+                .order_by(AliasHistoryRow.id)):
+            if h.kind == "rollback" and h.from_model is not None and h.from_model != h.to_model:
+                away.add(h.from_model)
+            elif h.kind == "promote":
+                away.discard(h.to_model)
+        return away
+
+    def rolled_away(self, collection: str) -> set[int]:
+        with self.db.session() as s:
+            return self._rolled_away(s, self.db.collection_row(s, collection))
+
+    def set_pin(self, collection: str, *, pinned: bool, actor: str | None = None, reason: str | None = None,
+                alias: str = E.PRODUCTION_ALIAS) -> E.AliasTarget:
+        """Pin (automated runs leave the alias alone) or release it."""
+        with self.db.session() as s:
+            c = self.db.collection_row(s, collection, for_update=True)
+            row = s.scalars(select(AliasRow).where(AliasRow.collection_id == c.id, AliasRow.name == alias)).one_or_none()
+            if row is None:
+                raise NotFoundError(f"collection {collection!r} has no {alias} pair to pin; promote one first")
+            if pinned:
+                row.pinned_at, row.pinned_by, row.pinned_reason = now(), actor or default_actor(), reason or "pinned"
+            else:
+                row.pinned_at = row.pinned_by = row.pinned_reason = None
+            return convert.alias(row, collection)
 
     def _verify(self, s: Session, c: CollectionRow, model_version: int, index_version: int | None,
                 verify: Callable[[E.ModelVersion, E.IndexVersion | None], None]) -> None:
@@ -229,13 +278,14 @@ class ModelRegistry:
     def rollback(
         self, collection: str, to_version: int | None = None, *, actor: str | None = None,
         reason: str = "rollback", verify: Callable[[E.ModelVersion, E.IndexVersion | None], None] | None = None,
-        expect: tuple[int, int | None] | None = None,
+        expect: tuple[int, int | None] | None = None, pin: bool = False,
     ) -> E.AliasChange:
         """Restore an earlier production pair in one transaction.
 
         ``verify`` (e.g. an artifact checksum check) runs on the target inside the transaction and
         may raise to refuse; production stays where it was. ``expect``: the target the caller
-        prepared for; a different one (production moved meanwhile) is refused.
+        prepared for; a different one (production moved meanwhile) is refused. ``pin``: pin the
+        restored pair in the same transaction (automated runs then leave it alone).
         """
         with self.db.session() as s:
             c = self.db.collection_row(s, collection, for_update=True)
@@ -247,8 +297,13 @@ class ModelRegistry:
                 )
             if verify is not None:
                 self._verify(s, c, model_version, index_version, verify)
-            change = self._switch_alias(s, c, E.PRODUCTION_ALIAS, model_version, index_version,
-                                        actor or default_actor(), reason)
+            actor = actor or default_actor()
+            change = self._switch_alias(s, c, E.PRODUCTION_ALIAS, model_version, index_version, actor, reason,
+                                        "rollback")
+            if pin:
+                row = s.scalars(select(AliasRow).where(AliasRow.collection_id == c.id,
+                                                       AliasRow.name == E.PRODUCTION_ALIAS)).one()
+                row.pinned_at, row.pinned_by, row.pinned_reason = now(), actor, f"rolled back: {reason}"
             return convert.change(change, collection)
 
     def alias_history(self, collection: str, alias: str | None = None) -> list[E.AliasChange]:

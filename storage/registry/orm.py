@@ -41,6 +41,11 @@ class BatchRow(Base):
     data_path: Mapped[str] = mapped_column(Text)
     quarantine_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime]
+    # Exclusion: never trained on nor used as drift reference (set by an operator or a failed quality check).
+    excluded_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    excluded_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    excluded_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the data-quality report
 
 
 class ModelVersionRow(Base):
@@ -84,6 +89,10 @@ class AliasRow(Base):
     model_version: Mapped[int]
     index_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime]
+    # A pin stops automated runs from moving the alias (an operator rolled back); None: not pinned.
+    pinned_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    pinned_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    pinned_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AliasHistoryRow(Base):
@@ -98,6 +107,7 @@ class AliasHistoryRow(Base):
     actor: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(20), default="promote")  # "promote" or "rollback"
 
 
 class DriftReportRow(Base):
@@ -140,6 +150,20 @@ class TrainingRunRow(Base):
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     details: Mapped[dict[str, Any]]
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)  # user@host:pid of the process
+
+
+class EvaluationItemRow(Base):
+    """The stable evaluation set: held-out items every model version of a collection is scored on."""
+
+    __tablename__ = "evaluation_items"
+    __table_args__ = (UniqueConstraint("collection_id", "item_id", name="uq_evaluation_item"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    item_id: Mapped[str] = mapped_column(String(500))
+    label: Mapped[str] = mapped_column(String(500))
+    added_batch: Mapped[int]
+    revision: Mapped[int]  # the set's revision when the item joined it
 
 
 class LockRow(Base):

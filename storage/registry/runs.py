@@ -51,7 +51,7 @@ class RunStore:
             c = self.db.collection_row(s, collection)
             row = TrainingRunRow(
                 collection_id=c.id, kind=kind, batches=list(batches), status="running",
-                started_at=now(), details=jsonable(details or {}),
+                started_at=now(), details=jsonable(details or {}), owner=default_actor(),
             )
             s.add(row)
             s.flush()
@@ -68,6 +68,26 @@ class RunStore:
             row.buffer_artifact = buffer_artifact
             row.details = jsonable({**row.details, **(details or {})})
             return convert.run(row, name)
+
+    def fail_stale_runs(self, collection: str, *, older_than_seconds: float) -> list[E.TrainingRun]:
+        """Mark failed the runs still "running" whose process is gone (or that outlived the lock TTL).
+
+        A killed retrain cannot finish its row; the next run of the collection calls this, so the
+        history says what happened instead of showing a run that never ends.
+        """
+        with self.db.session() as s:
+            c = self.db.collection_row(s, collection, for_update=True)
+            cutoff = now() - timedelta(seconds=older_than_seconds)
+            failed = []
+            for row in s.scalars(select(TrainingRunRow).where(TrainingRunRow.collection_id == c.id,
+                                                              TrainingRunRow.status == "running")):
+                dead = row.owner is not None and owner_is_dead(row.owner)
+                if dead or aware(row.started_at) < cutoff:
+                    why = f"its process {row.owner} is gone" if dead else "it outlived the lock TTL"
+                    row.status, row.finished_at = "failed", now()
+                    row.details = jsonable({**row.details, "error": f"crashed: {why} (found by a later run)"})
+                    failed.append(convert.run(row, collection))
+            return failed
 
     def list_training_runs(self, collection: str) -> list[E.TrainingRun]:
         with self.db.session() as s:
