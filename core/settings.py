@@ -91,6 +91,16 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class EvaluationSettings:
+    """The stable evaluation set every model version of a collection is scored on (embedding.holdout)."""
+
+    per_class: int = 50  # held-out items per class in the set; a class's items are fixed once it has them
+
+    def __post_init__(self) -> None:
+        _require(self.per_class >= 2, "evaluation.per_class", self.per_class, "at least 2")
+
+
+@dataclass(frozen=True)
 class QualitySettings:
     """Data-quality checks of every new batch (monitoring.data_quality); a failing batch is excluded
     from training. Set by benchmarks/data_quality.py: clean real batches almost never fail."""
@@ -152,6 +162,7 @@ SECTIONS: dict[str, type] = {
     "drift": DriftSettings,
     "alert": AlertSettings,
     "gate": GateSettings,
+    "evaluation": EvaluationSettings,
     "quality": QualitySettings,
     "index": IndexSettings,
     "maintenance": MaintenanceSettings,
@@ -170,6 +181,7 @@ class Settings:
     drift: DriftSettings = field(default_factory=DriftSettings)
     alert: AlertSettings = field(default_factory=AlertSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)

@@ -141,12 +141,18 @@ def _evaluated(outcome: StepOutcome, items: LabelledData, previous: ModelState |
     old_classes = previous.classes if previous is not None else None
     cand_emb = embed(items.features)
     evaluation = evaluate_embeddings(cand_emb, items.labels, old_classes=old_classes)
+    # The raw input features, normalised, with no model: what serving without a model would give.
+    raw = evaluate_embeddings(_l2(items.features), items.labels, old_classes=old_classes, per_class=False)
     if previous is None:
-        return dataclasses.replace(outcome, evaluation=evaluation)
+        return dataclasses.replace(outcome, evaluation=evaluation, baselines={"raw": raw})
     prev_emb = embed_array(previous.model, items.features)
     baseline = evaluate_embeddings(prev_emb, items.labels, old_classes=old_classes)
     forgetting = {c: baseline.per_class[c].map_at_r - m.map_at_r for c, m in evaluation.per_class.items()
                   if c in baseline.per_class and c in set(old_classes)}
-    return dataclasses.replace(outcome, evaluation=evaluation, baselines={"production": baseline},
+    return dataclasses.replace(outcome, evaluation=evaluation, baselines={"production": baseline, "raw": raw},
                                forgetting=forgetting,
                                compatibility=compatibility(cand_emb, prev_emb, items.labels))
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)

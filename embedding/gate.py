@@ -107,7 +107,8 @@ class _Judge:
             return
         decisive = d.low if d.low is not None else d.value
         failed = decisive > limit + 1e-12
-        ci = f" ({100 * confidence:.4g}% interval {d.low:+.3f}..{d.high:+.3f} over {d.n} queries)" if d.low is not None else ""
+        ci = (f" (drop {d.low:+.3f} to {d.high:+.3f}, {100 * (2 * confidence - 1):.4g}% bootstrap interval over "
+              f"{d.n} queries)" if d.low is not None else "")
         if failed:
             detail = f"MAP@R {what} fell {d.value:.3f}{ci}, limit {limit:g}"
         elif d.value > limit + 1e-12:
@@ -132,14 +133,14 @@ def decide(candidate: EvaluationReport | None, production: EvaluationReport | No
     judge = _Judge(settings, seed)
     conf = settings.confidence
     cand = _scores(candidate)
-    if raw is not None and settings.max_drop_vs_raw is not None:
-        judge.compare("raw", "against the raw input features", _scores(raw), cand,
-                      (raw.map_at_r("overall"), cand_overall), settings.max_drop_vs_raw, conf)
     if production is None:
         judge.checks.append(GateCheck("first", True, None, None, None, 0.0,
                                       f"no production model: first model (MAP@R overall {cand_overall:.3f})"))
     else:
         _against_production(judge, candidate, production, cand, settings)
+    if raw is not None and settings.max_drop_vs_raw is not None:
+        judge.compare("raw", "against the raw input features", _scores(raw), cand,
+                      (raw.map_at_r("overall"), cand_overall), settings.max_drop_vs_raw, conf)
     floor_ok = cand_overall >= settings.min_overall_map
     judge.checks.append(GateCheck("floor", floor_ok, None, None, None, settings.min_overall_map,
                                   f"MAP@R overall {cand_overall:.3f} "

@@ -54,6 +54,7 @@ class ModelReport:
     baselines: dict[str, EvaluationReport] = field(default_factory=dict)
     forgetting: dict[str, float] = field(default_factory=dict)  # per old class: production - candidate MAP@R
     compatibility: dict[str, Any] = field(default_factory=dict)  # new-vs-old retrieval (see evaluation.compatibility)
+    evaluation_set: dict[str, int] = field(default_factory=dict)  # revision, items, classes it was scored on
 
     def headline(self) -> dict[str, float | None]:
         """MAP@R overall / old / new classes: the numbers tables show."""
@@ -67,6 +68,7 @@ class ModelReport:
             "baselines": {k: v.to_dict() for k, v in self.baselines.items()},
             "forgetting": dict(self.forgetting),
             "compatibility": dict(self.compatibility),
+            "evaluation_set": dict(self.evaluation_set),
             "gate": self.gate.to_dict(),
             "training": {**asdict(self.training), "history": list(self.training.history)},
         }
@@ -82,6 +84,7 @@ class ModelReport:
             baselines={k: EvaluationReport.from_dict(v) for k, v in (d.get("baselines") or {}).items()},
             forgetting=_per_class(d.get("forgetting")),
             compatibility=dict(d.get("compatibility") or {}),
+            evaluation_set={k: int(v) for k, v in (d.get("evaluation_set") or {}).items()},
         )
 
     @classmethod

@@ -1,9 +1,10 @@
 """The retrain service: data from the Parquet store, warm start from production, one continual
 step (:func:`embedding.continual.continual_step`), the gate, artifacts, a registered version.
 
-It never promotes: a flow or a person does, and only candidates the gate accepted. Candidate and
-production are evaluated on the same held-out items (:mod:`embedding.holdout`), which no version
-trains on.
+It never promotes: a flow or a person does, and only candidates the gate accepted. Excluded
+batches are never trained on. Candidate, production and the raw input features are scored on the
+collection's stable evaluation set (:mod:`embedding.holdout`), which no version trains on, so
+their scores compare across versions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from core.settings import GateSettings
 from embedding.config import TrainConfig
 from embedding.continual import LabelledData, ModelState, StepOutcome, continual_step
 from embedding.gate import GateDecision, decide
-from embedding.holdout import HOLDOUT_PERCENT, evaluation_mask
+from embedding.holdout import HOLDOUT_PERCENT, holdout_mask
 from embedding.report import ModelReport, TrainingSummary
 from storage.serialization import jsonable
 
@@ -39,11 +40,12 @@ class RetrainOutcome:
 
 
 def load_labelled(workspace: Workspace, collection: str, as_of: int, input_kind: str, device: str) -> LabelledData:
-    """Every labelled item as of ``as_of`` as head inputs (features, or encoded text)."""
+    """Every labelled item as of ``as_of`` (excluded batches left out) as head inputs (features, or
+    encoded text)."""
     from storage.parquet_store import features_to_numpy
 
     column = "features" if input_kind == "features" else "text"
-    table = workspace.store.read(collection, as_of=as_of, columns=["label", column])
+    table = workspace.store.read(collection, as_of=as_of, columns=["label", column], skip_excluded=True)
     labels = table.column("label").to_pylist() if "label" in table.schema.names else [None] * table.num_rows
     keep = np.array([lab is not None and lab != "" for lab in labels], dtype=bool)
     ids = np.array(table.column("item_id").to_pylist(), dtype=str)[keep]
@@ -60,7 +62,7 @@ def load_labelled(workspace: Workspace, collection: str, as_of: int, input_kind:
 
 def _new_item_ids(workspace: Workspace, collection: str, after: int | None, upto: int) -> tuple[set[str], list[int]]:
     seqs = [b.seq for b in workspace.registry.catalog.list_batches(collection)
-            if (after is None or b.seq > after) and b.seq <= upto]
+            if (after is None or b.seq > after) and b.seq <= upto and not b.excluded]
     ids: set[str] = set()
     for seq in seqs:
         ids.update(workspace.store.read_batch(collection, seq, columns=[]).column("item_id").to_pylist())
@@ -113,8 +115,10 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
         _check_architecture(prod, config)
 
     data = load_labelled(workspace, collection, as_of, coll.kind, config.device)
-    held_out = evaluation_mask(data.item_ids)
-    train_data, eval_data = data.select(~held_out), data.select(held_out)
+    held_out = holdout_mask(data.item_ids)
+    train_data = data.select(~held_out)
+    eval_set = evaluation_set(workspace, collection, data.select(held_out), as_of)
+    eval_data = data.select(np.isin(data.item_ids, np.array(eval_set.item_ids, dtype=str)))
     new_ids, seqs = _new_item_ids(workspace, collection, prod.trained_on_batch if incremental else None, as_of)
     step_data = train_data.select(np.isin(train_data.item_ids, sorted(new_ids))) if incremental else train_data
     if incremental and len(step_data) == 0:
@@ -128,10 +132,12 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
         previous = load_state(workspace, prod) if prod else None
         outcome = continual_step(step_data, config, previous=previous, full=not incremental, evaluation=eval_data,
                                  progress=progress, desc=f"{'retrain' if incremental else 'full retrain'} {collection}")
-        decision = _gate(outcome, eval_data, thresholds)
+        decision = _gate(outcome, eval_data, thresholds, seed=config.seed)
         report = ModelReport(
             evaluation=outcome.evaluation, gate=decision, baselines=outcome.baselines, forgetting=outcome.forgetting,
             compatibility=outcome.compatibility, training=_training_summary(outcome, len(eval_data)),
+            evaluation_set={"revision": eval_set.revision, "items": len(eval_data),
+                            "classes": len(set(eval_data.labels.tolist()))},
         )
         artifacts = _save_artifacts(workspace, outcome)
         mv = registry.models.register_model(
@@ -151,12 +157,27 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
     return RetrainOutcome(mv, decision, report, finished)
 
 
-def _gate(outcome: StepOutcome, eval_data: LabelledData, thresholds: GateSettings) -> GateDecision:
+def evaluation_set(workspace: Workspace, collection: str, held_out: LabelledData, as_of: int) -> EvaluationSet:
+    """The collection's stable evaluation set, topped up from ``held_out`` (new classes join it)."""
+    from embedding.holdout import evaluation_picks
+
+    catalog = workspace.registry.catalog
+    current = catalog.evaluation_set(collection)
+    counts: dict[str, int] = {}
+    for label in current.labels:
+        counts[label] = counts.get(label, 0) + 1
+    picks = evaluation_picks(held_out.item_ids, held_out.labels, counts,
+                             per_class=workspace.settings.evaluation.per_class)
+    return catalog.extend_evaluation_set(collection, picks, as_of) if picks else current
+
+
+def _gate(outcome: StepOutcome, eval_data: LabelledData, thresholds: GateSettings, *, seed: int) -> GateDecision:
     if outcome.evaluation is None:
         n_cls = len(eval_data.classes)
-        return GateDecision(False, ((f"held-out split has {n_cls} class(es); need 2 to evaluate; "
-                                    "ingest more labelled data"),))
-    return decide(outcome.evaluation, outcome.baselines.get("production"), thresholds)
+        return GateDecision(False, (f"the evaluation set has {n_cls} class(es); need 2 to evaluate; "
+                                    "ingest more labelled data",))
+    return decide(outcome.evaluation, outcome.baselines.get("production"), thresholds,
+                  raw=outcome.baselines.get("raw"), seed=seed)
 
 
 def _training_summary(outcome: StepOutcome, holdout_items: int) -> TrainingSummary:

@@ -181,12 +181,15 @@ class ParquetStore:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _batches(self, collection: str, as_of: int | None) -> list[Batch]:
+    def _batches(self, collection: str, as_of: int | None, skip_excluded: bool = False) -> list[Batch]:
         batches = self.catalog.list_batches(collection)
         if as_of is not None:
             if not any(b.seq == as_of for b in batches):
                 raise NotFoundError(f"collection {collection!r} has no batch {as_of} (it has 1..{len(batches)})")
             batches = [b for b in batches if b.seq <= as_of]
+        if skip_excluded:
+            # As if the excluded batches had never arrived: an item they rewrote keeps its earlier version.
+            batches = [b for b in batches if not b.excluded]
         return batches
 
     def _file(self, batch: Batch) -> pq.ParquetFile:
@@ -211,14 +214,15 @@ class ParquetStore:
 
     def iter_batches(
         self, collection: str, as_of: int | None = None, columns: Sequence[str] | None = None,
-        batch_size: int = 8192, partition: Collection[int] | None = None,
+        batch_size: int = 8192, partition: Collection[int] | None = None, skip_excluded: bool = False,
     ) -> Iterator[pa.RecordBatch]:
         """Stream the items as of ``as_of`` in record batches (bounded memory).
 
         ``partition``: only the live rows stored in these batch files (seqs), so workers can split
-        a gallery by batch and together cover every item exactly once.
+        a gallery by batch and together cover every item exactly once. ``skip_excluded``: leave out
+        excluded batches (what training and drift references read).
         """
-        batches = self._batches(collection, as_of)
+        batches = self._batches(collection, as_of, skip_excluded)
         superseded = self._superseded(batches)
         wanted = None if columns is None else list(dict.fromkeys(["item_id", *columns]))
         for batch in batches:
@@ -240,10 +244,11 @@ class ParquetStore:
 
     def read(
         self, collection: str, as_of: int | None = None, columns: Sequence[str] | None = None,
-        partition: Collection[int] | None = None,
+        partition: Collection[int] | None = None, skip_excluded: bool = False,
     ) -> pa.Table:
         """All items as of batch ``as_of`` (None: the newest batch)."""
-        parts = list(self.iter_batches(collection, as_of=as_of, columns=columns, partition=partition))
+        parts = list(self.iter_batches(collection, as_of=as_of, columns=columns, partition=partition,
+                                       skip_excluded=skip_excluded))
         if not parts:
             return self._empty(collection, columns)
         return pa.Table.from_batches(parts) if _same_schema(parts) else pa.concat_tables(
