@@ -25,7 +25,7 @@ from embedding.report import ModelReport, TrainingSummary
 from storage.serialization import jsonable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from storage.registry.entities import ModelVersion, TrainingRun
+    from storage.registry.entities import EvaluationSet, ModelVersion, TrainingRun
     from storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,8 @@ def evaluation_set(workspace: Workspace, collection: str, held_out: LabelledData
 def _gate(outcome: StepOutcome, eval_data: LabelledData, thresholds: GateSettings, *, seed: int) -> GateDecision:
     if outcome.evaluation is None:
         n_cls = len(eval_data.classes)
-        return GateDecision(False, (f"the evaluation set has {n_cls} class(es); need 2 to evaluate; "
-                                    "ingest more labelled data",))
+        return GateDecision(False, ((f"the evaluation set has {n_cls} class(es); need 2 to evaluate; "
+                                    "ingest more labelled data"),))
     return decide(outcome.evaluation, outcome.baselines.get("production"), thresholds,
                   raw=outcome.baselines.get("raw"), seed=seed)
 

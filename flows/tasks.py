@@ -16,7 +16,7 @@ from prefect.tasks import exponential_backoff
 from core.errors import StewardError
 from flows.context import workspace
 from maintenance import steps
-from maintenance.summary import CandidateOutcome, IndexOutcome, IngestedBatch
+from maintenance.summary import BatchQuality, CandidateOutcome, IndexOutcome, IngestedBatch
 from monitoring.summary import DriftSummary
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ IO_RETRIES: dict[str, Any] = {
 @task(name="ingest-file", **IO_RETRIES)
 def ingest_file(settings: Settings, path: str, collection: str) -> dict[str, Any]:
     return dataclasses.asdict(steps.ingest(workspace(settings), path, collection))
+
+
+@task(name="check-quality")
+def run_quality_check(settings: Settings, collection: str, batch_seq: int) -> dict[str, Any]:
+    return dataclasses.asdict(steps.check_quality(workspace(settings), collection, batch_seq))
 
 
 @task(name="check-drift")
@@ -99,6 +104,9 @@ class TaskSteps:
 
     def ingest(self, path: str, collection: str) -> IngestedBatch:
         return IngestedBatch(**ingest_file(self.settings, path, collection))
+
+    def check_quality(self, collection: str, batch_seq: int) -> BatchQuality:
+        return BatchQuality(**run_quality_check(self.settings, collection, batch_seq))
 
     def check_drift(self, collection: str, batch_seq: int, html: bool) -> DriftSummary:
         return DriftSummary.from_dict(run_drift_check(self.settings, collection, batch_seq, html))

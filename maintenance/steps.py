@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Protocol
 
-from maintenance.summary import CandidateOutcome, IndexOutcome, IngestedBatch
+from maintenance.summary import BatchQuality, CandidateOutcome, IndexOutcome, IngestedBatch
 from monitoring.summary import DriftSummary
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class Steps(Protocol):
     def ingest(self, path: str, collection: str) -> IngestedBatch: ...
+    def check_quality(self, collection: str, batch_seq: int) -> BatchQuality: ...
     def check_drift(self, collection: str, batch_seq: int, html: bool) -> DriftSummary: ...
     def retrain(self, collection: str, full: bool) -> CandidateOutcome: ...
     def build_index(self, collection: str, model_version: int, as_of: int) -> IndexOutcome: ...
@@ -29,6 +30,14 @@ class Steps(Protocol):
 def ingest(ws: Workspace, path: str, collection: str) -> IngestedBatch:
     r = ws.store.ingest(path, collection)
     return IngestedBatch(r.source, r.batch_seq, r.rows, r.quarantined, r.skipped_duplicate)
+
+
+def check_quality(ws: Workspace, collection: str, batch_seq: int) -> BatchQuality:
+    from monitoring.quality_check import check_batch_quality
+
+    out = check_batch_quality(ws, collection, batch_seq)
+    return BatchQuality(batch_seq, out.report.passed, out.report.summary(), out.excluded,
+                        out.notice.describe() if out.notice else None)
 
 
 def check_drift(ws: Workspace, collection: str, batch_seq: int, html: bool) -> DriftSummary:
@@ -72,7 +81,8 @@ def build_index(ws: Workspace, collection: str, model_version: int, as_of: int) 
 
 
 def promote(ws: Workspace, collection: str, model_version: int, index_version: int | None, reason: str) -> None:
-    ws.production.promote(collection, model_version, index_version, reason=reason)
+    """An automated promotion: refused while production is pinned (the cycle checks first)."""
+    ws.production.promote(collection, model_version, index_version, reason=reason, automated=True)
 
 
 def deliver_alerts(ws: Workspace) -> int:
@@ -89,6 +99,9 @@ class LibrarySteps:
 
     def ingest(self, path: str, collection: str) -> IngestedBatch:
         return ingest(self.ws, path, collection)
+
+    def check_quality(self, collection: str, batch_seq: int) -> BatchQuality:
+        return check_quality(self.ws, collection, batch_seq)
 
     def check_drift(self, collection: str, batch_seq: int, html: bool) -> DriftSummary:
         return check_drift(self.ws, collection, batch_seq, html)

@@ -18,13 +18,28 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from monitoring.summary import DriftSummary
-    from storage.registry.entities import Alert
     from storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 DRIFT_EVENT = "steward.drift.detected"
+DATA_FAULT_EVENT = "steward.data.fault"
+EVENTS = {"drift": DRIFT_EVENT, "data_quality": DATA_FAULT_EVENT}  # alert kind -> Prefect event
 RESOURCE_PREFIX = "steward.collection."
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What raising an alert did, in a form the run summary and the CLI can show."""
+
+    alert_id: int | None  # the new alert, or the open one this repeats (None: nothing stored)
+    created: bool  # False: the dedup window folded it into ``alert_id``
+    event: str  # "emitted", "re-emitted", or why no event was sent
+
+    def describe(self) -> str:
+        stored = (f"alert {self.alert_id} raised" if self.created
+                  else f"repeats open alert {self.alert_id} (inside the dedup window)")
+        return f"{stored}; Prefect event {self.event}"
 
 
 @dataclass(frozen=True)
@@ -56,28 +71,28 @@ def alert_text(summary: DriftSummary) -> str:
     return "\n".join(lines)
 
 
-def emit_drift_event(collection: str, payload: dict[str, Any]) -> bool:
-    """Emit ``steward.drift.detected`` for a Prefect deployment trigger; True when handed to Prefect.
+def emit_event(name: str, collection: str, payload: dict[str, Any]) -> str:
+    """Emit a Prefect event for deployment triggers; returns what happened, in words.
 
     Only when a Prefect API is configured: without one, Prefect 3 would spin up an ephemeral
     server inside this process (slow, and pointless: no trigger could be listening).
     """
     if not _prefect_api_configured():
-        log.info("no Prefect API configured (PREFECT_API_URL); skipping event %s", DRIFT_EVENT)
-        return False
+        log.info("no Prefect API configured (PREFECT_API_URL); skipping event %s", name)
+        return "not sent (no Prefect API configured)"
     try:
-        from prefect.events import emit_event
+        from prefect.events import emit_event as prefect_emit
 
-        event = emit_event(
-            event=DRIFT_EVENT,
+        event = prefect_emit(
+            event=name,
             resource={"prefect.resource.id": f"{RESOURCE_PREFIX}{collection}", "prefect.resource.name": collection},
             payload=payload,
         )
     # the alert row is already stored; a broken event bus must not fail the check
     except Exception as e:  # noqa: BLE001
-        log.warning("could not emit Prefect event %s for %s: %s", DRIFT_EVENT, collection, e)
-        return False
-    return event is not None
+        log.warning("could not emit Prefect event %s for %s: %s", name, collection, e)
+        return f"not sent ({type(e).__name__}: {e})"
+    return "emitted" if event is not None else "not sent (Prefect returned no event)"
 
 
 def _prefect_api_configured() -> bool:
@@ -136,7 +151,7 @@ def webhook_body(alert) -> dict[str, Any]:
     """Slack-compatible: Slack reads ``text``; other receivers get the structured fields too."""
     return {
         "text": alert.message,
-        "event": DRIFT_EVENT if alert.kind == "drift" else alert.kind,
+        "event": EVENTS.get(alert.kind, alert.kind),
         "collection": alert.collection,
         "alert_id": alert.id,
         "created_at": alert.created_at.isoformat(),
@@ -168,34 +183,45 @@ def deliver_pending_alerts(workspace: Workspace, policy: WebhookPolicy = Webhook
     return delivered
 
 
-def raise_drift_alert(workspace: Workspace, summary: DriftSummary, *, notify: bool = True,
-                      policy: WebhookPolicy = WebhookPolicy()) -> Alert | None:
-    """Store the alert (unless deduplicated), then emit the event and deliver pending alerts.
+def raise_alert(workspace: Workspace, collection: str, *, kind: str, message: str, payload: dict[str, Any],
+                dedup_key: str, event_payload: dict[str, Any], drift_report_id: int | None = None,
+                notify: bool = True, policy: WebhookPolicy = WebhookPolicy()) -> Notice:
+    """Store the alert (unless an open one with ``dedup_key`` is inside the window), emit the
+    Prefect event and deliver pending alerts.
 
-    Returns the new Alert (re-read after delivery), or None when the dedup window swallowed it.
+    A repeat inside the window stores nothing new but still emits the event ("re-emitted"): the
+    state that triggers a retrain persists, so the trigger must too.
     """
     monitoring = workspace.registry.monitoring
-    collection = summary.collection
-    payload = summary.to_dict()
-    alert = monitoring.add_alert(
-        collection,
-        kind="drift",
-        message=alert_text(summary),
-        payload=payload,
-        dedup_key=drift_dedup_key(collection, summary.model_version),
-        drift_report_id=summary.report_id,
-        dedup_window_seconds=workspace.settings.alert.dedup_seconds,
-    )
+    window = workspace.settings.alert.dedup_seconds
+    alert = monitoring.add_alert(collection, kind=kind, message=message, payload=payload, dedup_key=dedup_key,
+                                 drift_report_id=drift_report_id, dedup_window_seconds=window)
     if alert is None:
-        log.info("drift in %s: an alert for this drift is inside the dedup window; not re-alerting", collection)
+        open_alert = monitoring.recent_alert(collection, dedup_key, window)
+        log.info("%s in %s: alert %s is inside the dedup window; not re-alerting", kind, collection,
+                 open_alert.id if open_alert else "?")
+        event = "not sent (notify off)"
         if notify:
+            sent = emit_event(EVENTS.get(kind, kind), collection, {"collection": collection, "repeat": True,
+                                                                   **event_payload})
+            event = "re-emitted" if sent == "emitted" else sent
             deliver_pending_alerts(workspace, policy)  # earlier alerts the webhook missed
-        return None
+        return Notice(open_alert.id if open_alert else None, False, event)
+    event = "not sent (notify off)"
     if notify:
-        emit_drift_event(collection, {"collection": collection, "alert_id": alert.id, **_event_summary(payload)})
+        event = emit_event(EVENTS.get(kind, kind), collection,
+                           {"collection": collection, "alert_id": alert.id, **event_payload})
         deliver_pending_alerts(workspace, policy)
-        alert = monitoring.get_alert(alert.id)
-    return alert
+    return Notice(alert.id, True, event)
+
+
+def raise_drift_alert(workspace: Workspace, summary: DriftSummary, *, notify: bool = True,
+                      policy: WebhookPolicy = WebhookPolicy()) -> Notice:
+    payload = summary.to_dict()
+    return raise_alert(workspace, summary.collection, kind="drift", message=alert_text(summary), payload=payload,
+                       dedup_key=drift_dedup_key(summary.collection, summary.model_version),
+                       event_payload=_event_summary(payload), drift_report_id=summary.report_id, notify=notify,
+                       policy=policy)
 
 
 def _event_summary(summary: dict[str, Any]) -> dict[str, Any]:

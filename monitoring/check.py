@@ -167,8 +167,8 @@ def _record(workspace: Workspace, summary: DriftSummary, artifact: str | None, a
     if summary.drifted:
         from monitoring.alerts import raise_drift_alert
 
-        alert = raise_drift_alert(workspace, summary, notify=notify)
-        summary = replace(summary, alert_id=alert.id if alert else None)
+        notice = raise_drift_alert(workspace, summary, notify=notify)
+        summary = replace(summary, alert_id=notice.alert_id if notice.created else None, notice=notice.describe())
     elif notify:
         from monitoring.alerts import deliver_pending_alerts
 

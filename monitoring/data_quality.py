@@ -100,11 +100,16 @@ def _reference(ref: np.ndarray, settings: QualitySettings) -> _Reference:
     norms = np.linalg.norm(ref, axis=1)
     lo, hi = np.quantile(norms, [settings.norm_quantile, 1 - settings.norm_quantile])
     vlo, vhi = ref.min(axis=0), ref.max(axis=0)
-    span = np.maximum(vhi - vlo, 1e-12)
+    # Widen every dimension by the same amount, a share of the typical dimension's span: a new class
+    # may use a dimension the reference left flat (a pixel blank in every digit seen so far), which
+    # is the world changing, not a fault; a unit or scale error leaves every range far behind.
+    spans = vhi - vlo
+    typical = float(np.median(spans[spans > 0])) if np.any(spans > 0) else 1.0
+    pad = (settings.range_margin - 1) * typical
     keys = _row_keys(ref)
     return _Reference(
         norm_low=float(lo) / settings.range_margin, norm_high=float(hi) * settings.range_margin,
-        value_low=vlo - (settings.range_margin - 1) * span, value_high=vhi + (settings.range_margin - 1) * span,
+        value_low=vlo - pad, value_high=vhi + pad,
         row_spread=float(np.median(ref.std(axis=1))), duplicate_share=1 - len(set(keys)) / max(len(keys), 1),
         mode_share=_mode_share(ref), hashes=set(keys),
     )

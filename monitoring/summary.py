@@ -29,6 +29,7 @@ class DriftSummary:
     report_id: int | None = None  # the stored drift report's id
     report_artifact: str | None = None  # sha256 of the HTML report, when one was written
     alert_id: int | None = None  # the alert raised by this check (None: no drift, or deduplicated)
+    notice: str | None = None  # what alerting did (raised / repeats an open alert; event emitted or not)
     reused: bool = False  # an earlier check of the same batch and model, not run again
 
     @property
@@ -50,7 +51,7 @@ class DriftSummary:
             "reference_items": self.reference_items, "drifted": self.drifted, "decision": self.decision.to_dict(),
             "detectors": {k: v.to_dict() for k, v in self.detectors.items()}, "seconds": dict(self.seconds),
             "report_id": self.report_id, "report_artifact": self.report_artifact, "alert_id": self.alert_id,
-            "reused": self.reused,
+            "notice": self.notice, "reused": self.reused,
         }
 
     @classmethod
@@ -64,7 +65,7 @@ class DriftSummary:
             detectors={k: DetectorResult.from_dict(v) for k, v in (d.get("detectors") or {}).items()},
             seconds={k: float(v) for k, v in (d.get("seconds") or {}).items() if v is not None},
             report_id=d.get("report_id"), report_artifact=d.get("report_artifact"), alert_id=d.get("alert_id"),
-            reused=bool(d.get("reused", False)),
+            notice=d.get("notice"), reused=bool(d.get("reused", False)),
         )
 
     @classmethod

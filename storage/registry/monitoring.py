@@ -80,6 +80,17 @@ class MonitoringStore:
             s.flush()
             return convert.alert(row, collection)
 
+    def recent_alert(self, collection: str, dedup_key: str, window_seconds: float) -> E.Alert | None:
+        """The newest alert with ``dedup_key`` raised inside the window (what a repeat folds into)."""
+        with self.db.session() as s:
+            c = self.db.collection_row(s, collection)
+            row = s.scalars(
+                select(AlertRow).where(AlertRow.collection_id == c.id, AlertRow.dedup_key == dedup_key,
+                                       AlertRow.created_at >= now() - timedelta(seconds=window_seconds))
+                .order_by(AlertRow.id.desc())
+            ).first()
+            return convert.alert(row, collection) if row else None
+
     def list_alerts(self, collection: str | None = None, *, undelivered_only: bool = False) -> list[E.Alert]:
         with self.db.session() as s:
             stmt = select(AlertRow, CollectionRow.name).join(CollectionRow, CollectionRow.id == AlertRow.collection_id)

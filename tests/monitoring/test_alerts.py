@@ -37,8 +37,9 @@ def with_webhook(ws, url, dedup=3600):
 def test_fails_twice_then_succeeds_delivers_exactly_one(ws):
     with Receiver(fail_first=2) as rx:
         w = with_webhook(ws, rx.url)
-        alert = raise_drift_alert(w, drift(), policy=FAST)
-        assert rx.statuses == [500, 500, 200]
+        notice = raise_drift_alert(w, drift(), policy=FAST)
+        alert = ws.registry.monitoring.get_alert(notice.alert_id)
+        assert notice.created and rx.statuses == [500, 500, 200]
         assert len(rx.delivered) == 1
         body = rx.delivered[0]
         assert "Drift detected in collection 'c'" in body["text"] and "mmd" in body["text"]
@@ -51,7 +52,7 @@ def test_fails_twice_then_succeeds_delivers_exactly_one(ws):
 
 def test_down_webhook_keeps_alert_pending_and_a_later_run_delivers_it(ws):
     w = with_webhook(ws, closed_port_url())
-    alert = raise_drift_alert(w, drift(), policy=FAST)
+    alert = ws.registry.monitoring.get_alert(raise_drift_alert(w, drift(), policy=FAST).alert_id)
     assert alert.delivered_at is None and alert.attempts == FAST.attempts
     assert alert.last_error and "Connect" in alert.last_error
     [pending] = ws.registry.monitoring.list_alerts("c", undelivered_only=True)
@@ -67,20 +68,23 @@ def test_dedup_window_suppresses_repeat_alerts(ws):
         w = with_webhook(ws, rx.url, dedup=3600)
         first = raise_drift_alert(w, drift(), policy=FAST)
         second = raise_drift_alert(w, drift(), policy=FAST)
-        assert first is not None and second is None
+        assert first.created and not second.created and second.alert_id == first.alert_id
+        assert "repeats open alert" in second.describe()
         # another model version is another drift
         other = raise_drift_alert(w, drift(2), policy=FAST)
-        assert other is not None
+        assert other.created and other.alert_id != first.alert_id
         assert len(rx.delivered) == 2
         # no window: every drift alerts
         w0 = with_webhook(ws, rx.url, dedup=0)
-        assert raise_drift_alert(w0, drift(), policy=FAST)
+        assert raise_drift_alert(w0, drift(), policy=FAST).created
     assert len(ws.registry.monitoring.list_alerts("c")) == 3
 
 
 def test_no_webhook_configured_stores_alert_undelivered(ws):
-    alert = raise_drift_alert(with_webhook(ws, None), drift())
+    notice = raise_drift_alert(with_webhook(ws, None), drift())
+    alert = ws.registry.monitoring.get_alert(notice.alert_id)
     assert alert.delivered_at is None and alert.attempts == 0
+    assert notice.event == "not sent (no Prefect API configured)"
 
 
 def test_client_error_is_not_retried_now(monkeypatch):
@@ -106,7 +110,7 @@ def test_backoff_is_exponential():
 def test_prefect_event_is_skipped_without_a_server(monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("STEWARD_PREFECT_EVENTS", "off")
-    assert alerts.emit_drift_event("c", {"x": 1}) is False
+    assert alerts.emit_event(alerts.DRIFT_EVENT, "c", {"x": 1}).startswith("not sent")
 
 
 def test_prefect_event_names_collection_resource(monkeypatch):
@@ -120,7 +124,7 @@ def test_prefect_event_names_collection_resource(monkeypatch):
 
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     monkeypatch.setattr(prefect.events, "emit_event", fake_emit)
-    assert alerts.emit_drift_event("shop", {"collection": "shop"}) is True
+    assert alerts.emit_event(alerts.DRIFT_EVENT, "shop", {"collection": "shop"}) == "emitted"
     assert seen["event"] == "steward.drift.detected"
     assert seen["resource"]["prefect.resource.id"] == "steward.collection.shop"
     assert seen["payload"] == {"collection": "shop"}
@@ -134,4 +138,17 @@ def test_prefect_event_failure_does_not_raise(monkeypatch):
 
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     monkeypatch.setattr(prefect.events, "emit_event", broken)
-    assert alerts.emit_drift_event("shop", {}) is False
+    assert alerts.emit_event(alerts.DRIFT_EVENT, "shop", {}).startswith("not sent (RuntimeError")
+
+
+def test_an_unresolved_drift_re_emits_its_trigger_on_every_check(ws, monkeypatch):
+    import prefect.events
+
+    emitted = []
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setattr(prefect.events, "emit_event", lambda event, resource, payload: emitted.append(payload) or object())
+    first = raise_drift_alert(with_webhook(ws, None), drift(), policy=FAST)
+    again = raise_drift_alert(with_webhook(ws, None), drift(), policy=FAST)
+    assert (first.event, again.event) == ("emitted", "re-emitted")
+    assert len(emitted) == 2 and emitted[1]["repeat"] is True  # the retrain trigger fires again
+    assert len(ws.registry.monitoring.list_alerts("c")) == 1  # but the alert is not duplicated
