@@ -45,6 +45,9 @@ class CollectionStatus:
     open_alerts: tuple[AlertView, ...]
     undelivered_alerts: int | None  # None when no webhook is configured (nothing to deliver to)
     models: int
+    pinned: dict[str, Any] | None = None  # by, reason, since: automated runs leave production alone
+    awaiting_promotion: tuple[int, ...] = ()  # approved candidates (manual promotion mode)
+    excluded_batches: tuple[dict[str, Any], ...] = ()  # seq and reason of batches left out of training
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +66,8 @@ class CollectionStatus:
             last_drift_check=None if not check else DriftCheckView(**{**check, "flagged": tuple(check["flagged"])}),
             open_alerts=tuple(AlertView(**a) for a in d.get("open_alerts") or ()),
             undelivered_alerts=d.get("undelivered_alerts"), models=int(d.get("models") or 0),
+            pinned=d.get("pinned"), awaiting_promotion=tuple(d.get("awaiting_promotion") or ()),
+            excluded_batches=tuple(d.get("excluded_batches") or ()),
             extra={k: v for k, v in d.items() if k not in known},
         )
 
@@ -72,7 +77,9 @@ def collection_status(workspace: Workspace, collection: str) -> CollectionStatus
     target = workspace.production.target(collection)
     reports = registry.monitoring.list_drift_reports(collection, limit=1)
     alerts = registry.monitoring.list_alerts(collection)
-    latest = registry.catalog.latest_batch(collection)
+    batches = registry.catalog.list_batches(collection)
+    latest = batches[-1] if batches else None
+    models = registry.models.list_models(collection)
     check = None
     if reports:
         r = reports[0]
@@ -91,5 +98,9 @@ def collection_status(workspace: Workspace, collection: str) -> CollectionStatus
                           for a in open_alerts(alerts, target.updated_at if target else None)),
         undelivered_alerts=(sum(1 for a in alerts if a.delivered_at is None)
                             if workspace.settings.webhook_url else None),
-        models=len(registry.models.list_models(collection)),
+        models=len(models),
+        pinned=None if target is None or not target.pinned else {
+            "by": target.pinned_by, "reason": target.pinned_reason, "since": _iso(target.pinned_at)},
+        awaiting_promotion=tuple(m.version for m in models if m.status == "approved"),
+        excluded_batches=tuple({"seq": b.seq, "reason": b.excluded_reason} for b in batches if b.excluded),
     )

@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from core.errors import ConflictError, NotFoundError
 from storage.artifact_store import ArtifactStore
 from storage.registry.entities import PRODUCTION_ALIAS, AliasChange, AliasTarget, IndexVersion, ModelVersion
 from storage.registry.models import ModelRegistry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from storage.registry import Registry
 
 # Called with (model_version, index_version) before the alias moves; raise to refuse (e.g. the API
 # loads the pair first, so a pair that cannot serve never becomes production).
@@ -174,3 +178,12 @@ class Production:
         if model_version in self.rolled_away(collection):
             return f"an operator rolled production away from v{model_version}"
         return None
+
+
+def batches_added_by(registry: Registry, collection: str, version: int, since_version: int) -> list[int]:
+    """The batches model ``version`` learnt from that ``since_version`` had not (what a rollback from
+    ``version`` to ``since_version`` offers to exclude), oldest first; excluded ones left out."""
+    models = registry.models
+    upto = models.get_model(collection, version).trained_on_batch or 0
+    after = models.get_model(collection, since_version).trained_on_batch or 0
+    return [b.seq for b in registry.catalog.list_batches(collection) if after < b.seq <= upto and not b.excluded]

@@ -15,16 +15,39 @@ def _ingest(args: argparse.Namespace, ctx) -> int:
     return 0
 
 
+def _quality_text(b) -> str:
+    if b.quality is None:
+        return "unchecked"
+    return "ok" if b.quality.get("passed") else "FAILED"
+
+
 def _batches_list(args: argparse.Namespace, ctx) -> int:
     batches = ctx.workspace.registry.catalog.list_batches(args.collection)
     rows = [dataclasses.asdict(b) for b in batches]
-    lines = [f"{'seq':>4}  {'rows':>7}  {'new':>6}  {'upd':>6}  {'quar':>5}  created                    source"]
+    lines = [(f"{'seq':>4}  {'rows':>7}  {'new':>6}  {'upd':>6}  {'quar':>5}  {'quality':<9} {'training':<9} "
+             "created                source")]
     lines += [
         f"{b.seq:>4}  {b.rows:>7}  {b.new_items:>6}  {b.updated_items:>6}  {b.quarantined:>5}  "
-        f"{b.created_at:%Y-%m-%d %H:%M:%S}Z       {b.source}"
+        f"{_quality_text(b):<9} {'EXCLUDED' if b.excluded else 'used':<9} {b.created_at:%Y-%m-%d %H:%M:%S}Z  {b.source}"
+        + (f"\n      excluded by {b.excluded_by}: {b.excluded_reason}" if b.excluded else "")
         for b in batches
     ]
     ctx.emit(rows, "\n".join(lines))
+    return 0
+
+
+def _batches_exclude(args: argparse.Namespace, ctx) -> int:
+    catalog = ctx.workspace.registry.catalog
+    done = [catalog.exclude_batch(args.collection, seq, reason=args.reason) for seq in args.seqs]
+    ctx.emit([dataclasses.asdict(b) for b in done],
+             f"{args.collection}: batches {args.seqs} excluded from training and drift references ({args.reason})")
+    return 0
+
+
+def _batches_include(args: argparse.Namespace, ctx) -> int:
+    catalog = ctx.workspace.registry.catalog
+    done = [catalog.include_batch(args.collection, seq) for seq in args.seqs]
+    ctx.emit([dataclasses.asdict(b) for b in done], f"{args.collection}: batches {args.seqs} are used again")
     return 0
 
 
@@ -39,4 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     b = add_subcommand(subparsers, "batches", help="list the batches of a collection")
     bsub = b.add_subparsers(dest="batches_command", required=True)
-    add_command(bsub, "list", _batches_list, help="list batches")
+    add_command(bsub, "list", _batches_list, help="list batches with their data quality and exclusion")
+    ex = add_command(bsub, "exclude", _batches_exclude,
+                     help="never train on these batches nor use them as drift reference (items stay searchable)")
+    ex.add_argument("seqs", nargs="+", type=int, metavar="SEQ")
+    ex.add_argument("--reason", required=True, help="why (recorded with the batch and shown by `batches list`)")
+    inc = add_command(bsub, "include", _batches_include, help="take excluded batches back into training")
+    inc.add_argument("seqs", nargs="+", type=int, metavar="SEQ")

@@ -40,14 +40,60 @@ def _change_text(change) -> str:
 
 
 def _promote(args, ctx) -> int:
-    change = ctx.workspace.production.promote(args.collection, args.model, args.index, reason=args.reason)
-    ctx.emit(dataclasses.asdict(change), _change_text(change))
+    production = ctx.workspace.production
+    index = args.index
+    if index is None and ctx.workspace.registry.models.list_indexes(args.collection, args.model):
+        index = production.index(args.collection, model_version=args.model).id  # its newest index
+    change = production.promote(args.collection, args.model, index, reason=args.reason)
+    target = production.target(args.collection)
+    pinned = f"\nproduction stays pinned ({target.pinned_reason}); `steward unpin` hands it back to automation" \
+        if target and target.pinned else ""
+    ctx.emit({**dataclasses.asdict(change), "pinned": bool(target and target.pinned)}, _change_text(change) + pinned)
     return 0
 
 
 def _rollback(args, ctx) -> int:
-    change = ctx.workspace.production.rollback(args.collection, args.to, reason=args.reason)
-    ctx.emit(dataclasses.asdict(change), _change_text(change))
+    from storage.production import batches_added_by
+
+    ws = ctx.workspace
+    change = ws.production.rollback(args.collection, args.to, reason=args.reason, pin=not args.no_pin)
+    added = batches_added_by(ws.registry, args.collection, change.from_model, change.to_model) \
+        if change.from_model is not None else []
+    excluded = []
+    if args.exclude_batches:
+        for seq in added:
+            ws.registry.catalog.exclude_batch(args.collection, seq, reason=f"rolled back from v{change.from_model}: "
+                                              f"{args.reason}")
+            excluded.append(seq)
+    lines = [_change_text(change)]
+    if not args.no_pin:
+        lines.append(f"production is pinned: automated runs keep training candidates but will not promote them "
+                     f"(and never re-promote v{change.from_model}); `steward unpin -c {args.collection}` releases it")
+    if added and not excluded:
+        lines.append(f"v{change.from_model} learnt from batches {added}; if they are faulty, exclude them from "
+                     f"training: `steward batches exclude -c {args.collection} {' '.join(map(str, added))} "
+                     f"--reason ...` (or roll back with --exclude-batches)")
+    if excluded:
+        lines.append(f"excluded batches {excluded} from training")
+    ctx.emit({**dataclasses.asdict(change), "pinned": not args.no_pin, "batches_added": added,
+              "batches_excluded": excluded}, "\n".join(lines))
+    return 0
+
+
+def _pin(args, ctx) -> int:
+    target = ctx.workspace.production.pin(args.collection, reason=args.reason)
+    ctx.emit(dataclasses.asdict(target), f"{args.collection}: production v{target.model_version} pinned by "
+             f"{target.pinned_by} ({target.pinned_reason}); automated runs will not move it")
+    return 0
+
+
+def _unpin(args, ctx) -> int:
+    production = ctx.workspace.production
+    target = production.unpin(args.collection)
+    away = sorted(production.rolled_away(args.collection))
+    note = f" (they still never re-promote {', '.join(f'v{v}' for v in away)}, rolled away from)" if away else ""
+    ctx.emit({**dataclasses.asdict(target), "rolled_away": away},
+             f"{args.collection}: production v{target.model_version} released; automated runs may promote again{note}")
     return 0
 
 
@@ -79,8 +125,17 @@ def _status_line(s) -> str:
     drift_text = (f"{'DRIFT' if drift.drifted else 'no drift'} on batch {drift.batch_seq} at {drift.at}"
                   if drift else "never")
     undelivered = "" if s.undelivered_alerts is None else f" ({s.undelivered_alerts} undelivered)"
-    return (f"{s.collection}: production {prod_text}; latest batch {s.latest_batch}; last drift check "
-            f"{drift_text}; {len(s.open_alerts)} open alerts{undelivered}")
+    lines = [(f"{s.collection}: production {prod_text}; latest batch {s.latest_batch}; last drift check "
+             f"{drift_text}; {len(s.open_alerts)} open alerts{undelivered}")]
+    if s.pinned:
+        lines.append(f"  pinned by {s.pinned['by']} since {s.pinned['since']}: {s.pinned['reason']} "
+                     f"(`steward unpin -c {s.collection}` hands production back to automation)")
+    if s.awaiting_promotion:
+        lines.append(f"  approved, waiting for `steward promote`: "
+                     f"{', '.join(f'v{v}' for v in s.awaiting_promotion)}")
+    for b in s.excluded_batches:
+        lines.append(f"  batch {b['seq']} excluded from training: {b['reason']}")
+    return "\n".join(lines)
 
 
 def _status(args, ctx) -> int:
@@ -115,6 +170,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--to", type=int, metavar="VERSION")
     r.add_argument("--reason", default="manual rollback")
+    r.add_argument("--no-pin", action="store_true",
+                   help="do not pin production (by default automated runs leave a rolled-back pair alone)")
+    r.add_argument("--exclude-batches", action="store_true",
+                   help="also exclude from training the batches the rolled-away version learnt from")
+
+    pn = add_command(subparsers, "pin", _pin, help="stop automated runs from moving production")
+    pn.add_argument("--reason", required=True)
+    add_command(subparsers, "unpin", _unpin, help="let automated runs promote again after a rollback or pin")
 
     g = add_command(subparsers, "gc", _gc, help="delete artifacts outside the retention window")
     g.add_argument("--keep", type=int, default=5, help="keep the last N production pairs (default 5)")
