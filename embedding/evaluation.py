@@ -139,6 +139,7 @@ class EvaluationReport:
     old: RetrievalMetrics | None = None
     new: RetrievalMetrics | None = None
     per_class: dict[str, ClassMetrics] = field(default_factory=dict)
+    old_classes: tuple[str, ...] = ()  # the classes the previous version knew (what "old" means here)
     # Not part of the JSON shape (it is stored as an artifact when kept): per-query scores.
     queries: QueryScores | None = field(default=None, compare=False, repr=False)
 
@@ -154,6 +155,7 @@ class EvaluationReport:
             "old": None if self.old is None else self.old.to_dict(),
             "new": None if self.new is None else self.new.to_dict(),
             "per_class": {c: asdict(m) for c, m in self.per_class.items()},
+            "old_classes": list(self.old_classes),
         }
 
     @classmethod
@@ -166,6 +168,7 @@ class EvaluationReport:
             overall=part("overall") or RetrievalMetrics.from_dict({}), old=part("old"), new=part("new"),
             per_class={str(c): ClassMetrics(_num(v.get("map_at_r")), _num(v.get("precision_at_1")))
                        for c, v in (d.get("per_class") or {}).items()},
+            old_classes=tuple(str(c) for c in d.get("old_classes") or ()),
         )
 
 
@@ -277,6 +280,7 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, old_class
     return EvaluationReport(
         num_items=len(labels), num_classes=len(np.unique(labels)), overall=overall, old=old, new=new,
         per_class=per_class_metrics(embeddings, labels) if per_class else {},
+        old_classes=tuple(sorted(set(old_classes))) if old_classes is not None else (),
         queries=QueryScores(labels, queries["map_at_r"], queries["precision_at_1"]),
     )
 

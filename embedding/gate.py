@@ -168,7 +168,10 @@ def _against_production(judge: _Judge, candidate: EvaluationReport, production: 
     conf = settings.confidence
     judge.compare("overall", "on all classes", prod, cand,
                   (production.map_at_r("overall"), candidate.map_at_r("overall")), settings.max_overall_map_drop, conf)
-    old_classes = sorted(set(production.per_class) & set(candidate.per_class))
+    # Classes production was trained on (scored on the same items by both); without that record
+    # (older reports), every class both were scored on.
+    known = set(production.old_classes or candidate.old_classes) or set(production.per_class)
+    old_classes = sorted(known & set(production.per_class) & set(candidate.per_class))
     if paired and old_classes:
         old = np.isin(labels, old_classes)
         judge.compare("old", "on old classes", prod[old], cand[old],

@@ -113,10 +113,12 @@ def _decide(ws: Workspace, steps: Steps, collection: str, policy: str, html_repo
         return None, train_gate_index_promote(ws, steps, collection, full=True, reason="bootstrap"), reason
     prod_model = ws.registry.models.get_model(collection, target.model_version)
     drift = None
-    if not latest.excluded:
-        drift = existing_drift_check(ws, collection, latest.seq, target.model_version)
-        if drift is None and latest.seq != prod_model.trained_on_batch:
-            drift = steps.check_drift(collection, latest.seq, html_report)
+    # Drift is checked on the newest batch production may learn from: an excluded one says nothing
+    # about the world, only about the pipe.
+    if trainable is not None:
+        drift = existing_drift_check(ws, collection, trainable, target.model_version)
+        if drift is None and trainable != prod_model.trained_on_batch:
+            drift = steps.check_drift(collection, trainable, html_report)
     decision = should_retrain(policy=policy, drifted=bool(drift and drift.drifted),
                               production_trained_on=prod_model.trained_on_batch, latest_batch=latest.seq,
                               latest_trainable=trainable, excluded=excluded)

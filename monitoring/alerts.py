@@ -77,7 +77,7 @@ def emit_event(name: str, collection: str, payload: dict[str, Any]) -> str:
     Only when a Prefect API is configured: without one, Prefect 3 would spin up an ephemeral
     server inside this process (slow, and pointless: no trigger could be listening).
     """
-    if not _prefect_api_configured():
+    if not prefect_api_configured():
         log.info("no Prefect API configured (PREFECT_API_URL); skipping event %s", name)
         return "not sent (no Prefect API configured)"
     try:
@@ -95,19 +95,28 @@ def emit_event(name: str, collection: str, payload: dict[str, Any]) -> str:
     return "emitted" if event is not None else "not sent (Prefect returned no event)"
 
 
-def _prefect_api_configured() -> bool:
+def prefect_api_configured() -> bool:
+    """Whether a Prefect API is configured: ``PREFECT_API_URL``, or the active profile of
+    ``$PREFECT_HOME/profiles.toml`` (default ``~/.prefect``) sets it.
+
+    Read without importing Prefect (seconds): commands that need no server must not pay for it.
+    """
     if os.environ.get("PREFECT_API_URL"):
         return True
     if os.environ.get("STEWARD_PREFECT_EVENTS", "").lower() in ("0", "false", "off"):
         return False
-    # a profile may set it (prefect config set PREFECT_API_URL=...); reading that needs prefect itself
-    try:
-        from prefect.settings import PREFECT_API_URL
+    import tomllib
+    from pathlib import Path
 
-        return bool(PREFECT_API_URL.value())
-    except Exception as e:  # noqa: BLE001 (a broken Prefect profile only means: no events)
-        log.warning("could not read Prefect settings: %s", e)
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH")
+                or Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect") / "profiles.toml")
+    try:
+        data = tomllib.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, tomllib.TOMLDecodeError) as e:  # a broken profile only means: no server known
+        log.warning("could not read Prefect profiles %s: %s", path, e)
         return False
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active", "ephemeral")
+    return bool((data.get("profiles", {}).get(active) or {}).get("PREFECT_API_URL"))
 
 
 def post_webhook(

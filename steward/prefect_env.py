@@ -11,7 +11,20 @@ def configure_prefect(settings: Settings) -> None:
     """Keep Prefect's local state (ephemeral server database, results) inside steward's home unless
     the user pointed Prefect elsewhere, and give the ephemeral server time to start on small machines."""
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))
+    # Prefect's temporary server keeps its database there; a home that does not exist yet made it
+    # fail its start after minutes of retries.
+    os.makedirs(os.environ["PREFECT_HOME"], exist_ok=True)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def quiet_flow_run_logs(*, verbose: bool) -> None:
+    """A flow that fails with a user error is reported by the CLI in one ``error:`` line; Prefect's
+    own run loggers would print its traceback first. ``-v`` keeps them."""
+    import logging
+
+    if not verbose:
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -175,8 +175,15 @@ class Production:
         target = self.target(collection)
         if target is not None and target.pinned:
             return f"production is pinned by {target.pinned_by} ({target.pinned_reason})"
-        if model_version in self.rolled_away(collection):
+        away = self.rolled_away(collection)
+        if model_version in away:
             return f"an operator rolled production away from v{model_version}"
+        # A retrain on the same data can reproduce a rolled-away model bit for bit under a new number.
+        weights = self.models.get_model(collection, model_version).artifacts.get("weights")
+        twin = next((v for v in sorted(away) if weights and self.models.get_model(collection, v).artifacts.get(
+            "weights") == weights), None)
+        if twin is not None:
+            return f"v{model_version} is identical to v{twin}, which an operator rolled production away from"
         return None
 
 

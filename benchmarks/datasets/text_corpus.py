@@ -42,8 +42,8 @@ from benchmarks.datasets.collect import (
 )
 from benchmarks.datasets.metadata_topics import topic_census
 from benchmarks.datasets.selection import CorpusRow, clean_rows, content_hash, select_rows
-from embedding.model import TEXT_ENCODER_NAME
 from core.errors import ConfigError, ValidationError
+from embedding.model import TEXT_ENCODER_NAME
 
 log = logging.getLogger("benchmarks.datasets.text_corpus")
 NAMES = ("docstrings", "metadata")

@@ -9,16 +9,30 @@ from steward.cli import add_command, setting_flag
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
-    from steward.prefect_env import configure_prefect
-
-    configure_prefect(ctx.settings)
-    from flows.maintenance_flows import maintenance_flow
     from maintenance.summary import MaintenanceSummary
+    from monitoring.alerts import prefect_api_configured
 
-    summary = MaintenanceSummary.from_dict(maintenance_flow(
-        collection=args.collection, files=[str(p) for p in args.files], retrain_on="always" if args.force else None,
-        html_report=args.html, settings=ctx.settings.to_dict()))
-    ctx.emit(summary.to_dict(), f"{args.collection}: {summary.outcome}")
+    files = [str(p) for p in args.files]
+    retrain_on = "always" if args.force else None
+    if args.prefect or (not args.no_prefect and prefect_api_configured()):
+        from steward.prefect_env import configure_prefect, quiet_flow_run_logs
+
+        configure_prefect(ctx.settings)
+        from flows.maintenance_flows import maintenance_flow
+
+        quiet_flow_run_logs(verbose=bool(args.verbose))
+        summary = MaintenanceSummary.from_dict(maintenance_flow(
+            collection=args.collection, files=files, retrain_on=retrain_on, html_report=args.html,
+            settings=ctx.settings.to_dict()))
+    else:  # no Prefect server to report to: the same cycle, its steps called in this process
+        from maintenance.cycle import run_maintenance
+        from maintenance.steps import LibrarySteps
+
+        ws = ctx.workspace
+        summary = run_maintenance(ws, LibrarySteps(ws), args.collection, files, retrain_on=retrain_on,
+                                  html_report=args.html)
+    text = [f"{args.collection}: {summary.outcome}"] + [f"  {item:<16} {value}" for item, value in summary.rows()]
+    ctx.emit(summary.to_dict(), "\n".join(text))
     return 0
 
 
@@ -51,15 +65,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     r = add_command(
         subparsers, "run", _run, help="run one maintenance cycle for a collection",
-        description="ingest FILES, check drift on the newest batch under the production model, retrain when "
-        "the policy says so, gate, build the index and promote (or record the rejection). Only one run per "
-        "collection at a time: a second one exits with code 5.",
+        description="ingest FILES, check the new batches' data quality, check drift on the newest batch under "
+        "the production model, retrain when the policy says so, gate, build the index and promote (or record "
+        "why not). Runs as a Prefect flow when a Prefect API is configured (PREFECT_API_URL), else in this "
+        "process. Only one run per collection at a time: a second one exits with code 5.",
     )
     r.add_argument("files", nargs="*", help="batches to ingest first (Parquet, CSV, JSONL)")
     setting_flag(r, "--retrain-on", setting="maintenance.retrain_policy", choices=RETRAIN_POLICIES,
                  help="when to retrain (default: the maintenance.retrain_policy setting, 'drift')")
     r.add_argument("--force", action="store_true", help="retrain even without drift (same as --retrain-on always)")
     r.add_argument("--html", action="store_true", help="also write the Evidently HTML drift report")
+    where = r.add_mutually_exclusive_group()
+    where.add_argument("--prefect", action="store_true",
+                       help="run as a Prefect flow even without a configured server (starts a temporary one)")
+    where.add_argument("--no-prefect", action="store_true",
+                       help="run the steps in this process even when a Prefect API is configured")
 
     s = add_command(subparsers, "serve", _serve, collection="none", json=False,
                     help="serve the scheduled and drift-triggered deployments (Prefect)")
