@@ -3,10 +3,11 @@
 1. digits 0-4 arrive: no production yet, so steward trains, indexes and promotes v1;
 2. more 0-4 from the same distribution: drift is checked and (correctly) not found;
 3. digits 5-7 appear, a new product line: drift and novelty fire, v2 is trained, gated, promoted;
-4. digits 8-9 appear: again;
-5. a sensor fault corrupts every input (noise and dead pixels): drift fires, a retrain is tried
-   and gated;
-then a rollback restores the pair that served before the last promotion.
+4. digits 8-9 appear: again (v3), with the Evidently HTML report of the drift;
+5. a sensor fault corrupts inputs (noise and dead pixels): the batch fails its data-quality
+   checks, raises a ``data_quality`` alert and is excluded from training; production stays;
+then an operator rolls back the last promotion (production is pinned), and the next scheduled run
+trains a candidate but leaves the pin alone.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def _row(i: int, classes: str, summary: MaintenanceSummary) -> dict[str, Any]:
     return {
         "batch": i,
         "classes": classes,
+        "quality": "—" if not summary.quality else ("ok" if all(q.passed for q in summary.quality) else "FAILED"),
         "drift": None if drift is None else drift.drifted,
         "min_p": min((p for p in drift.p_values.values() if p is not None), default=None) if drift else None,
         "candidate": candidate.model_version if candidate else None,
@@ -108,13 +110,13 @@ def _row(i: int, classes: str, summary: MaintenanceSummary) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    print("\n batch | classes          | drift | min p     | cand | MAP@R old | MAP@R new | MAP@R all | idx R@10 | "
-          "production | decision")
-    print("-------|------------------|-------|-----------|------|-----------|-----------|-----------|----------|"
-          "------------|---------")
+    print("\n batch | classes          | quality | drift | min p     | cand | MAP@R old | MAP@R new | MAP@R all | "
+          "idx R@10 | production | decision")
+    print("-------|------------------|---------|-------|-----------|------|-----------|-----------|-----------|"
+          "----------|------------|---------")
     for r in rows:
         drift_text = "—" if r["drift"] is None else ("yes" if r["drift"] else "no")
-        print(f" {r['batch']:>5} | {r['classes']:<16} | {drift_text:<5} | {_fmt(r['min_p'], '.2e'):>9} | "
+        print(f" {r['batch']:>5} | {r['classes']:<16} | {r['quality']:<7} | {drift_text:<5} | {_fmt(r['min_p'], '.2e'):>9} | "
               f"{_fmt(r['candidate'], 'd') if r['candidate'] else '—':>4} | {_fmt(r['map_old']):>9} | "
               f"{_fmt(r['map_new']):>9} | {_fmt(r['map_all']):>9} | {_fmt(r['recall10']):>8} | "
               f"{r['production']:>10} | {r['decision']}")
@@ -145,19 +147,24 @@ def run_demo(home: Path, batches: int = 5, seed: int = 0) -> dict[str, Any]:
     for i, batch in enumerate(stream, start=1):
         path = write_batch(inputs / f"{batch.name}.parquet", x, y, batch, seed + i)
         print(f"[{time.perf_counter() - started:5.0f}s] batch {i}: {batch.story} ({len(batch.item_index)} items)")
+        html = i == 4  # the drift of digits 8-9 also gets a human-readable report
         summary = MaintenanceSummary.from_dict(maintenance_flow(
-            collection="digits", files=[str(path)], html_report=batch.corrupt, settings=params))
-        if batch.corrupt and summary.drift is not None and summary.drift.report_artifact:
+            collection="digits", files=[str(path)], html_report=html, settings=params))
+        if html and summary.drift is not None and summary.drift.report_artifact:
             html_reports.append(str(settings.reports_dir / "digits" / f"drift-batch-{summary.latest_batch}.html"))
         row = _row(i, ",".join(sorted({str(int(v)) for v in y[batch.item_index]})), summary)
         rows.append(row)
         print(f"         -> {row['decision']}")
     change = rollback_flow(collection="digits", reason="demo: operator rolls back the last promotion", settings=params)
+    print(f"[{time.perf_counter() - started:5.0f}s] operator rolls back: production model v{change['from_model']} + "
+          f"index {change['from_index']} -> v{change['to_model']} + index {change['to_index']} (pinned)")
+    nightly = MaintenanceSummary.from_dict(maintenance_flow(collection="digits", retrain_on="new-data",
+                                                            settings=params))
+    print(f"[{time.perf_counter() - started:5.0f}s] nightly run after the rollback -> {nightly.outcome}")
     elapsed = time.perf_counter() - started
     _print_table(rows)
-    print(f"\nrollback: production model v{change['from_model']} + index {change['from_index']} -> "
-          f"v{change['to_model']} + index {change['to_index']} ({change['reason']})")
     if html_reports:
         print("HTML drift reports:\n  " + "\n  ".join(html_reports))
     print(f"registry: {settings.database_url}\nartifacts: {settings.artifacts_uri}\ndone in {elapsed:.0f} s")
-    return {"rows": rows, "rollback": change, "html_reports": html_reports, "seconds": elapsed, "home": str(home)}
+    return {"rows": rows, "rollback": change, "after_rollback": nightly.to_dict(), "html_reports": html_reports,
+            "seconds": elapsed, "home": str(home)}

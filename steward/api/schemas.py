@@ -62,6 +62,7 @@ class PromoteRequest(BaseModel):
     model_version: int = Field(..., ge=1)
     index_version: int | None = Field(None, ge=1)
     reason: str = Field("promoted through the API", max_length=500)
+    actor: str | None = Field(None, max_length=100, description="who asks (recorded in the history)")
 
 
 class RollbackRequest(BaseModel):
@@ -72,6 +73,15 @@ class RollbackRequest(BaseModel):
         None, ge=1, description="model version to go back to; default the previous"
     )
     reason: str = Field("rolled back through the API", max_length=500)
+    actor: str | None = Field(None, max_length=100, description="who asks (recorded in the history)")
+    pin: bool = Field(True, description="pin production: automated runs leave the restored pair alone")
+
+
+class UnpinRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str | None = None
+    actor: str | None = Field(None, max_length=100, description="who asks (recorded)")
 
 
 @dataclass(frozen=True)

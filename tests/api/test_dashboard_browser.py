@@ -66,22 +66,43 @@ def test_rollback_from_the_dashboard(api_settings, api_workspace, pairs, live_se
     base = live_server(app)
 
     page = browser.new_page()
+    answers = []  # what the test answers to the next confirmation dialogs, in order
+    page.on("dialog", lambda dialog: dialog.accept() if answers.pop(0) else dialog.dismiss())
     page.goto(base + "/")
     production = page.locator(f"#production-{COLLECTION}")
     expect(production).to_contain_text("model v2")
     expect(page.locator(f"#serving-{COLLECTION}")).to_contain_text("model v2")
 
     form = page.locator(f"form.rollback-form[data-collection='{COLLECTION}']")
+    form.locator("input[name=token]").fill(TOKEN)
+    # Declining the confirmation sends nothing.
+    answers.append(False)
+    form.locator("button[type=submit]").click()
+    page.wait_for_timeout(300)
+    assert registry.models.get_alias(COLLECTION).model_version == 2 and answers == []
     # A wrong token is refused and the page says so; production stays on v2.
     form.locator("input[name=token]").fill("not-the-token")
+    answers.append(True)
     form.locator("button[type=submit]").click()
     expect(form.locator(".message")).to_contain_text("401")
     assert registry.models.get_alias(COLLECTION).model_version == 2
 
     form.locator("input[name=token]").fill(TOKEN)
     form.locator("input[name=reason]").fill("browser test rollback")
+    form.locator("input[name=actor]").fill("ana")
+    answers.append(True)
     form.locator("button[type=submit]").click()
     expect(page.locator(f"#production-{COLLECTION}")).to_contain_text("model v1", timeout=15_000)
     expect(page.locator(f"#serving-{COLLECTION}")).to_contain_text("model v1")
     expect(page.locator("table.history")).to_contain_text("browser test rollback")
+    expect(page.locator("table.history")).to_contain_text("ana (api)")  # the actor given, not just "api"
     assert registry.models.get_alias(COLLECTION).model_version == 1
+
+    # The rollback pinned production; the dashboard says so and can hand it back to automation.
+    pinned = page.locator(f"#pinned-{COLLECTION}")
+    expect(pinned).to_contain_text("ana (api)")
+    pinned.locator("input[name=token]").fill(TOKEN)
+    answers.append(True)
+    pinned.locator("button[type=submit]").click()
+    expect(page.locator(f"#pinned-{COLLECTION}")).to_have_count(0, timeout=15_000)
+    assert not registry.models.get_alias(COLLECTION).pinned

@@ -233,3 +233,93 @@ def test_json_columns_accept_numpy_and_store_nan_as_null(reg) -> None:
     back = reg.models.get_model("c", m.version)
     assert back.metrics == {"map": 0.5, "nmi": None, "n": 3}
     assert back.config == {"dims": [4, 2]}
+
+
+def test_a_rollback_pins_production_against_automation_until_unpinned(reg, artifacts) -> None:
+    from core.errors import PinnedError
+
+    v1, v2, v3 = (_model(reg, artifacts, str(i)) for i in range(3))
+    i1, i2, i3 = (_index(reg, v, artifacts, str(v)) for v in (v1, v2, v3))
+    production = Production(reg.models, artifacts)
+    production.promote("c", v1, i1, reason="one", automated=True)
+    production.promote("c", v2, i2, reason="two", automated=True)
+    change = production.rollback("c", reason="v2 is bad", actor="ops")
+    assert change.kind == "rollback" and (change.to_model, change.to_index) == (v1, i1)
+    target = production.target("c")
+    assert target.pinned and target.pinned_by == "ops" and "v2 is bad" in target.pinned_reason
+    assert production.may_promote_automatically("c", v3).startswith("production is pinned by ops")
+    with pytest.raises(PinnedError, match="pinned by ops"):
+        production.promote("c", v3, i3, reason="nightly", automated=True)
+    assert production.target("c").model_version == v1  # the refused switch changed nothing
+
+    production.unpin("c", actor="ops")
+    assert not production.target("c").pinned
+    assert production.rolled_away("c") == {v2}
+    with pytest.raises(ConflictError, match="rolled away from"):
+        production.promote("c", v2, i2, reason="nightly", automated=True)  # never re-promoted by automation
+    production.promote("c", v3, i3, reason="nightly", automated=True)  # another version is fine
+    production.promote("c", v2, i2, reason="checked by hand", actor="ops")  # people may
+    assert production.rolled_away("c") == set()
+    assert [h.kind for h in production.history("c")] == ["auto-promote", "auto-promote", "rollback",
+                                                         "auto-promote", "promote"]
+
+
+def test_a_bit_identical_retrain_of_a_rolled_away_version_is_not_promoted_by_automation(reg, artifacts) -> None:
+    production = Production(reg.models, artifacts)
+    v1, v2 = _model(reg, artifacts, "a"), _model(reg, artifacts, "b")
+    production.promote("c", v1, None, reason="one")
+    production.promote("c", v2, None, reason="two")
+    production.rollback("c", reason="bad", pin=False)
+    twin = _model(reg, artifacts, "b")  # same weights bytes as v2: a retrain on the same data
+    assert production.may_promote_automatically("c", twin) == f"v{twin} is identical to v{v2}, which an operator " \
+                                                              f"rolled production away from"
+
+
+def test_rollback_without_pin_and_explicit_pin(reg, artifacts) -> None:
+    production = Production(reg.models, artifacts)
+    v1, v2 = _model(reg, artifacts, "a"), _model(reg, artifacts, "b")
+    production.promote("c", v1, None, reason="one")
+    production.promote("c", v2, None, reason="two")
+    production.rollback("c", reason="try", pin=False)
+    assert not production.target("c").pinned
+    assert production.pin("c", reason="freeze for the audit", actor="me").pinned_reason == "freeze for the audit"
+
+
+def test_batches_can_be_excluded_and_carry_their_quality_report(reg) -> None:
+    reg.catalog.add_batch("c", content_hash="h1", source="s", rows=5, new_items=5, updated_items=0, quarantined=0,
+                          data_path="p", quarantine_path=None)
+    b = reg.catalog.exclude_batch("c", 1, reason="sensor fault", actor="ops")
+    assert b.excluded and (b.excluded_by, b.excluded_reason) == ("ops", "sensor fault")
+    assert reg.catalog.get_batch("c", 1).excluded
+    assert not reg.catalog.include_batch("c", 1).excluded
+    assert reg.catalog.record_quality("c", 1, {"passed": False, "checks": {}}).quality == {"passed": False, "checks": {}}
+    with pytest.raises(NotFoundError, match="no batch 9"):
+        reg.catalog.exclude_batch("c", 9, reason="x")
+
+
+def test_the_evaluation_set_only_grows_in_revisions(reg) -> None:
+    cat = reg.catalog
+    assert cat.evaluation_set("c").revision == 0 and len(cat.evaluation_set("c")) == 0
+    first = cat.extend_evaluation_set("c", [("a1", "a"), ("a2", "a"), ("b1", "b")], batch_seq=1)
+    assert first.revision == 1 and first.item_ids == ("a1", "a2", "b1")
+    same = cat.extend_evaluation_set("c", [("a1", "a")], batch_seq=2)  # nothing new: same revision
+    assert same.revision == 1 and len(same) == 3
+    grown = cat.extend_evaluation_set("c", [("c1", "c"), ("a1", "a")], batch_seq=3)
+    assert grown.revision == 2 and grown.item_ids == ("a1", "a2", "b1", "c1") and grown.labels[-1] == "c"
+
+
+def test_a_run_whose_process_died_is_marked_failed_by_the_next(reg) -> None:
+    import socket
+
+    dead = reg.runs.start_training_run("c", kind="incremental", batches=[2])
+    live = reg.runs.start_training_run("c", kind="incremental", batches=[3])
+    with reg.db.session() as s:  # the first run's process is gone (a pid that cannot exist), the second's is us
+        from storage.registry.orm import TrainingRunRow
+
+        s.get(TrainingRunRow, dead.id).owner = f"x@{socket.gethostname()}:99999999"
+    failed = reg.runs.fail_stale_runs("c", older_than_seconds=3600)
+    assert [r.id for r in failed] == [dead.id]
+    runs = {r.id: r for r in reg.runs.list_training_runs("c")}
+    assert runs[dead.id].status == "failed" and "crashed" in runs[dead.id].details["error"]
+    assert runs[live.id].status == "running"
+    assert [r.id for r in reg.runs.fail_stale_runs("c", older_than_seconds=-1)] == [live.id]  # outlived the TTL

@@ -7,11 +7,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from steward.api.schemas import AliasChangeOut, PromoteRequest, RollbackRequest
+from steward.api.schemas import AliasChangeOut, PromoteRequest, RollbackRequest, UnpinRequest
 from steward.api.service import ApiService, Service, require_token
 
 router = APIRouter(dependencies=[Depends(require_token)])
 API_ACTOR = "api"
+
+
+def _actor(given: str | None) -> str:
+    """Who acted, as recorded: the name the caller gave (marked as coming through the API)."""
+    return f"{given.strip()} (api)" if given and given.strip() else API_ACTOR
 
 
 def _change_out(svc: ApiService, change: Any, name: str) -> AliasChangeOut:
@@ -26,8 +31,8 @@ def promote(req: PromoteRequest, svc: Service) -> AliasChangeOut:
     production.model(name, req.model_version)  # NotFoundError -> 404
     pair = svc.preload(name, req.model_version, req.index_version)
     # Loading the pair read its artifacts through the checksummed store: no second verification.
-    change = production.promote(name, req.model_version, pair.index_version, actor=API_ACTOR, reason=req.reason,
-                                check_artifacts=False)
+    change = production.promote(name, req.model_version, pair.index_version, actor=_actor(req.actor),
+                                reason=req.reason, check_artifacts=False)
     svc.state.refresh(name, force=True)
     return _change_out(svc, change, name)
 
@@ -38,7 +43,16 @@ def rollback(req: RollbackRequest, svc: Service) -> AliasChangeOut:
     production = svc.workspace.production
     if req.to_version is not None:
         production.model(name, req.to_version)  # NotFoundError -> 404
-    change = production.rollback(name, req.to_version, actor=API_ACTOR, reason=req.reason,
+    change = production.rollback(name, req.to_version, actor=_actor(req.actor), reason=req.reason, pin=req.pin,
                                  prepare=lambda model, index: svc.preload(name, model, index), check_artifacts=False)
     svc.state.refresh(name, force=True)
     return _change_out(svc, change, name)
+
+
+@router.post("/unpin")
+def unpin(req: UnpinRequest, svc: Service) -> dict[str, Any]:
+    """Let automated runs promote again (versions rolled away from stay off-limits to them)."""
+    name = svc.pick_collection(req.collection)
+    target = svc.workspace.production.unpin(name, actor=_actor(req.actor))
+    return {"collection": name, "model_version": target.model_version, "index_version": target.index_version,
+            "pinned": target.pinned}
