@@ -98,6 +98,7 @@ def validate_batch(table: pa.Table, *, source: str, kind: str | None, dim: int |
 
     n = table.num_rows
     reasons: list[str | None] = [None] * n
+    deleted = _deleted_flags(table, source)
     feature_rows: list[np.ndarray | None] = []
     if batch_kind == "features":
         feature_rows, modal_dim = _feature_lists(table["features"], source)
@@ -114,6 +115,10 @@ def validate_batch(table: pa.Table, *, source: str, kind: str | None, dim: int |
                 reasons[i] = f"features has length {len(row)}, expected {dim}"
             elif not np.all(np.isfinite(row)):
                 reasons[i] = "features contains NaN or Inf"
+            elif not np.any(row) and not deleted[i]:
+                # No direction: its cosine similarity to anything is undefined, so it can neither be
+                # searched for nor learnt from (and a zero vector is what a dead sensor sends).
+                reasons[i] = "features are all zero"
     else:
         if not pa.types.is_string(table.schema.field("text").type) and not pa.types.is_large_string(table.schema.field("text").type):
             raise _refuse(source, f"column 'text' has type {table.schema.field('text').type}; expected strings")
@@ -147,10 +152,7 @@ def validate_batch(table: pa.Table, *, source: str, kind: str | None, dim: int |
         columns["features"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
     else:
         columns["text"] = pc.cast(table["text"], pa.string()).take(pa.array(good_idx, pa.int64())).combine_chunks()
-    if "deleted" in table.column_names:
-        columns["deleted"] = pc.fill_null(pc.cast(table["deleted"], pa.bool_()), False).take(pa.array(good_idx, pa.int64())).combine_chunks()
-    else:
-        columns["deleted"] = pa.array(np.zeros(len(good_idx), dtype=bool))
+    columns["deleted"] = pa.array(deleted[good_idx])
     for name in table.column_names:
         if name not in RESERVED:
             columns[name] = table[name].take(pa.array(good_idx, pa.int64())).combine_chunks()
@@ -160,6 +162,27 @@ def validate_batch(table: pa.Table, *, source: str, kind: str | None, dim: int |
     bad["row"] = pa.array(bad_idx.astype(np.int64))
     bad["reason"] = pa.array([reasons[i] for i in bad_idx], pa.string())
     return ValidatedBatch(good=good, quarantined=pa.table(bad), kind=batch_kind, dim=dim if batch_kind == "features" else None)
+
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0", ""}
+
+
+def _deleted_flags(table: pa.Table, source: str) -> np.ndarray:
+    """The ``deleted`` column as booleans (null: not deleted); booleans, 0/1 or yes/no/true/false text."""
+    if "deleted" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    out = np.zeros(table.num_rows, dtype=bool)
+    for i, value in enumerate(table["deleted"].to_pylist()):
+        if value is None or isinstance(value, bool):
+            out[i] = bool(value)
+            continue
+        text = str(value).strip().lower()
+        if text not in _TRUE | _FALSE:
+            raise _refuse(source, f"column 'deleted' has the value {value!r} at row {i}; use true/false, yes/no "
+                                  "or 1/0 (or leave it empty)")
+        out[i] = text in _TRUE
+    return out
 
 
 def _to_text(value: object) -> str | None:

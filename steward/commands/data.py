@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(
         subparsers, "ingest", _ingest, help="validate and store a batch (Parquet, CSV or JSONL)",
         description="Validate files and add each as a new batch of the collection. Rows with problems "
-        "(NaN/Inf or null features, empty text, duplicate item_id) go to a quarantine Parquet with a "
+        "(NaN/Inf, null or all-zero features, empty text, duplicate item_id) go to a quarantine Parquet with a "
         "reason; file-level problems refuse the file and write nothing. Re-ingesting identical content is a no-op.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")

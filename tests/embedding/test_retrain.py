@@ -5,7 +5,6 @@ import pytest
 from core.errors import NotFoundError
 from core.settings import GateSettings
 from embedding.config import TrainConfig
-from embedding.holdout import holdout_mask
 from embedding.inference import load_embedder, load_prototypes
 from embedding.retrain import retrain
 
@@ -94,8 +93,3 @@ def test_full_retrain_from_scratch(workspace, two_batches):
     assert len(out.model.config["classes"]) == 5
 
 
-def test_holdout_is_stable_and_about_a_fifth():
-    ids = np.array([f"x{i}" for i in range(5000)])
-    m = holdout_mask(ids)
-    assert 0.17 < m.mean() < 0.23
-    assert (holdout_mask(ids[::-1]) == m[::-1]).all()

@@ -30,8 +30,10 @@ def test_help_imports_nothing_heavy() -> None:
 
 def _steward(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "STEWARD_HOME": str(home), "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "steward.cli", *args], cwd=home.parent, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    env.pop("PREFECT_API_URL", None)
+    cwd = next(p for p in (home, *home.parents) if p.exists())
+    return subprocess.run([sys.executable, "-m", "steward.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_ingest_cli_reports_json_and_errors_without_traceback(tmp_path: Path) -> None:
@@ -97,3 +99,30 @@ def test_config_file_reaches_a_command_after_the_subcommand(tmp_path: Path) -> N
     assert status.returncode == 0 and json.loads(status.stdout)["latest_batch"] == 1
     bad = _steward(home, "status", "--set", "drift.alpha=2")
     assert bad.returncode == 2 and "drift.alpha" in bad.stderr
+
+
+def test_run_without_prefect_on_a_home_that_does_not_exist_yet_then_operator_commands(tmp_path: Path) -> None:
+    from steward.demo import digits_stream, write_batch
+
+    x, y, stream = digits_stream(4, seed=0)
+    files = [write_batch(tmp_path / f"{b.name}.parquet", x, y, b, seed=i) for i, b in enumerate(stream[:3])]
+    home = tmp_path / "not" / "there" / "yet"
+    env_args = ("--set", "maintenance.retrain_policy=new-data")
+    first = _steward(home, "run", "-c", "digits", str(files[0]), "--json", *env_args)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["production"]["model_version"] == 1
+    third = _steward(home, "run", "-c", "digits", str(files[1]), str(files[2]), *env_args)
+    assert third.returncode == 0 and "promoted model v2" in third.stdout, third.stdout + third.stderr
+
+    back = _steward(home, "rollback", "-c", "digits", "--reason", "v2 misranks", "--exclude-batches", "--json")
+    payload = json.loads(back.stdout)
+    assert payload["to_model"] == 1 and payload["pinned"] is True and payload["batches_excluded"] == [2, 3]
+    listing = _steward(home, "batches", "list", "-c", "digits")
+    assert listing.stdout.count("EXCLUDED") == 2 and "rolled back from v2: v2 misranks" in listing.stdout
+    status = _steward(home, "status", "-c", "digits")
+    assert "pinned by" in status.stdout and "batch 2 excluded from training" in status.stdout
+    again = _steward(home, "run", "-c", "digits", "--force")
+    assert again.returncode == 0 and "production now   model v1 + index 1 (pinned)" in again.stdout, again.stdout
+    assert _steward(home, "batches", "include", "-c", "digits", "2", "3").returncode == 0
+    unpin = _steward(home, "unpin", "-c", "digits")
+    assert unpin.returncode == 0 and "never re-promote v2" in unpin.stdout

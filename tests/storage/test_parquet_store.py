@@ -210,3 +210,38 @@ def test_killed_writer_leaves_nothing_half_written(tmp_path, where) -> None:
     assert (result.batch_seq, result.rows) == (2, 5000)
     assert ws.store.read("c").num_rows == 5005
     assert not math.isnan(features_to_numpy(ws.store.read("c")).sum())
+
+
+def test_reads_can_leave_excluded_batches_out_as_if_they_never_arrived(workspace) -> None:
+    store = workspace.store
+    store.ingest_table(feature_table(4, dim=4, seed=0), "c")  # i0..i3
+    update = feature_table(3, dim=4, seed=9, start=2)  # rewrites i2, i3 and adds i4
+    store.ingest_table(update, "c")
+    workspace.registry.catalog.exclude_batch("c", 2, reason="sensor fault")
+    everything = store.read("c", columns=["features"])
+    trusted = store.read("c", columns=["features"], skip_excluded=True)
+    assert sorted(everything.column("item_id").to_pylist()) == ["i0", "i1", "i2", "i3", "i4"]
+    assert sorted(trusted.column("item_id").to_pylist()) == ["i0", "i1", "i2", "i3"]
+    first = store.read_batch("c", 1)
+    keep = dict(zip(first.column("item_id").to_pylist(), features_to_numpy(first).tolist(), strict=True))
+    got = dict(zip(trusted.column("item_id").to_pylist(), features_to_numpy(trusted).tolist(), strict=True))
+    assert got["i2"] == keep["i2"]  # the excluded batch's rewrite is ignored: the earlier version stands
+
+
+def test_zero_vectors_are_quarantined_but_a_tombstone_may_carry_zeros(workspace) -> None:
+    table = feature_table(4, dim=4, seed=0)
+    feats = features_to_numpy(table).copy()
+    feats[1] = 0.0
+    table = table.set_column(2, "features", pa.FixedSizeListArray.from_arrays(pa.array(feats.ravel()), 4))
+    result = workspace.store.ingest_table(table, "c")
+    assert (result.rows, result.quarantined) == (3, 1)
+    assert workspace.store.read_quarantine("c", 1)["reason"].to_pylist() == ["features are all zero"]
+    tomb = pa.table({"item_id": ["i0"], "label": ["c0"], "deleted": ["yes"],
+                     "features": pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(4, np.float32)), 4)})
+    assert workspace.store.ingest_table(tomb, "c").deleted_items == 1  # "yes" reads as a deletion
+
+
+def test_an_unreadable_deleted_flag_refuses_the_file_naming_the_value(workspace) -> None:
+    table = feature_table(2, dim=4).append_column("deleted", pa.array(["no", "maybe"]))
+    with pytest.raises(ValidationError, match="'deleted' has the value 'maybe' at row 1"):
+        workspace.store.ingest_table(table, "c")
