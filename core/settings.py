@@ -111,7 +111,9 @@ class QualitySettings:
     constant_spread: float = 0.05  # "no spread": below this share of the reference's median row spread
     max_out_of_range: float = 0.05  # share of rows outside the reference's norm or value range
     norm_quantile: float = 0.001  # the reference norm range is its [q, 1-q] quantiles ...
-    range_margin: float = 1.5  # ... widened by this factor (each dimension: by half the typical span)
+    range_margin: float = 1.5  # ... widened by this factor's excess (0.5: half its width; each dimension:
+    # half the typical dimension's span) ...
+    norm_tolerance: float = 0.05  # ... plus this share of the typical norm (rounding of normalised rows)
     max_duplicate_rows: float = 0.05  # share of repeated rows, at least ...
     duplicate_factor: float = 3.0  # ... or this many times the reference's own repeat rate
     stuck_probability: float = 1e-6  # a constant dimension is stuck when the reference makes it this unlikely

@@ -99,16 +99,19 @@ def _mode_share(x: np.ndarray) -> np.ndarray:
 def _reference(ref: np.ndarray, settings: QualitySettings) -> _Reference:
     norms = np.linalg.norm(ref, axis=1)
     lo, hi = np.quantile(norms, [settings.norm_quantile, 1 - settings.norm_quantile])
+    # Norms: the reference's [q, 1-q] range padded by a share of its own width, plus a little of the
+    # typical norm, so normalised embeddings (all norms 1) accept rounding but not unnormalised rows.
+    norm_pad = (settings.range_margin - 1) * (hi - lo) + settings.norm_tolerance * float(np.median(norms))
     vlo, vhi = ref.min(axis=0), ref.max(axis=0)
-    # Widen every dimension by the same amount, a share of the typical dimension's span: a new class
-    # may use a dimension the reference left flat (a pixel blank in every digit seen so far), which
-    # is the world changing, not a fault; a unit or scale error leaves every range far behind.
+    # Values: every dimension widened by the same amount, a share of the typical dimension's span: a
+    # new class may use a dimension the reference left flat (a pixel blank in every digit seen so far),
+    # which is the world changing, not a fault; a unit or scale error leaves every range far behind.
     spans = vhi - vlo
     typical = float(np.median(spans[spans > 0])) if np.any(spans > 0) else 1.0
     pad = (settings.range_margin - 1) * typical
     keys = _row_keys(ref)
     return _Reference(
-        norm_low=float(lo) / settings.range_margin, norm_high=float(hi) * settings.range_margin,
+        norm_low=float(lo) - norm_pad, norm_high=float(hi) + norm_pad,
         value_low=vlo - pad, value_high=vhi + pad,
         row_spread=float(np.median(ref.std(axis=1))), duplicate_share=1 - len(set(keys)) / max(len(keys), 1),
         mode_share=_mode_share(ref), hashes=set(keys),
