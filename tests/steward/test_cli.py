@@ -126,3 +126,23 @@ def test_run_without_prefect_on_a_home_that_does_not_exist_yet_then_operator_com
     assert _steward(home, "batches", "include", "-c", "digits", "2", "3").returncode == 0
     unpin = _steward(home, "unpin", "-c", "digits")
     assert unpin.returncode == 0 and "never re-promote v2" in unpin.stdout
+
+
+def test_a_held_lock_ends_with_one_error_line_and_exit_code_5(tmp_path: Path) -> None:
+    import socket
+
+    from storage.registry import open_registry
+
+    home = tmp_path / "home"
+    path = tmp_path / "b.parquet"
+    pq.write_table(feature_table(30, dim=4), path)
+    assert _steward(home, "ingest", str(path), "-c", "c").returncode == 0
+    registry = open_registry(f"sqlite:///{home / 'registry.db'}")
+    holder = f"other@{socket.gethostname()}:{os.getpid()}"  # a live process: this test
+    assert registry.runs.try_acquire_lock("maintenance:c", owner=holder, ttl_seconds=600)
+    out = _steward(home, "run", "-c", "c")
+    registry.dispose()
+    assert out.returncode == 5 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [f"error: lock 'maintenance:c' is held by {holder} until "
+                                               f"{out.stderr.split('until ')[1].split(' UTC')[0]} UTC; wait for that "
+                                               "run to finish"]
