@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.settings import GateSettings
-from embedding.evaluation import EvaluationReport
+from embedding.metrics import EvaluationReport
 
 _CHUNK = 100  # bootstrap resamples drawn at a time (bounds memory at n_queries * _CHUNK)
 

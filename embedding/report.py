@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from embedding.evaluation import EvaluationReport
 from embedding.gate import GateDecision
+from embedding.metrics import EvaluationReport
 
 SCHEMA_VERSION = 1
 

@@ -107,8 +107,8 @@ class FakeLoader:
 
 def model_metrics(v: int) -> dict[str, Any]:
     """A model report as the retrain service stores it: MAP@R old/new/overall and forgetting."""
-    from embedding.evaluation import EvaluationReport
     from embedding.gate import GateDecision
+    from embedding.metrics import EvaluationReport
     from embedding.report import ModelReport, TrainingSummary
 
     evaluation = EvaluationReport.from_dict({"overall": {"map_at_r": 0.55 + v / 100},

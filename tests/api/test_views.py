@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from embedding.evaluation import EvaluationReport
 from embedding.gate import GateDecision
+from embedding.metrics import EvaluationReport
 from embedding.report import ModelReport, TrainingSummary
 from steward.api.views import INDEX_COLUMNS, MODEL_COLUMNS, drift_series, index_row, model_row, open_alerts
 

@@ -1,8 +1,8 @@
 import numpy as np
 
 from core.settings import GateSettings
-from embedding.evaluation import EvaluationReport
 from embedding.gate import decide
+from embedding.metrics import EvaluationReport
 
 
 def _metrics(overall, old=None, per_class=None):
@@ -53,7 +53,7 @@ def test_missing_candidate_metrics_reject():
 
 def _report(per_query: dict[str, list[float]], old: set[str] | None = None) -> EvaluationReport:
     """A report whose per-class and overall MAP@R are the means of the given per-query AP@R."""
-    from embedding.evaluation import ClassMetrics, QueryScores, RetrievalMetrics
+    from embedding.metrics import ClassMetrics, QueryScores, RetrievalMetrics
 
     labels = np.array([c for c, v in per_query.items() for _ in v])
     scores = np.array([s for v in per_query.values() for s in v], dtype=float)

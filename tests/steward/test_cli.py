@@ -146,3 +146,13 @@ def test_a_held_lock_ends_with_one_error_line_and_exit_code_5(tmp_path: Path) ->
     assert out.stderr.strip().splitlines() == [f"error: lock 'maintenance:c' is held by {holder} until "
                                                f"{out.stderr.split('until ')[1].split(' UTC')[0]} UTC; wait for that "
                                                "run to finish"]
+
+
+def test_reading_contracts_and_running_the_cycle_imports_nothing_heavy() -> None:
+    # What `steward status`, `models list` and a run with nothing new need: no torch, Prefect, faiss or
+    # Evidently (they cost seconds each); training and embedding import them when they run.
+    code = ("import sys\nimport embedding.report, embedding.gate, monitoring.status, monitoring.summary, "
+            "maintenance.cycle, maintenance.steps, storage.workspace\n"
+            f"print([m for m in {HEAVY[:5]!r} if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
