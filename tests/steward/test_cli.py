@@ -143,9 +143,9 @@ def test_a_held_lock_ends_with_one_error_line_and_exit_code_5(tmp_path: Path) ->
     out = _steward(home, "run", "-c", "c")
     registry.dispose()
     assert out.returncode == 5 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines() == [f"error: lock 'maintenance:c' is held by {holder} until "
+    assert out.stderr.strip().splitlines() == [(f"error: lock 'maintenance:c' is held by {holder} until "
                                                f"{out.stderr.split('until ')[1].split(' UTC')[0]} UTC; wait for that "
-                                               "run to finish"]
+                                               "run to finish")]
 
 
 def test_reading_contracts_and_running_the_cycle_imports_nothing_heavy() -> None:
