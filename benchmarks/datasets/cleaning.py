@@ -78,7 +78,7 @@ def truncate(text: str, max_chars: int = MAX_CHARS) -> str:
 
 
 def looks_like_prose(text: str) -> bool:
-    letters = sum(c.isalpha() for c in text)
+    letters = sum(map(str.isalpha, text))
     return len(text.split()) >= 5 and letters >= 0.6 * len(text) and not _TEMPLATE.search(text)
 
 

@@ -188,3 +188,13 @@ def test_write_parquet_is_ingestable(cache_dir: Path, tmp_path: Path, workspace,
         assert back.schema.field("features").type.list_size == 16
     else:
         assert back.column("text").to_pylist() == corpus.texts[rows].tolist()
+
+
+def test_kinds_filter_and_bad_arguments(cache_dir: Path) -> None:
+    only = load_text_corpus(packages=PACKAGES, collect_config=CONFIG, encoder=FakeEncoder(), cache_dir=cache_dir,
+                            kinds=("class", "function", "module"), min_per_label=5, max_per_label=40, max_labels=10)
+    assert set(only.kinds.tolist()) <= {"class", "function", "module"} and len(only) > 0
+    with pytest.raises(ConfigError, match="kinds"):
+        load_text_corpus(kinds=("property",), cache_dir=cache_dir)
+    with pytest.raises(ConfigError, match="unknown corpus"):
+        load_text_corpus("wikipedia", cache_dir=cache_dir)
