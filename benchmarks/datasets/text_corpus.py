@@ -1,7 +1,7 @@
 """A real, reusable text corpus for the benchmarks: docstrings of the installed Python packages,
 labelled by top-level package, embedded with the repository's MiniLM text encoder.
 
-    corpus = load_text_corpus()                  # ~9k texts, 30 labels, (n, 384) float32 embeddings
+    corpus = load_text_corpus()                  # 8k texts, 20 labels, (n, 384) float32 embeddings
     steps = class_incremental_steps(corpus, steps=5, seed=0)
     write_parquet(corpus, "docs.parquet")        # steward-ingestable: item_id, label, group, kind, features
 
@@ -33,6 +33,7 @@ import pyarrow as pa
 from benchmarks.datasets import cache
 from benchmarks.datasets.cleaning import MAX_CHARS, MIN_CHARS
 from benchmarks.datasets.collect import (
+    REFERENCE_PACKAGES,
     CollectConfig,
     Collection,
     collect,
@@ -211,14 +212,16 @@ def load_text_corpus(name: str = "docstrings", seed: int = DEFAULT_SEED, *,
                      min_per_label: int = DEFAULT_MIN_PER_LABEL, max_per_label: int = DEFAULT_MAX_PER_LABEL,
                      max_labels: int = DEFAULT_MAX_LABELS, min_chars: int = MIN_CHARS, max_chars: int = MAX_CHARS,
                      max_paragraphs: int = DEFAULT_MAX_PARAGRAPHS, kinds: Sequence[str] = KINDS,
-                     packages: Sequence[str] | None = None, collect_config: CollectConfig | None = None,
+                     packages: Sequence[str] | None = REFERENCE_PACKAGES, collect_config: CollectConfig | None = None,
                      encoder: Encoder | None = None, cache_dir: Path | str | None = None,
                      refresh: bool = False) -> TextCorpus:
     """Collect (or read from the cache), clean, select and embed the corpus.
 
     ``seed`` picks the sample within each label (the labels do not depend on it). ``kinds``
-    keeps only docstrings of those kinds (methods are the most generic texts). ``packages``
-    restricts the walk (default: the public standard library and every installed package).
+    keeps only docstrings of those kinds (methods are the most generic texts). ``packages`` are
+    the top-level packages walked (default: ``REFERENCE_PACKAGES``, the 20 labels of the reference
+    build; ``None``: the public standard library and every installed package, whose largest
+    labels change whenever someone installs something).
     ``encoder`` defaults to the repository's MiniLM encoder; any object with ``name`` and
     ``encode(texts) -> (n, d)`` works (its name keys the embedding cache). ``refresh`` ignores
     the caches and rebuilds everything.
@@ -237,11 +240,12 @@ def load_text_corpus(name: str = "docstrings", seed: int = DEFAULT_SEED, *,
                               f"(largest topics: {census.largest(6)}); use name='docstrings'")
     cache_dir = Path(cache_dir) if cache_dir is not None else cache.DEFAULT_CACHE_DIR
     config = collect_config or CollectConfig()
-    pkgs = sorted(packages) if packages is not None else stdlib_packages() + installed_packages()
+    pkgs = sorted(set(packages)) if packages is not None else stdlib_packages() + installed_packages()
     collection_key = cache.collection_key(pkgs, config, environment_fingerprint())
     params = {"min_per_label": min_per_label, "max_per_label": max_per_label, "max_labels": max_labels,
               "min_chars": min_chars, "max_chars": max_chars, "max_paragraphs": max_paragraphs,
-              "kinds": sorted(kinds), "collect": asdict(config)}
+              "kinds": sorted(kinds), "collect": asdict(config),
+              "packages": pkgs if packages is not None else "all installed"}
     selection_key = cache.selection_key(collection_key, name, seed, params)
     found = None if refresh else cache.load_selection(cache_dir, name, selection_key)
     if found is not None:
@@ -364,10 +368,15 @@ def _compare_with_reference(meta: dict[str, Any]) -> None:
     if ref["content_hash"] == meta["content_hash"]:
         print(f"same corpus as the reference build ({REFERENCE_MANIFEST.name})")
         return
-    changed = {lb: (ref["package_versions"].get(lb), v) for lb, v in meta["package_versions"].items()
-               if ref["package_versions"].get(lb) != v}
+    versions = {**ref["package_versions"], **meta["package_versions"]}
+    changed = {lb: (ref["package_versions"].get(lb), meta["package_versions"].get(lb)) for lb in sorted(versions)
+               if ref["package_versions"].get(lb) != meta["package_versions"].get(lb)}
+    why = (f"Python {ref['python']} -> {meta['python']}, labels or versions changed: {changed}"
+           if changed or ref["python"] != meta["python"] else
+           "same Python and package versions, so the collection code, the cleaning or other installed "
+           "packages changed")
     print(f"DIFFERENT corpus from the reference build ({REFERENCE_MANIFEST.name}, content hash "
-          f"{ref['content_hash'][:16]}): Python {ref['python']} -> {meta['python']}, changed packages {changed}")
+          f"{ref['content_hash'][:16]}): {why}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -381,6 +390,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--max-paragraphs", type=int, default=DEFAULT_MAX_PARAGRAPHS,
                    help="opening prose paragraphs kept per docstring (1 = the summary only)")
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--packages", nargs="+", default=list(REFERENCE_PACKAGES),
+                       help="top-level packages to walk (default: the 20 of the reference build)")
+    which.add_argument("--all-packages", action="store_true",
+                       help="walk the standard library and every installed package instead")
     p.add_argument("--refresh", action="store_true", help="ignore the caches: re-import and re-encode")
     p.add_argument("--manifest", type=Path, default=None,
                    help="also write the corpus metadata and the figures to this JSON file")
@@ -390,7 +404,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     corpus = load_text_corpus(args.name, args.seed, min_per_label=args.min_per_label,
                               max_per_label=args.max_per_label, max_labels=args.max_labels,
-                              max_paragraphs=args.max_paragraphs, kinds=args.kinds, refresh=args.refresh)
+                              max_paragraphs=args.max_paragraphs, kinds=args.kinds,
+                              packages=None if args.all_packages else args.packages, refresh=args.refresh)
     figures = sanity_figures(corpus)
     _print_report(corpus, figures)
     _compare_with_reference(corpus.meta)
