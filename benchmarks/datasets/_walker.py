@@ -1,12 +1,13 @@
-"""Docstring walker, run as a separate, isolated process (``python -I -B _walker.py SPEC OUT``).
+"""Docstring walker, run as a separate, isolated process (``python -s -P -B _walker.py SPEC OUT``).
 
 It imports the public modules of the packages it is given, one package after the other, and
 writes one JSON line per public module, class or function docstring to ``OUT``; after each package
 one ``{"stats": ...}`` line. It must stay standard-library only and import nothing from the
-repository: the parent starts it in isolated mode (``-I``) from a scratch directory, so whatever
-an import does to the process (prints, signal handlers, threads, files in the working directory,
-monkey-patching) stays there, and a hang is bounded by the per-module alarm and by the parent's
-kill.
+repository: the parent starts it with a fresh environment (``PYTHONHASHSEED=0``: some libraries
+build docstrings while iterating sets), without the user site or the script's folder on
+``sys.path``, from a scratch directory, so whatever an import does to the process (prints,
+signal handlers, threads, files in the working directory, monkey-patching) stays there, and a hang
+is bounded by the per-module alarm and by the parent's kill.
 
 Never executed as a script body: module imports only. ``__main__`` modules, tests, GUI toolkits
 and modules that act on import (``antigravity``, ``this``) are skipped by name before importing.
@@ -19,6 +20,7 @@ import inspect
 import json
 import os
 import pkgutil
+import re
 import signal
 import sys
 import time
@@ -35,7 +37,9 @@ SKIP_COMPONENTS = frozenset({
     "pydoc_data", "lib2to3", "ensurepip", "gui", "qt", "wx", "gtk", "tk",
     "vendor", "vendored", "_vendor", "extern", "externals", "_externals",
 })
-MAX_DOC_CHARS = 4000  # the parent keeps only the first paragraph; bound the transfer
+MAX_DOC_CHARS = 4000  # the parent keeps only the opening prose; bound the transfer
+# Object reprs in generated signatures ("<... object at 0x7f3a...>") differ from run to run.
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 
 
 class _ImportTimeout(Exception):
@@ -97,7 +101,7 @@ def _emit(out: Any, label: str, module: str, name: str, kind: str, group: str, d
     if not isinstance(doc, str) or not doc.strip():
         return False
     rec = {"label": label, "module": module, "name": name, "kind": kind, "group": group,
-           "doc": inspect.cleandoc(doc)[:MAX_DOC_CHARS]}
+           "doc": _ADDRESS.sub("0x...", inspect.cleandoc(doc)[:MAX_DOC_CHARS])}
     out.write(json.dumps(rec) + "\n")
     return True
 

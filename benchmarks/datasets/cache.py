@@ -7,7 +7,10 @@ Three kinds of entries, each written atomically (temporary file in the same fold
   the environment (Python and every installed distribution's version), the packages walked, the
   walk bounds and the walker's source (collecting costs a minute or two; cleaning and selecting
   are recomputed from it on every load, in about a second);
-- ``<name>-<content hash>.parquet`` + ``.json``: the selected rows and their metadata;
+- ``<name>-<content hash>.parquet`` + ``.json``: the selected rows and their metadata, and
+  ``<name>-select-<key>.json`` pointing at them from the key of everything that determines them
+  (collection key, seed, selection parameters, the cleaning and selection source), so a repeated
+  load skips cleaning too;
 - ``<name>-<content hash>-<encoder>.npy``: their embeddings, so a second load never re-encodes.
 """
 
@@ -83,6 +86,34 @@ def load_collection(cache_dir: Path, key: str) -> Collection | None:
     docs = tuple(RawDoc(*vals) for vals in zip(*(cols[f] for f in _RAW_FIELDS), strict=True))
     info = json.loads(info_path.read_text())
     return Collection(docs, tuple(info["stats"]), float(info["seconds"]), CollectConfig(**info["config"]))
+
+
+def selection_key(collection_key: str, name: str, seed: int, params: dict[str, Any]) -> str:
+    here = Path(__file__).parent
+    code = hashlib.sha256(b"".join((here / f).read_bytes() for f in ("cleaning.py", "selection.py"))).hexdigest()
+    blob = json.dumps({"collection": collection_key, "name": name, "seed": seed, "params": params, "code": code},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_selection(cache_dir: Path, name: str, key: str, rows: list[dict[str, str]], meta: dict[str, Any]) -> None:
+    """Rows and metadata under their content hash, then the pointer from ``key`` (written last, so
+    it never points at files that are not there)."""
+    table_path, meta_path = corpus_paths(cache_dir, name, meta["content_hash"])
+    fields = list(rows[0]) if rows else []
+    write_table(table_path, pa.table({f: pa.array([r[f] for r in rows], pa.string()) for f in fields}))
+    write_json(meta_path, meta)
+    write_json(cache_dir / f"{name}-select-{key}.json", {"content_hash": meta["content_hash"]})
+
+
+def load_selection(cache_dir: Path, name: str, key: str) -> tuple[list[dict[str, str]], dict[str, Any]] | None:
+    pointer = cache_dir / f"{name}-select-{key}.json"
+    if not pointer.exists():
+        return None
+    table_path, meta_path = corpus_paths(cache_dir, name, json.loads(pointer.read_text())["content_hash"])
+    if not (table_path.exists() and meta_path.exists()):
+        return None
+    return pq.read_table(table_path).to_pylist(), json.loads(meta_path.read_text())
 
 
 def encoder_slug(name: str) -> str:

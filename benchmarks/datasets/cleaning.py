@@ -1,9 +1,10 @@
 """Turn a raw docstring into one short prose text, or reject it.
 
-Pure functions, no I/O. The text kept is the first paragraph that reads as prose: signature lines
-(C functions and ufuncs start with ``add(x1, x2, /, ...)``), reST directives and section headers
-are skipped; reST/Markdown markup is reduced to its words; whitespace is collapsed; the result is
-cut at a word boundary. Texts that are too short, templates whose placeholders were never filled
+Pure functions, no I/O. The text kept is the docstring's opening prose: the first paragraph that
+reads as prose (signature lines such as ``add(x1, x2, /, ...)`` of C functions and ufuncs are
+skipped) and, if asked, the prose paragraphs right after it up to the first section header,
+directive or example; reST/Markdown markup is reduced to its words; whitespace is collapsed; the
+result is cut at a sentence or word boundary. Texts that are too short, templates whose placeholders were never filled
 (``%(klass)s``), examples and mostly non-word texts are rejected.
 """
 
@@ -78,7 +79,7 @@ def truncate(text: str, max_chars: int = MAX_CHARS) -> str:
 
 
 def looks_like_prose(text: str) -> bool:
-    letters = sum(c.isalpha() for c in text)
+    letters = sum(map(str.isalpha, text))
     return len(text.split()) >= 5 and letters >= 0.6 * len(text) and not _TEMPLATE.search(text)
 
 
@@ -115,9 +116,11 @@ def dedup_key(text: str) -> str:
 
 def template_key(text: str) -> str:
     """Key shared by texts that differ only in the names they mention: one generated docstring
-    instantiated for many classes counts once per label."""
+    instantiated for many classes counts once per label. Names are identifier-like tokens and
+    capitalised words after the first ("The bare Maskformer Model ...", "Lexer for Haskell")."""
     words = []
-    for token in text.split():
+    for i, token in enumerate(text.split()):
         core = token.strip(".,;:!?\"'()")
-        words.append("X" if core and _IDENTIFIER.search(core) else core)
+        named = bool(core) and (bool(_IDENTIFIER.search(core)) or (i > 0 and core[0].isupper()))
+        words.append("X" if named else core)
     return dedup_key(" ".join(words))

@@ -1,7 +1,7 @@
 """A real, reusable text corpus for the benchmarks: docstrings of the installed Python packages,
 labelled by top-level package, embedded with the repository's MiniLM text encoder.
 
-    corpus = load_text_corpus()                  # ~9k texts, 30 labels, (n, 384) float32 embeddings
+    corpus = load_text_corpus()                  # 8k texts, 20 labels, (n, 384) float32 embeddings
     steps = class_incremental_steps(corpus, steps=5, seed=0)
     write_parquet(corpus, "docs.parquet")        # steward-ingestable: item_id, label, group, kind, features
 
@@ -17,6 +17,7 @@ packages nor re-encodes.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -32,6 +33,7 @@ import pyarrow as pa
 from benchmarks.datasets import cache
 from benchmarks.datasets.cleaning import MAX_CHARS, MIN_CHARS
 from benchmarks.datasets.collect import (
+    REFERENCE_PACKAGES,
     CollectConfig,
     Collection,
     collect,
@@ -57,6 +59,7 @@ DEFAULT_MAX_LABELS = 20
 DEFAULT_MAX_PARAGRAPHS = 4
 KINDS = ("module", "class", "function", "method")
 ENCODE_CHUNK = 512
+REFERENCE_MANIFEST = Path(__file__).with_name("docstrings.manifest.json")
 
 
 class Encoder(Protocol):
@@ -119,10 +122,8 @@ def _default_encoder() -> Encoder:
     return get_text_encoder("cpu")
 
 
-def _collection(packages: Sequence[str] | None, config: CollectConfig, cache_dir: Path,
+def _collection(pkgs: list[str], key: str, config: CollectConfig, cache_dir: Path,
                 refresh: bool) -> tuple[Collection, bool]:
-    pkgs = sorted(packages) if packages is not None else stdlib_packages() + installed_packages()
-    key = cache.collection_key(pkgs, config, environment_fingerprint())
     cached = None if refresh else cache.load_collection(cache_dir, key)
     if cached is not None:
         log.info("collection %s: %d docstrings from the cache", key, len(cached.docs))
@@ -150,11 +151,6 @@ def encode_texts(texts: list[str], encoder: Encoder, chunk: int = ENCODE_CHUNK) 
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def _rows_table(rows: Sequence[CorpusRow]) -> pa.Table:
-    return pa.table({f: [getattr(r, f) for r in rows] for f in ("item_id", "text", "label", "group", "kind",
-                                                                  "name")})
-
-
 def _summary(rows: Sequence[CorpusRow]) -> dict[str, Any]:
     counts = Counter(r.label for r in rows)
     groups: dict[str, set[str]] = {}
@@ -174,21 +170,64 @@ def _collection_summary(collection: Collection, labels: set[str]) -> dict[str, A
             "chosen_label_stats": chosen}
 
 
+def _build_rows(name: str, seed: int, params: dict[str, Any], pkgs: list[str], collection_key: str,
+                config: CollectConfig, cache_dir: Path, refresh: bool) -> tuple[list[CorpusRow], dict[str, Any]]:
+    """Collect (or read the collection), clean and select; the rows and their build metadata."""
+    collection, from_cache = _collection(pkgs, collection_key, config, cache_dir, refresh)
+    t = time.monotonic()
+    rows, cleaning = clean_rows(collection.docs, min_chars=params["min_chars"], max_chars=params["max_chars"],
+                                max_paragraphs=params["max_paragraphs"])
+    rows = [r for r in rows if r.kind in params["kinds"]]
+    selected = select_rows(rows, seed=seed, min_per_label=params["min_per_label"],
+                           max_per_label=params["max_per_label"], max_labels=params["max_labels"])
+    log.info("cleaned and selected %d of %d docstrings in %.1fs", len(selected), len(collection.docs),
+             time.monotonic() - t)
+    labels = {r.label for r in selected}
+    timed_out = sorted(lb for lb in labels if collection.stats_by_label()[lb]["truncated"] == "time_budget")
+    if timed_out:
+        log.warning("the walk of %s was cut by the time budget: this corpus may differ from another build "
+                    "(raise CollectConfig.package_budget_s)", ", ".join(timed_out))
+    meta = {"name": name, "seed": seed, "content_hash": content_hash(selected), "params": params,
+            **_summary(selected), "cleaning": asdict(cleaning), "python": sys.version.split()[0],
+            "package_versions": package_versions(labels), "collection": _collection_summary(collection, labels),
+            "seconds_collect": round(collection.seconds, 1), "collection_from_cache": from_cache}
+    return selected, meta
+
+
+def _embeddings(rows: Sequence[CorpusRow], path: Path, encoder: Encoder | None,
+                refresh: bool) -> tuple[np.ndarray, float | None]:
+    """Cached embeddings of ``rows`` or, failing that, freshly encoded ones (and their seconds)."""
+    if not refresh and path.exists():
+        embeddings = np.load(path)
+        if len(embeddings) == len(rows):
+            return embeddings, None
+        log.warning("cached embeddings %s have %d rows for %d texts: re-encoding", path, len(embeddings), len(rows))
+    t = time.monotonic()
+    embeddings = encode_texts([r.text for r in rows], encoder or _default_encoder())
+    cache.write_npy(path, embeddings)
+    return embeddings, round(time.monotonic() - t, 1)
+
+
 def load_text_corpus(name: str = "docstrings", seed: int = DEFAULT_SEED, *,
                      min_per_label: int = DEFAULT_MIN_PER_LABEL, max_per_label: int = DEFAULT_MAX_PER_LABEL,
                      max_labels: int = DEFAULT_MAX_LABELS, min_chars: int = MIN_CHARS, max_chars: int = MAX_CHARS,
                      max_paragraphs: int = DEFAULT_MAX_PARAGRAPHS, kinds: Sequence[str] = KINDS,
-                     packages: Sequence[str] | None = None, collect_config: CollectConfig | None = None,
+                     packages: Sequence[str] | None = REFERENCE_PACKAGES, collect_config: CollectConfig | None = None,
                      encoder: Encoder | None = None, cache_dir: Path | str | None = None,
                      refresh: bool = False) -> TextCorpus:
     """Collect (or read from the cache), clean, select and embed the corpus.
 
     ``seed`` picks the sample within each label (the labels do not depend on it). ``kinds``
-    keeps only docstrings of those kinds (methods are the most generic texts). ``packages``
-    restricts the walk (default: the public standard library and every installed package).
+    keeps only docstrings of those kinds (methods are the most generic texts). ``packages`` are
+    the top-level packages walked (default: ``REFERENCE_PACKAGES``, the 20 labels of the reference
+    build; ``None``: the public standard library and every installed package, whose largest
+    labels change whenever someone installs something).
     ``encoder`` defaults to the repository's MiniLM encoder; any object with ``name`` and
     ``encode(texts) -> (n, d)`` works (its name keys the embedding cache). ``refresh`` ignores
     the caches and rebuilds everything.
+
+    A load with parameters seen before, in an unchanged environment, reads the selected rows and
+    their embeddings straight from the cache (no import, no cleaning, no encoding).
     """
     if name not in NAMES:
         raise ConfigError(f"unknown corpus {name!r}; choose one of {', '.join(NAMES)}")
@@ -201,47 +240,37 @@ def load_text_corpus(name: str = "docstrings", seed: int = DEFAULT_SEED, *,
                               f"(largest topics: {census.largest(6)}); use name='docstrings'")
     cache_dir = Path(cache_dir) if cache_dir is not None else cache.DEFAULT_CACHE_DIR
     config = collect_config or CollectConfig()
-    collection, from_cache = _collection(packages, config, cache_dir, refresh)
-    rows, cleaning = clean_rows(collection.docs, min_chars=min_chars, max_chars=max_chars,
-                                max_paragraphs=max_paragraphs)
-    rows = [r for r in rows if r.kind in kinds]
-    selected = select_rows(rows, seed=seed, min_per_label=min_per_label, max_per_label=max_per_label,
-                           max_labels=max_labels)
-    digest = content_hash(selected)
-    table_path, meta_path = cache.corpus_paths(cache_dir, name, digest)
-    labels = {r.label for r in selected}
-    meta = {"name": name, "seed": seed, "content_hash": digest,
-            "params": {"min_per_label": min_per_label, "max_per_label": max_per_label, "max_labels": max_labels,
-                       "min_chars": min_chars, "max_chars": max_chars, "max_paragraphs": max_paragraphs,
-                       "kinds": sorted(kinds), "collect": asdict(config)},
-            **_summary(selected), "cleaning": asdict(cleaning), "python": sys.version.split()[0],
-            "package_versions": package_versions(labels), "collection": _collection_summary(collection, labels),
-            "seconds_collect": round(collection.seconds, 1), "collection_from_cache": from_cache}
-    if not table_path.exists() or refresh:
-        cache.write_table(table_path, _rows_table(selected))
+    pkgs = sorted(set(packages)) if packages is not None else stdlib_packages() + installed_packages()
+    collection_key = cache.collection_key(pkgs, config, environment_fingerprint())
+    params = {"min_per_label": min_per_label, "max_per_label": max_per_label, "max_labels": max_labels,
+              "min_chars": min_chars, "max_chars": max_chars, "max_paragraphs": max_paragraphs,
+              "kinds": sorted(kinds), "collect": asdict(config),
+              "packages": pkgs if packages is not None else "all installed"}
+    selection_key = cache.selection_key(collection_key, name, seed, params)
+    found = None if refresh else cache.load_selection(cache_dir, name, selection_key)
+    if found is not None:
+        rows, meta = [CorpusRow(**r) for r in found[0]], found[1]
+    else:
+        rows, meta = _build_rows(name, seed, params, pkgs, collection_key, config, cache_dir, refresh)
+        cache.save_selection(cache_dir, name, selection_key, [asdict(r) for r in rows], meta)
     encoder_name = encoder.name if encoder is not None else TEXT_ENCODER_NAME
-    emb_path = cache.embeddings_path(cache_dir, name, digest, encoder_name)
-    embeddings = None if refresh or not emb_path.exists() else np.load(emb_path)
-    if embeddings is not None and len(embeddings) != len(selected):
-        log.warning("cached embeddings %s have %d rows for %d texts: re-encoding", emb_path, len(embeddings),
-                    len(selected))
-        embeddings = None
-    seconds_encode = None
-    if embeddings is None:
-        t = time.monotonic()
-        embeddings = encode_texts([r.text for r in selected], encoder or _default_encoder())
-        seconds_encode = round(time.monotonic() - t, 1)
-        cache.write_npy(emb_path, embeddings)
-    meta.update(encoder=encoder_name, embedding_dim=int(embeddings.shape[1]), seconds_encode=seconds_encode,
-                embeddings_from_cache=seconds_encode is None)
-    cache.write_json(meta_path, meta)
+    emb_path = cache.embeddings_path(cache_dir, name, meta["content_hash"], encoder_name)
+    embeddings, seconds_encode = _embeddings(rows, emb_path, encoder, refresh)
+    if seconds_encode is not None:  # keep the build's encoding time with the cached rows
+        meta.setdefault("seconds_encode", {})[encoder_name] = seconds_encode
+        cache.save_selection(cache_dir, name, selection_key, [asdict(r) for r in rows], meta)
+    # What this load read from the cache (the rest of meta describes the build).
+    meta = {**meta, "encoder": encoder_name, "embedding_dim": int(embeddings.shape[1]),
+            "rows_from_cache": found is not None,
+            "collection_from_cache": found is not None or meta["collection_from_cache"],
+            "embeddings_from_cache": seconds_encode is None}
     return TextCorpus(
-        item_ids=np.array([r.item_id for r in selected], dtype=str),
-        texts=np.array([r.text for r in selected], dtype=str),
-        labels=np.array([r.label for r in selected], dtype=str),
-        groups=np.array([r.group for r in selected], dtype=str),
-        kinds=np.array([r.kind for r in selected], dtype=str),
-        names=np.array([r.name for r in selected], dtype=str),
+        item_ids=np.array([r.item_id for r in rows], dtype=str),
+        texts=np.array([r.text for r in rows], dtype=str),
+        labels=np.array([r.label for r in rows], dtype=str),
+        groups=np.array([r.group for r in rows], dtype=str),
+        kinds=np.array([r.kind for r in rows], dtype=str),
+        names=np.array([r.name for r in rows], dtype=str),
         embeddings=np.ascontiguousarray(embeddings, dtype=np.float32),
         meta=meta,
     )
@@ -312,9 +341,10 @@ def _print_report(corpus: TextCorpus, figures: dict[str, Any]) -> None:
     m = corpus.meta
     print(f"corpus {m['name']}: {m['n']} texts, {m['labels']} labels, seed {m['seed']}, "
           f"content hash {m['content_hash'][:16]}")
-    print(f"collect {m['seconds_collect']}s{' (cached; first build)' if m['collection_from_cache'] else ''}, "
-          f"encode {m['seconds_encode'] if m['seconds_encode'] is not None else 'cached'}"
-          f"{'s' if m['seconds_encode'] is not None else ''}, kinds {m['kinds']}")
+    cached = [part for part in ("collection", "rows", "embeddings") if m[f"{part}_from_cache"]]
+    enc = m.get("seconds_encode", {}).get(m["encoder"])
+    print(f"build: collect {m['seconds_collect']}s, encode {'not recorded' if enc is None else f'{enc}s'} "
+          f"({m['encoder']}); this load read {', '.join(cached) or 'nothing'} from the cache; kinds {m['kinds']}")
     print(f"cleaning: {m['cleaning']}")
     print(f"{'label':24s} {'texts':>5s} {'groups':>6s} {'MAP@R':>6s} {'P@1':>6s}  version")
     for lb, n in m["per_label"].items():
@@ -328,6 +358,27 @@ def _print_report(corpus: TextCorpus, figures: dict[str, Any]) -> None:
         print(f"walk cut by the module cap/time budget for: {m['collection']['truncated']}")
 
 
+def _compare_with_reference(meta: dict[str, Any]) -> None:
+    """Say whether this build equals the committed reference build with the same parameters."""
+    if not REFERENCE_MANIFEST.exists():
+        return
+    ref = json.loads(REFERENCE_MANIFEST.read_text())["meta"]
+    if (ref["name"], ref["seed"], ref["params"]) != (meta["name"], meta["seed"], meta["params"]):
+        return
+    if ref["content_hash"] == meta["content_hash"]:
+        print(f"same corpus as the reference build ({REFERENCE_MANIFEST.name})")
+        return
+    versions = {**ref["package_versions"], **meta["package_versions"]}
+    changed = {lb: (ref["package_versions"].get(lb), meta["package_versions"].get(lb)) for lb in sorted(versions)
+               if ref["package_versions"].get(lb) != meta["package_versions"].get(lb)}
+    why = (f"Python {ref['python']} -> {meta['python']}, labels or versions changed: {changed}"
+           if changed or ref["python"] != meta["python"] else
+           "same Python and package versions, so the collection code, the cleaning or other installed "
+           "packages changed")
+    print(f"DIFFERENT corpus from the reference build ({REFERENCE_MANIFEST.name}, content hash "
+          f"{ref['content_hash'][:16]}): {why}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(prog="python -m benchmarks.datasets.text_corpus", description=__doc__.split("\n\n")[0])
     p.add_argument("--build", action="store_true", help="build (or load) the corpus and print its statistics")
@@ -339,6 +390,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--max-paragraphs", type=int, default=DEFAULT_MAX_PARAGRAPHS,
                    help="opening prose paragraphs kept per docstring (1 = the summary only)")
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--packages", nargs="+", default=list(REFERENCE_PACKAGES),
+                       help="top-level packages to walk (default: the 20 of the reference build)")
+    which.add_argument("--all-packages", action="store_true",
+                       help="walk the standard library and every installed package instead")
     p.add_argument("--refresh", action="store_true", help="ignore the caches: re-import and re-encode")
     p.add_argument("--manifest", type=Path, default=None,
                    help="also write the corpus metadata and the figures to this JSON file")
@@ -348,9 +404,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     corpus = load_text_corpus(args.name, args.seed, min_per_label=args.min_per_label,
                               max_per_label=args.max_per_label, max_labels=args.max_labels,
-                              max_paragraphs=args.max_paragraphs, kinds=args.kinds, refresh=args.refresh)
+                              max_paragraphs=args.max_paragraphs, kinds=args.kinds,
+                              packages=None if args.all_packages else args.packages, refresh=args.refresh)
     figures = sanity_figures(corpus)
     _print_report(corpus, figures)
+    _compare_with_reference(corpus.meta)
     result = {"meta": corpus.meta, "figures": figures}
     if args.manifest:
         cache.write_json(args.manifest, result)

@@ -152,6 +152,7 @@ def test_clean_docstring_cuts_long_text_at_a_boundary() -> None:
     assert text is not None and len(text) <= MAX_CHARS and text.endswith("Word")
     assert template_key("The [BertModel] forward.") == template_key("The [T5Model] forward.")
     assert template_key("Return the array.") != template_key("Return the matrix.")
+    assert template_key("Lexer for Haskell source code.") == template_key("Lexer for Elm source code.")
 
 
 def test_class_incremental_steps_partition_classes_and_items(cache_dir: Path) -> None:
@@ -188,3 +189,15 @@ def test_write_parquet_is_ingestable(cache_dir: Path, tmp_path: Path, workspace,
         assert back.schema.field("features").type.list_size == 16
     else:
         assert back.column("text").to_pylist() == corpus.texts[rows].tolist()
+
+
+def test_kinds_filter_and_bad_arguments(cache_dir: Path) -> None:
+    only = load_text_corpus(packages=PACKAGES, collect_config=CONFIG, encoder=FakeEncoder(), cache_dir=cache_dir,
+                            kinds=("class", "function", "module"), min_per_label=5, max_per_label=40, max_labels=10)
+    assert set(only.kinds.tolist()) <= {"class", "function", "module"} and len(only) > 0
+    with pytest.raises(ConfigError, match="kinds"):
+        load_text_corpus(kinds=("property",), cache_dir=cache_dir)
+    with pytest.raises(ConfigError, match="never imported"):
+        collect(["antigravity", "json"])
+    with pytest.raises(ConfigError, match="unknown corpus"):
+        load_text_corpus("wikipedia", cache_dir=cache_dir)
