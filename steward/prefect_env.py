@@ -28,3 +28,20 @@ def quiet_flow_run_logs(*, verbose: bool) -> None:
     if not verbose:
         for name in ("prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def start_temporary_server_if_needed() -> bool:
+    """Start Prefect's temporary (ephemeral) server now, under a progress stage, when no Prefect API is
+    configured; otherwise the first flow call starts it silently (tens of seconds on small machines).
+    Returns whether one was started."""
+    from monitoring.alerts import prefect_api_configured
+
+    if prefect_api_configured():
+        return False
+    from core.progress import stage
+
+    with stage("starting Prefect's temporary server (no PREFECT_API_URL; 10-60 s)", after=0.5):
+        from prefect.server.api.server import SubprocessASGIServer
+
+        SubprocessASGIServer().start()  # one per process: the flows' clients reuse it
+    return True
