@@ -58,3 +58,33 @@ def status(svc: Service, collection: str | None = Query(None)) -> dict[str, Any]
             "recent_swaps": state.swaps[-10:],
         },
     }
+
+
+@router.get("/models")
+def models(svc: Service, collection: str | None = Query(None)) -> list[dict[str, Any]]:
+    """Every model version of the collection, oldest first (as `steward models list --json`)."""
+    from steward import shapes
+
+    name = svc.pick_collection(collection)
+    return [shapes.model_version(m) for m in svc.workspace.registry.models.list_models(name)]
+
+
+@router.get("/models/{version}")
+def model(version: int, svc: Service, collection: str | None = Query(None)) -> dict[str, Any]:
+    """One model version with its report and indexes (as `steward models show --json`)."""
+    from steward import shapes
+
+    name = svc.pick_collection(collection)
+    registry = svc.workspace.registry.models
+    return shapes.model_version(registry.get_model(name, version), registry.list_indexes(name, version))
+
+
+@router.get("/alerts")
+def alerts(svc: Service, collection: str | None = Query(None), open_only: bool = Query(False),
+           limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+    """The alert history, newest first: open, or answered by a production change (as `steward alerts list --json`)."""
+    from monitoring.alerts import alert_history
+    from steward import shapes
+
+    name = svc.pick_collection(collection)
+    return [shapes.alert(r) for r in alert_history(svc.workspace, name, open_only=open_only, limit=limit)]
