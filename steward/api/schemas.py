@@ -104,7 +104,7 @@ class AliasChangeOut(BaseModel):
     actor: str
     reason: str
     at: datetime
-    kind: str = Field(description="promote or rollback")
+    kind: str = Field(description="promote (a person), auto-promote (a maintenance run) or rollback")
     pinned: bool
     serving: dict[str, Any] | None = None
 
