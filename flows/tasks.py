@@ -42,10 +42,9 @@ IO_RETRIES: dict[str, Any] = {
 
 
 def _say(message: str, *args: Any) -> None:
-    """One line in the task run's logs (the Prefect UI)."""
-    from prefect.logging import get_run_logger
-
-    get_run_logger().info(message, *args)
+    """One line in the task run's logs (the Prefect UI): through steward's own logger, which the flow
+    forwards to the run (flows.run_logs) whatever level Prefect's console is set to."""
+    log.info(message, *args)
 
 
 @task(name="ingest-file", log_prints=True, **IO_RETRIES)
