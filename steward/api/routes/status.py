@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from steward.api import views
 from steward.api.service import Service
+from storage.serialization import iso_utc
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def health(svc: Service) -> JSONResponse:
         "registry_error": registry_error,
         "serving": {name: pair.describe() for name, pair in sorted(serving.items())},
         "not_serving": missing,
-        "last_poll_at": None if state.last_poll_at is None else state.last_poll_at.isoformat(),
+        "last_poll_at": iso_utc(state.last_poll_at),
         "last_poll_error": state.last_poll_error,
         "poll_seconds": state.poll_seconds,
     }
@@ -53,7 +54,7 @@ def status(svc: Service, collection: str | None = Query(None)) -> dict[str, Any]
         "collections": {n: views.status_view(svc.workspace, state, n) for n in names},
         "watcher": {
             "poll_seconds": state.poll_seconds,
-            "last_poll_at": None if state.last_poll_at is None else state.last_poll_at.isoformat(),
+            "last_poll_at": iso_utc(state.last_poll_at),
             "last_poll_error": state.last_poll_error,
             "recent_swaps": state.swaps[-10:],
         },
