@@ -20,7 +20,7 @@ $(STAMP_RUN): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	touch $@
 
 $(STAMP_DEV): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev,text]"
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev,text,mlflow]"
 	touch $@ $(STAMP_RUN)
 
 install: $(STAMP_RUN)

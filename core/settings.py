@@ -160,6 +160,25 @@ class MaintenanceSettings:
         _require(self.lock_ttl_seconds > 0, "maintenance.lock_ttl_seconds", self.lock_ttl_seconds, "positive")
 
 
+@dataclass(frozen=True)
+class SecretsSettings:
+    """Where secrets come from besides the environment and steward.toml: names of Prefect ``Secret``
+    blocks, read at run time (by the CLI, the API and every flow run) when the secret itself is not
+    set. The names are not secrets, so flows carry them; the values never travel as parameters."""
+
+    webhook_url_block: str | None = None  # Prefect Secret block holding the webhook URL
+    api_token_block: str | None = None  # Prefect Secret block holding the API token
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    """Optional MLflow tracking (the ``mlflow`` extra): training runs, registered versions and the
+    production alias mirrored there. Nothing imports mlflow while ``tracking_uri`` is unset."""
+
+    tracking_uri: str | None = None  # e.g. http://mlflow:5000 or sqlite:///path/mlflow.db
+    registered_model_prefix: str = "steward-"  # MLflow registered model name: prefix + collection
+
+
 SECTIONS: dict[str, type] = {
     "drift": DriftSettings,
     "alert": AlertSettings,
@@ -168,6 +187,8 @@ SECTIONS: dict[str, type] = {
     "quality": QualitySettings,
     "index": IndexSettings,
     "maintenance": MaintenanceSettings,
+    "secrets": SecretsSettings,
+    "mlflow": MlflowSettings,
 }
 
 
@@ -187,6 +208,8 @@ class Settings:
     quality: QualitySettings = field(default_factory=QualitySettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    mlflow: MlflowSettings = field(default_factory=MlflowSettings)
 
     @property
     def reports_dir(self) -> Path:

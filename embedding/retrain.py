@@ -154,6 +154,7 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
         registry.runs.finish_training_run(run.id, status="failed", details={"error": f"{type(e).__name__}: {e}"})
         raise
     log.info("%s v%d (%s): %s", collection, mv.version, outcome.mode, "accepted" if decision.accepted else "rejected")
+    workspace.observers.model_registered(mv)  # e.g. MLflow: the run, its curves and the registered version
     return RetrainOutcome(mv, decision, report, finished)
 
 

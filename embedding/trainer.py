@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from core.errors import ValidationError
+from core.progress import progress as report_progress
 from embedding.config import TrainConfig
 from embedding.distillation import bct_loss, feature_distillation, relational_distillation
 from embedding.evaluation import retrieval_metrics
@@ -232,8 +232,11 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     best = _Best(copy.deepcopy(model.state_dict()),
                  copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None)
     has_val, stopped_early, total_steps = bool(val_mask.any()), False, 0
-    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
+    def last_epoch() -> str:
+        return ", ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "epoch") if history else ""
+
+    for epoch in report_progress(range(1, epochs + 1), desc, total=epochs, unit="epoch", enabled=progress,
+                                 status=last_epoch):
         mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
@@ -242,11 +245,9 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
             model.train()
         best.update(epoch, row.get("val_map_at_r"), model, bundle)
         history.append(row)
-        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k != "epoch"})
         if has_val and best.bad_epochs >= config.patience:
             stopped_early = True
             break
-    bar.close()
     model.load_state_dict(best.model_state)
     model.to("cpu").eval()
     loss_state = ({k: v.detach().cpu().clone() for k, v in best.loss_state.items()}

@@ -2,8 +2,10 @@
 
 Flows and tasks take the resolved settings as a plain dict parameter (``Settings.to_dict()``,
 secrets left out), so a ``--config`` given to the CLI reaches every task, whether it runs in a
-thread, a process pool or on a Dask worker. Secrets come from the worker's own environment. A
-flow started without settings (a deployment run by a worker) reads them where the worker runs.
+thread, a process pool or on a Dask worker. Secrets come from the worker's own environment or the
+Prefect Secret blocks the settings name (:mod:`flows.secrets`). A flow started without settings (a
+deployment run by a worker) reads them where the worker runs. Workspaces are opened with the
+configured lifecycle observers (MLflow), so flow runs are mirrored like CLI runs.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.settings import Settings, load_settings, with_secrets_from
-from storage.workspace import Workspace, open_workspace
+from embedding.observers import open_observed_workspace
+from flows.secrets import resolve_secrets
+from storage.workspace import Workspace
 
 
 @functools.cache
 def _open(frozen_settings: str) -> Workspace:
-    return open_workspace(with_secrets_from(Settings.from_dict(json.loads(frozen_settings))))
+    settings = with_secrets_from(Settings.from_dict(json.loads(frozen_settings)))
+    return open_observed_workspace(resolve_secrets(settings))
 
 
 @functools.cache
 def _open_from_environment(marker: str) -> Workspace:
-    return open_workspace(load_settings())
+    return open_observed_workspace(resolve_secrets(load_settings()))
 
 
 def workspace(settings: Mapping[str, Any] | None = None) -> Workspace:

@@ -19,9 +19,10 @@ from typing import Any
 from prefect import flow, task
 
 from flows.context import resolve_settings, workspace
+from flows.run_logs import collection_run, run_name
 
 
-@task(name="embed-partition")
+@task(name="embed-partition", log_prints=True)
 def embed_partition(settings: dict[str, Any], collection: str, model_version: int, as_of: int, seq: int,
                     out_dir: str) -> dict[str, Any]:
     from embedding.streaming import write_embeddings
@@ -47,19 +48,28 @@ def task_runner_from_env() -> Any:
     return ThreadPoolTaskRunner(max_workers=int(os.environ.get("STEWARD_EMBED_WORKERS", "2")))
 
 
-@flow(name="embed_gallery")
+@flow(name="embed_gallery", log_prints=True, flow_run_name=run_name(
+    lambda p: f"embed/{p['collection']}/model-{p['model_version']}", "embed"))
 def embed_gallery_flow(collection: str, model_version: int, as_of: int | None = None,
                        out_dir: str | None = None, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Embed every item as of ``as_of`` under ``model_version``; one task per batch partition."""
+    from flows.report import artifact_key, publish, record_markdown
+
     s = resolve_settings(settings)
     ws = workspace(s)
-    batches = ws.registry.catalog.list_batches(collection)
-    as_of = as_of or batches[-1].seq
-    out = Path(out_dir or ws.settings.home / "work" / "embeddings" / collection / f"model-{model_version}-asof-{as_of}")
-    out.mkdir(parents=True, exist_ok=True)
-    futures = [embed_partition.submit(s, collection, model_version, as_of, b.seq, str(out))
-               for b in batches if b.seq <= as_of]
-    return [f.result() for f in futures]
+    with collection_run(collection):
+        batches = ws.registry.catalog.list_batches(collection)
+        as_of = as_of or batches[-1].seq
+        out = Path(out_dir or ws.settings.home / "work" / "embeddings" / collection
+                   / f"model-{model_version}-asof-{as_of}")
+        out.mkdir(parents=True, exist_ok=True)
+        futures = [embed_partition.submit(s, collection, model_version, as_of, b.seq, str(out))
+                   for b in batches if b.seq <= as_of]
+        parts = [f.result() for f in futures]
+        publish(artifact_key(collection, "embed"), record_markdown(
+            f"Embeddings of `{collection}` under model v{model_version}",
+            [(f"batch {p['seq']}", f"{p['rows']} rows -> {p['path']}") for p in parts]), f"embeddings of {collection}")
+    return parts
 
 
 def embed_gallery(collection: str, model_version: int, as_of: int | None = None, out_dir: str | None = None,

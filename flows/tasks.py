@@ -41,59 +41,94 @@ IO_RETRIES: dict[str, Any] = {
 }
 
 
-@task(name="ingest-file", **IO_RETRIES)
+def _say(message: str, *args: Any) -> None:
+    """One line in the task run's logs (the Prefect UI): through steward's own logger, which the flow
+    forwards to the run (flows.run_logs) whatever level Prefect's console is set to."""
+    log.info(message, *args)
+
+
+@task(name="ingest-file", log_prints=True, **IO_RETRIES)
 def ingest_file(settings: Settings, path: str, collection: str) -> dict[str, Any]:
-    return dataclasses.asdict(steps.ingest(workspace(settings), path, collection))
+    out = steps.ingest(workspace(settings), path, collection)
+    _say("%s: %s", path, f"already ingested as batch {out.batch_seq}" if out.skipped_duplicate
+         else f"batch {out.batch_seq}, {out.rows} rows, {out.quarantined} quarantined")
+    return dataclasses.asdict(out)
 
 
-@task(name="check-quality")
+@task(name="check-quality", log_prints=True)
 def run_quality_check(settings: Settings, collection: str, batch_seq: int) -> dict[str, Any]:
-    return dataclasses.asdict(steps.check_quality(workspace(settings), collection, batch_seq))
+    out = steps.check_quality(workspace(settings), collection, batch_seq)
+    _say("batch %d: %s%s", batch_seq, "passed" if out.passed else f"FAILED: {out.summary}",
+         " (excluded from training)" if out.excluded else "")
+    return dataclasses.asdict(out)
 
 
-@task(name="check-drift")
+@task(name="check-drift", log_prints=True)
 def run_drift_check(settings: Settings, collection: str, batch_seq: int, html: bool = False) -> dict[str, Any]:
-    return steps.check_drift(workspace(settings), collection, batch_seq, html).to_dict()
+    out = steps.check_drift(workspace(settings), collection, batch_seq, html)
+    _say("batch %d vs %s: %s (flagged: %s)%s", batch_seq, list(out.reference_batches),
+         "DRIFT" if out.drifted else "no drift", ", ".join(out.decision.flagged) or "none",
+         f"; {out.notice}" if out.notice else "")
+    return out.to_dict()
 
 
-@task(name="deliver-alerts", **IO_RETRIES)
+@task(name="deliver-alerts", log_prints=True, **IO_RETRIES)
 def deliver_alerts(settings: Settings) -> int:
-    return steps.deliver_alerts(workspace(settings))
+    delivered = steps.deliver_alerts(workspace(settings))
+    _say("%d pending alerts delivered%s", delivered, "" if workspace(settings).settings.webhook_url
+         else " (no webhook configured)")
+    return delivered
 
 
-@task(name="retrain-candidate")
+@task(name="retrain-candidate", log_prints=True)
 def retrain_candidate(settings: Settings, collection: str, full: bool = False) -> dict[str, Any]:
-    return dataclasses.asdict(steps.retrain(workspace(settings), collection, full))
+    out = steps.retrain(workspace(settings), collection, full)
+    _say("candidate v%d %s by the gate: %s", out.model_version, "accepted" if out.accepted else "rejected",
+         "; ".join(out.reasons) or "-")
+    return dataclasses.asdict(out)
 
 
-@task(name="build-index")
+@task(name="build-index", log_prints=True)
 def build_index(settings: Settings, collection: str, model_version: int, as_of: int) -> dict[str, Any]:
-    return dataclasses.asdict(steps.build_index(workspace(settings), collection, model_version, as_of))
+    out = steps.build_index(workspace(settings), collection, model_version, as_of)
+    _say("index %d (%s, %d vectors) recall@10 %s", out.id, out.factory, out.num_vectors, out.recall_at_10)
+    return dataclasses.asdict(out)
 
 
-@task(name="promote-pair", **IO_RETRIES)
+@task(name="promote-pair", log_prints=True, **IO_RETRIES)
 def promote_pair(settings: Settings, collection: str, model_version: int, index_version: int | None,
                  reason: str) -> None:
     steps.promote(workspace(settings), collection, model_version, index_version, reason)
+    _say("production of %s -> model v%d + index %s (%s)", collection, model_version, index_version, reason)
 
 
-@task(name="rollback-pair", **IO_RETRIES)
+@task(name="rollback-pair", log_prints=True, **IO_RETRIES)
 def rollback_pair(settings: Settings, collection: str, to_version: int | None, reason: str) -> dict[str, Any]:
+    from storage.serialization import iso_utc
+
     change = workspace(settings).production.rollback(collection, to_version, reason=reason)
-    return {**dataclasses.asdict(change), "at": change.at.isoformat()}
+    _say("production of %s rolled back from v%s to v%d (%s)", collection, change.from_model, change.to_model, reason)
+    return {**dataclasses.asdict(change), "at": iso_utc(change.at)}
 
 
-@task(name="publish-summary")
-def publish_summary(collection: str, summary: dict[str, Any]) -> None:
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+@task(name="publish-summary", log_prints=True)
+def publish_summary(collection: str, summary: dict[str, Any], kind: str = "maintenance") -> None:
+    from prefect.artifacts import create_table_artifact
 
-    from flows.report import artifact_key, summary_markdown, summary_table
+    from flows.report import artifact_key, publish, summary_markdown, summary_table
     from maintenance.summary import MaintenanceSummary
 
     typed = MaintenanceSummary.from_dict(summary)
-    key = artifact_key(collection)
-    create_markdown_artifact(key=key, markdown=summary_markdown(typed), description=f"maintenance of {collection}")
-    create_table_artifact(key=f"{key}-table", table=summary_table(typed), description=f"maintenance of {collection}")
+    key = artifact_key(collection, kind)
+    publish(key, summary_markdown(typed, title=kind.replace("-", " ").capitalize()), f"{kind} of {collection}")
+    create_table_artifact(key=f"{key}-table", table=summary_table(typed), description=f"{kind} of {collection}")
+
+
+@task(name="publish-report", log_prints=True)
+def publish_report(key: str, markdown: str, description: str) -> None:
+    from flows.report import publish
+
+    publish(key, markdown, description)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -245,3 +245,39 @@ def _event_summary(summary: dict[str, Any]) -> dict[str, Any]:
             for k, v in summary.get("detectors", {}).items()
         },
     }
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert in a collection's history, with what answered it.
+
+    Open alerts are those raised after production last changed (:func:`monitoring.open_alerts.open_alerts`);
+    a closed one keeps its place in the history with the promotion or rollback that closed it, so a
+    rollback closes alerts without losing them.
+    """
+
+    alert: Any  # storage.registry.entities.Alert
+    open: bool
+    answered_by: Any | None  # the first production change (AliasChange) after it; None while open
+    undelivered: bool | None  # None when no webhook is configured (nothing to deliver to)
+
+
+def answered_by(alerts: list[Any], changes: list[Any]) -> dict[int, Any | None]:
+    """Alert id -> the first production change after it (None: none yet, the alert is open). Pure."""
+    from monitoring.open_alerts import _naive
+
+    ordered = sorted(changes, key=lambda c: (_naive(c.at), c.id))
+    return {a.id: next((c for c in ordered if _naive(c.at) >= _naive(a.created_at)), None) for a in alerts}
+
+
+def alert_history(workspace: Workspace, collection: str, *, open_only: bool = False,
+                  limit: int | None = None) -> list[AlertRecord]:
+    """Every alert of ``collection``, newest first (``limit`` of them), open or answered."""
+    alerts = workspace.registry.monitoring.list_alerts(collection)
+    answers = answered_by(alerts, workspace.production.history(collection))
+    webhook = bool(workspace.settings.webhook_url)
+    records = [AlertRecord(a, answers[a.id] is None, answers[a.id], (a.delivered_at is None) if webhook else None)
+               for a in sorted(alerts, key=lambda a: a.id, reverse=True)]
+    if open_only:
+        records = [r for r in records if r.open]
+    return records[:limit] if limit is not None else records

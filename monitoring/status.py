@@ -8,13 +8,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from monitoring.open_alerts import open_alerts
+from storage.serialization import iso_utc
 
 if TYPE_CHECKING:  # pragma: no cover
     from storage.workspace import Workspace
 
 
+SCHEMA_VERSION = 1
+
+
 def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.isoformat()
+    return iso_utc(ts)
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,12 @@ class CollectionStatus:
 
         out = dataclasses.asdict(self)
         out.pop("extra")
-        return {**out, **self.extra}
+        return {"schema_version": SCHEMA_VERSION, **out, **self.extra}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CollectionStatus:
         check = d.get("last_drift_check")
-        known = {f for f in cls.__dataclass_fields__} - {"extra"}
+        known = ({f for f in cls.__dataclass_fields__} - {"extra"}) | {"schema_version"}
         return cls(
             collection=d["collection"], production=d.get("production"), latest_batch=d.get("latest_batch"),
             last_drift_check=None if not check else DriftCheckView(**{**check, "flagged": tuple(check["flagged"])}),

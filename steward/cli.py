@@ -63,25 +63,43 @@ class CommandContext:
     def settings(self):  # -> core.settings.Settings
         if self._settings is None:
             from core.settings import load_settings
+            from flows.secrets import resolve_secrets
 
-            self._settings = load_settings(config_path=getattr(self.args, "config", None),
-                                           overrides=self.overrides())
+            self._settings = resolve_secrets(load_settings(config_path=getattr(self.args, "config", None),
+                                                           overrides=self.overrides()))
         return self._settings
 
     @property
     def workspace(self):  # -> storage.workspace.Workspace
         if self._workspace is None:
-            from storage.workspace import open_workspace
+            from embedding.observers import open_observed_workspace
 
-            self._workspace = open_workspace(self.settings)
+            self._workspace = open_observed_workspace(self.settings)
         return self._workspace
 
+    @property
+    def api(self):  # -> steward.python_api.Steward: the commands call the Python API's methods
+        from steward.python_api import Steward
+
+        return Steward(self.settings, self.workspace)
+
+    @property
+    def json(self) -> bool:
+        return bool(getattr(self.args, "json", False))
+
     def emit(self, payload: Any, text: str | None = None) -> None:
-        """Print ``payload`` as JSON under ``--json``, else the human text."""
-        if getattr(self.args, "json", False):
+        """Print ``payload`` (its shape from :mod:`steward.shapes`) as JSON under ``--json``, else the text."""
+        if self.json:
             print(json.dumps(payload, indent=2, default=str))
         elif text is not None:
             print(text)
+
+    def stage(self, desc: str):
+        """A progress stage for a step that may take a while (:func:`core.progress.stage`): on stderr, so
+        ``--json`` output on stdout stays clean."""
+        from core.progress import stage
+
+        return stage(desc)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

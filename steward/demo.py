@@ -131,9 +131,10 @@ def run_demo(home: Path, batches: int = 5, seed: int = 0) -> dict[str, Any]:
 
     # The demo's own home and defaults: no environment or config file of the caller's applies.
     settings = load_settings(env={"STEWARD_HOME": str(home)}, config_path=None)
-    from steward.prefect_env import configure_prefect
+    from steward.prefect_env import configure_prefect, start_temporary_server_if_needed
 
     configure_prefect(settings)
+    start_temporary_server_if_needed()
     from flows.maintenance_flows import maintenance_flow, rollback_flow
 
     started = time.perf_counter()

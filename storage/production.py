@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import ConflictError, NotFoundError
 from storage.artifact_store import ArtifactStore
+from storage.hooks import Observers
 from storage.registry.entities import PRODUCTION_ALIAS, AliasChange, AliasTarget, IndexVersion, ModelVersion
 from storage.registry.models import ModelRegistry
 
@@ -39,9 +40,10 @@ class ProductionPair:
 
 
 class Production:
-    def __init__(self, models: ModelRegistry, artifacts: ArtifactStore) -> None:
+    def __init__(self, models: ModelRegistry, artifacts: ArtifactStore, observers: Observers | None = None) -> None:
         self.models = models
         self.artifacts = artifacts
+        self.observers = observers or Observers()  # told of every production change (e.g. MLflow's alias)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -135,8 +137,10 @@ class Production:
             self.verify(model, index)
         if prepare is not None:
             prepare(model_version, index_version)
-        return self.models.switch_alias(collection, model_version, index_version, actor=actor, reason=reason,
-                                        automated=automated)
+        change = self.models.switch_alias(collection, model_version, index_version, actor=actor, reason=reason,
+                                          automated=automated)
+        self.observers.alias_changed(change)
+        return change
 
     def rollback_target(self, collection: str, to_version: int | None = None) -> tuple[int, int | None]:
         return self.models.rollback_target(collection, to_version)
@@ -155,8 +159,10 @@ class Production:
         target = self.models.rollback_target(collection, to_version)
         if prepare is not None:
             prepare(*target)
-        return self.models.rollback(collection, to_version, actor=actor, reason=reason,
-                                    verify=self.verify if check_artifacts else None, expect=target, pin=pin)
+        change = self.models.rollback(collection, to_version, actor=actor, reason=reason,
+                                      verify=self.verify if check_artifacts else None, expect=target, pin=pin)
+        self.observers.alias_changed(change)
+        return change
 
     def pin(self, collection: str, *, reason: str, actor: str | None = None) -> AliasTarget:
         """Stop automated runs from moving production (people still can)."""

@@ -1,23 +1,87 @@
-"""Garbage collection of artifacts outside the retention window."""
+"""Garbage collection of artifacts outside the retention window, and why each version is kept."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.errors import ConflictError
 from storage.artifact_store import ArtifactStore
+from storage.production import Production
 from storage.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Retention:
+    """Why one model version is (or is not) kept."""
+
+    model_version: int
+    kept: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class GcResult:
-    model_versions: tuple[int, ...]
+    collection: str
+    keep: int
+    model_versions: tuple[int, ...]  # retired by this run (or, dry run, that would be)
     index_versions: tuple[int, ...]
     artifacts_deleted: tuple[str, ...]
     dry_run: bool
+    versions: tuple[Retention, ...] = ()  # every model version, oldest first, with its reasons
+    shared_artifacts_kept: int = 0  # artifacts of retired versions that a kept version still uses
+
+    def describe(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        head = (f"{self.collection}: {verb} model versions {list(self.model_versions)}, index versions "
+                f"{list(self.index_versions)}, {len(self.artifacts_deleted)} artifacts (keeping the last "
+                f"{self.keep} production pairs)")
+        if self.shared_artifacts_kept:
+            head += f"; {self.shared_artifacts_kept} of their artifacts stay, shared with kept versions"
+        now = "would go" if self.dry_run else "deleted"
+
+        def label(r: Retention) -> str:
+            return "kept" if r.kept else now if r.model_version in self.model_versions else "gone"
+
+        lines = [head] + [f"  v{r.model_version:<4} {label(r):<8} {'; '.join(r.reasons)}" for r in self.versions]
+        return "\n".join(lines)
+
+
+def explain_retention(versions: Sequence[int], *, production: int | None,
+                      pairs_newest_first: Sequence[tuple[int, int | None]], keep: int,
+                      retired: set[int]) -> tuple[Retention, ...]:
+    """The reasons behind ``ModelRegistry.retire``'s plan, one per version (pure).
+
+    Protected: the alias target, the model of each of the last ``keep`` distinct production pairs,
+    and every version newer than the newest of those (a fresh candidate is not garbage). Anything
+    else older was retired now or by an earlier run.
+    """
+    recent = list(dict.fromkeys(pairs_newest_first))[:keep]
+    protected = {m for m, _ in recent} | ({production} if production is not None else set())
+    newest = max(protected, default=0)
+    out = []
+    for v in sorted(versions):
+        reasons = []
+        if v == production:
+            reasons.append("production points to it")
+        ranks = [i for i, (m, _) in enumerate(recent, 1) if m == v]
+        if ranks:
+            reasons.append(f"model of production pair {', '.join(map(str, ranks))} of the last {len(recent)} "
+                           f"(--keep {keep})")
+        if v > newest:
+            reasons.append(f"newer than v{newest}, the newest kept production version: a candidate, not garbage"
+                           if newest else "no production yet: every version is a candidate")
+        if reasons:
+            out.append(Retention(v, True, tuple(reasons)))
+        elif v in retired:
+            why = f"older than v{newest} and in none of the last {keep} production pairs"
+            out.append(Retention(v, False, (why,)))
+        else:
+            out.append(Retention(v, False, ("artifacts deleted by an earlier gc",)))
+    return tuple(out)
 
 
 def collect_garbage(registry: Registry, artifacts: ArtifactStore, collection: str, *, keep: int,
@@ -32,14 +96,41 @@ def collect_garbage(registry: Registry, artifacts: ArtifactStore, collection: st
     models, indexes = registry.models.retire(collection, keep, dry_run=dry_run)
     doomed = {sha for m in models for sha in m.artifacts.values() if isinstance(sha, str)}
     doomed |= {i.artifact for i in indexes}
-    # Computed after marking, so only artifacts nothing live refers to are removed.
+    # Computed after marking, so only artifacts nothing live refers to are removed. A dry run marked
+    # nothing: the retired versions' own references are left out by hand (rows an earlier gc marked
+    # still count there, so a dry run may under-report, never over-report).
     live = registry.models.referenced_artifacts() | registry.monitoring.referenced_artifacts()
+    if dry_run:
+        retired_models, retired_indexes = {m.version for m in models}, {i.id for i in indexes}
+        live = registry.monitoring.referenced_artifacts() | {
+            sha for m in registry.models.list_models(collection) if m.version not in retired_models
+            for sha in m.artifacts.values() if isinstance(sha, str)} | {
+            i.artifact for i in registry.models.list_indexes(collection) if i.id not in retired_indexes}
+        live |= _other_collections_artifacts(registry, collection)
     deletable = sorted(doomed - live)
     if not dry_run:
         for sha in deletable:
             artifacts.delete(sha)
+    production = Production(registry.models, artifacts)
+    target = production.target(collection)
+    pairs = [(c.to_model, c.to_index) for c in reversed(production.history(collection))]
+    explained = explain_retention([m.version for m in registry.models.list_models(collection)],
+                                  production=target.model_version if target else None, pairs_newest_first=pairs,
+                                  keep=keep, retired={m.version for m in models})
     log.info("gc %s: %d model versions, %d indexes, %d artifacts", collection, len(models), len(indexes), len(deletable))
     return GcResult(
-        model_versions=tuple(m.version for m in models), index_versions=tuple(i.id for i in indexes),
-        artifacts_deleted=tuple(deletable), dry_run=dry_run,
+        collection=collection, keep=keep, model_versions=tuple(m.version for m in models),
+        index_versions=tuple(i.id for i in indexes), artifacts_deleted=tuple(deletable), dry_run=dry_run,
+        versions=explained, shared_artifacts_kept=len(doomed) - len(deletable),
     )
+
+
+def _other_collections_artifacts(registry: Registry, collection: str) -> set[str]:
+    """Artifacts the other collections' versions use (content addressing shares them across collections)."""
+    out: set[str] = set()
+    for c in registry.catalog.list_collections():
+        if c.name != collection:
+            out |= {sha for m in registry.models.list_models(c.name) for sha in m.artifacts.values()
+                    if isinstance(sha, str)}
+            out |= {i.artifact for i in registry.models.list_indexes(c.name)}
+    return out

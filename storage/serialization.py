@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -64,3 +65,12 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def iso_utc(ts: datetime | None) -> str | None:
+    """The one timestamp format of every JSON steward prints or serves: ISO-8601 in UTC with a ``Z``
+    (as pydantic writes it, so the API and the CLI agree). Naive values are UTC (SQLite drops zones)."""
+    if ts is None:
+        return None
+    aware = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    return aware.isoformat().replace("+00:00", "Z")

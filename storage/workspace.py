@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from core.settings import Settings
 from storage.artifact_store import ArtifactStore
+from storage.hooks import LifecycleObserver, Observers
 from storage.parquet_store import ParquetStore
 from storage.production import Production
 from storage.registry import Registry, open_registry
@@ -18,15 +20,20 @@ class Workspace:
     artifacts: ArtifactStore
     store: ParquetStore
     production: Production
+    # Integrations told of registered versions and production changes (storage.hooks).
+    observers: Observers = field(default_factory=Observers)
 
     def close(self) -> None:
         self.registry.dispose()
 
 
-def open_workspace(settings: Settings) -> Workspace:
+def open_workspace(settings: Settings, observers: Iterable[LifecycleObserver] = ()) -> Workspace:
+    """The stores for ``settings``; ``observers`` (see :mod:`storage.hooks`) are injected by the layer
+    that knows them (``embedding.observers.open_observed_workspace`` builds them from the settings)."""
     settings.home.mkdir(parents=True, exist_ok=True)
     registry = open_registry(settings.database_url)
     artifacts = ArtifactStore(settings.artifacts_uri, cache_dir=settings.home / "cache")
+    hooks = Observers(observers)
     return Workspace(settings=settings, registry=registry, artifacts=artifacts,
                      store=ParquetStore(settings.data_uri, registry.catalog),
-                     production=Production(registry.models, artifacts))
+                     production=Production(registry.models, artifacts, hooks), observers=hooks)

@@ -122,11 +122,10 @@ def train_and_add(
         index.train(sample)
         train_s = time.perf_counter() - t0
     enable_direct_map(index)
-    chunks = range(0, len(vectors), ADD_CHUNK)
-    if progress:
-        from tqdm.auto import tqdm
+    from core.progress import progress as report_progress
 
-        chunks = tqdm(chunks, desc=f"adding to {choice.factory}", unit="chunk")
-    for start in chunks:
+    chunks = range(0, len(vectors), ADD_CHUNK)
+    for start in report_progress(chunks, f"adding to {choice.factory}", total=len(chunks), unit="chunk",
+                                 enabled=progress):
         index.add_with_ids(vectors[start : start + ADD_CHUNK], labels[start : start + ADD_CHUNK])
     return BuildStats(time.perf_counter() - t0, train_s, n_threads, len(vectors))

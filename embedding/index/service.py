@@ -193,11 +193,10 @@ def update_index(
     policy = policy or IncrementalPolicy(target_recall=float(iv.params.get("target_recall", DEFAULT_TARGET_RECALL)))
 
     latest: dict[str, np.ndarray] = {}  # a later batch's version of an item wins
-    seqs = range(start, batch_seq + 1)
-    if progress:
-        from tqdm.auto import tqdm
+    from core.progress import progress as report_progress
 
-        seqs = tqdm(seqs, desc=f"updating index {iv.id}", unit="batch")
+    seqs = report_progress(range(start, batch_seq + 1), f"updating index {iv.id}", total=batch_seq + 1 - start,
+                           unit="batch", enabled=progress)
     for seq in seqs:
         table = workspace.store.read_batch(collection, seq, columns=[column])
         if table.num_rows == 0:

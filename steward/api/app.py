@@ -26,7 +26,7 @@ from core.errors import (
     StewardError,
     ValidationError,
 )
-from steward.api.routes import admin, dashboard, search, status
+from steward.api.routes import admin, dashboard, docs, search, status
 from steward.api.schemas import MAX_BATCH, MAX_K
 from steward.api.service import ApiService, BadQuery
 from steward.api.serving import PairLoader, ServingState, load_serving_pair
@@ -126,6 +126,8 @@ def create_app(
         "on promotion and rollback, and a dashboard at /.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from routes/docs.py, with their assets served locally
+        redoc_url=None,
     )
     app.state.service = ApiService(settings=settings, workspace=workspace, state=state)
     app.state.serving = state
@@ -134,7 +136,7 @@ def create_app(
     app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_error_handlers(app)
-    for module in (search, admin, status, dashboard):
+    for module in (search, admin, status, dashboard, docs):
         app.include_router(module.router)
     return app
 

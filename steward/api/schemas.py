@@ -1,13 +1,15 @@
-"""Request and response bodies of the search service (they make the OpenAPI schema)."""
+"""Request and response bodies of the search service (they make the OpenAPI schema).
+
+Response bodies are the shapes of :mod:`steward.shapes` (what the CLI's ``--json`` prints, listed
+in docs/JSON.md), declared here so the OpenAPI schema documents them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from storage.registry.entities import AliasChange
 
 MAX_K = 1000
 MAX_BATCH = 1024
@@ -43,11 +45,14 @@ class SearchRequest(BaseModel):
 
 
 class Hits(BaseModel):
-    item_ids: list[str]
-    scores: list[float]
+    query: int = Field(description="the query's position in the request")
+    query_item_id: str | None = Field(None, description="the query item, when the queries were item ids")
+    item_ids: list[str] = Field(description="neighbours, best first")
+    scores: list[float] = Field(description="their cosine similarities")
 
 
 class SearchResponse(BaseModel):
+    schema_version: int = 1
     collection: str
     model_version: int
     index_version: int
@@ -84,8 +89,37 @@ class UnpinRequest(BaseModel):
     actor: str | None = Field(None, max_length=100, description="who asks (recorded)")
 
 
-@dataclass(frozen=True)
-class AliasChangeOut(AliasChange):
-    """A production change (the registry's own record) and the pair the service now serves."""
+class AliasChangeOut(BaseModel):
+    """A production change (the registry's own record), whether production is pinned now, and the pair
+    the service serves."""
 
+    schema_version: int = 1
+    id: int
+    collection: str
+    alias: str
+    from_model: int | None
+    from_index: int | None
+    to_model: int
+    to_index: int | None
+    actor: str
+    reason: str
+    at: datetime
+    kind: str = Field(description="promote (a person), auto-promote (a maintenance run) or rollback")
+    pinned: bool
     serving: dict[str, Any] | None = None
+
+
+class AliasTargetOut(BaseModel):
+    """Where the production alias points, and its pin."""
+
+    schema_version: int = 1
+    collection: str
+    alias: str
+    model_version: int
+    index_version: int | None
+    updated_at: datetime
+    pinned_at: datetime | None
+    pinned_by: str | None
+    pinned_reason: str | None
+    pinned: bool
+    rolled_away: list[int] = Field(default_factory=list, description="versions automated runs never re-promote")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +18,7 @@ from monitoring.status import collection_status
 from monitoring.summary import DriftSummary
 from steward.api.charts import line_chart_svg
 from steward.api.serving import ServingState
+from storage.serialization import iso_utc
 
 # (key, column heading) of the model and index tables.
 MODEL_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -75,11 +75,13 @@ def drift_series(reports: Sequence[Any]) -> tuple[list[str], dict[str, list[floa
 
 
 def _iso(ts: datetime | None) -> str | None:
-    return None if ts is None else ts.isoformat()
+    return iso_utc(ts)
 
 
 def _entity(obj: Any) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(obj).items()}
+    from steward.shapes import alias_change
+
+    return alias_change(obj)
 
 
 def versions_view(workspace: Any, state: ServingState, collection: str) -> dict[str, Any]:

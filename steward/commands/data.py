@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from steward.cli import add_command, add_subcommand
 
 
 def _ingest(args: argparse.Namespace, ctx) -> int:
-    results = [ctx.workspace.store.ingest(path, args.collection) for path in args.paths]
-    payload = [dataclasses.asdict(r) for r in results]
-    ctx.emit(payload if len(payload) > 1 else payload[0], "\n".join(r.describe() for r in results))
+    from steward import shapes
+
+    results = []
+    for path in args.paths:
+        with ctx.stage(f"ingesting {path}"):
+            results.append(ctx.api.ingest(args.collection, path))
+    data_uri = ctx.settings.data_uri
+    payload = [shapes.ingest_result(r, data_uri) for r in results]
+    text = []
+    for r, shaped in zip(results, payload, strict=True):
+        line = r.describe()
+        if r.quarantine_path:  # the same absolute path as the JSON
+            line = line.replace(f" -> {r.quarantine_path}", f" -> {shaped['quarantine_path']}")
+        text.append(line)
+    ctx.emit(payload if len(payload) > 1 else payload[0], "\n".join(text))
     return 0
 
 
@@ -22,8 +33,10 @@ def _quality_text(b) -> str:
 
 
 def _batches_list(args: argparse.Namespace, ctx) -> int:
-    batches = ctx.workspace.registry.catalog.list_batches(args.collection)
-    rows = [dataclasses.asdict(b) for b in batches]
+    from steward import shapes
+
+    batches = ctx.api.batches(args.collection)
+    rows = [shapes.batch(b, ctx.settings.data_uri) for b in batches]
     lines = [(f"{'seq':>4}  {'rows':>7}  {'new':>6}  {'upd':>6}  {'quar':>5}  {'quality':<9} {'training':<9} "
              "created                source")]
     lines += [
@@ -37,17 +50,20 @@ def _batches_list(args: argparse.Namespace, ctx) -> int:
 
 
 def _batches_exclude(args: argparse.Namespace, ctx) -> int:
-    catalog = ctx.workspace.registry.catalog
-    done = [catalog.exclude_batch(args.collection, seq, reason=args.reason) for seq in args.seqs]
-    ctx.emit([dataclasses.asdict(b) for b in done],
+    from steward import shapes
+
+    done = ctx.api.exclude_batches(args.collection, args.seqs, reason=args.reason)
+    ctx.emit([shapes.batch(b, ctx.settings.data_uri) for b in done],
              f"{args.collection}: batches {args.seqs} excluded from training and drift references ({args.reason})")
     return 0
 
 
 def _batches_include(args: argparse.Namespace, ctx) -> int:
-    catalog = ctx.workspace.registry.catalog
-    done = [catalog.include_batch(args.collection, seq) for seq in args.seqs]
-    ctx.emit([dataclasses.asdict(b) for b in done], f"{args.collection}: batches {args.seqs} are used again")
+    from steward import shapes
+
+    done = ctx.api.include_batches(args.collection, args.seqs)
+    ctx.emit([shapes.batch(b, ctx.settings.data_uri) for b in done],
+             f"{args.collection}: batches {args.seqs} are used again")
     return 0
 
 

@@ -40,15 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                  help="family-wise false-alarm rate (default: the drift.alpha setting, 0.05)")
     setting_flag(parser, "--reference-batches", setting="drift.reference_batches", type=int,
                  help="how many earlier batches form the reference (default: the drift.reference_batches setting, 3)")
-    parser.add_argument("--html", default=None, metavar="PATH", help="also write an Evidently HTML report (slow, ~30 s)")
+    parser.add_argument("--html", default=None, metavar="PATH",
+                        help="also write an Evidently HTML report (slow: its t-SNE plot takes 30 s to minutes)")
     parser.add_argument("--no-notify", action="store_true", help="store the report/alert but send nothing")
 
 
 def run_drift(args: argparse.Namespace, ctx) -> int:
-    from monitoring.check import check_drift
-
-    res = check_drift(ctx.workspace, args.collection, args.batch, model_version=args.model_version,
-                      html_path=args.html, notify=not args.no_notify)
+    which = f"batch {args.batch}" if args.batch is not None else "the latest batch"
+    with ctx.stage(f"checking {which} of {args.collection} for drift"
+                   + (" and writing the Evidently HTML report" if args.html else "")):
+        res = ctx.api.drift(args.collection, args.batch, model_version=args.model_version, html=args.html,
+                            notify=not args.no_notify)
     verdict = "DRIFT" if res.drifted else "no drift"
     lines = [(f"{args.collection} batch {res.batch_seq} vs {list(res.reference_batches)} "
              f"({res.embedding}): {verdict} at alpha={res.decision.alpha}")]
@@ -59,7 +61,9 @@ def run_drift(args: argparse.Namespace, ctx) -> int:
         lines.append(f" {mark} {name:<23} p={det.p_value:<9.3g} adj={adj:<9.3g} {det.effect_description}")
     if res.alert_id is not None:
         alert = ctx.workspace.registry.monitoring.get_alert(res.alert_id)
-        lines.append(f"alert {alert.id} {'delivered' if alert.delivered_at else 'pending delivery'}")
+        delivery = ("delivered" if alert.delivered_at else "pending delivery") if ctx.settings.webhook_url \
+            else "recorded (no webhook configured)"
+        lines.append(f"alert {alert.id} {delivery}" + (f" ({res.notice})" if res.notice else ""))
     if args.html:
         lines.append(f"HTML report: {args.html}")
     ctx.emit(res.to_dict(), "\n".join(lines))

@@ -15,22 +15,23 @@ def _run(args: argparse.Namespace, ctx) -> int:
     files = [str(p) for p in args.files]
     retrain_on = "always" if args.force else None
     if args.prefect or (not args.no_prefect and prefect_api_configured()):
-        from steward.prefect_env import configure_prefect, quiet_flow_run_logs
+        from steward.prefect_env import (
+            configure_prefect,
+            quiet_flow_run_logs,
+            start_temporary_server_if_needed,
+        )
 
         configure_prefect(ctx.settings)
+        start_temporary_server_if_needed()
         from flows.maintenance_flows import maintenance_flow
 
         quiet_flow_run_logs(verbose=bool(args.verbose))
-        summary = MaintenanceSummary.from_dict(maintenance_flow(
-            collection=args.collection, files=files, retrain_on=retrain_on, html_report=args.html,
-            settings=ctx.settings.to_dict()))
+        with ctx.stage(f"maintenance flow run for {args.collection} (task logs in the Prefect UI)"):
+            summary = MaintenanceSummary.from_dict(maintenance_flow(
+                collection=args.collection, files=files, retrain_on=retrain_on, html_report=args.html,
+                settings=ctx.settings.to_dict()))
     else:  # no Prefect server to report to: the same cycle, its steps called in this process
-        from maintenance.cycle import run_maintenance
-        from maintenance.steps import LibrarySteps
-
-        ws = ctx.workspace
-        summary = run_maintenance(ws, LibrarySteps(ws), args.collection, files, retrain_on=retrain_on,
-                                  html_report=args.html)
+        summary = ctx.api.run(args.collection, files, retrain_on=retrain_on, html=args.html)
     text = [f"{args.collection}: {summary.outcome}"] + [f"  {item:<16} {value}" for item, value in summary.rows()]
     ctx.emit(summary.to_dict(), "\n".join(text))
     return 0
@@ -46,9 +47,8 @@ def _serve(args: argparse.Namespace, ctx) -> int:
     collections = args.collection or [c.name for c in ctx.workspace.registry.catalog.list_collections()]
     print(f"serving maintenance ({settings.maintenance.cron}), drift checks (every "
           f"{settings.drift.check_interval_seconds} s) for {collections or 'no collections'}, "
-          "and retrain-on-drift; Ctrl-C stops")
-    serve(collections, settings)
-    return 0
+          "and retrain-on-drift; Ctrl-C or SIGTERM stops", flush=True)
+    return serve(collections, settings, grace_seconds=args.shutdown_grace)
 
 
 def _demo(args: argparse.Namespace, ctx) -> int:
@@ -84,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = add_command(subparsers, "serve", _serve, collection="none", json=False,
                     help="serve the scheduled and drift-triggered deployments (Prefect)")
     s.add_argument("--collection", "-c", action="append", help="collection to schedule (repeatable; default all)")
+    s.add_argument("--shutdown-grace", type=float, default=20.0, metavar="SECONDS",
+                   help="on SIGTERM/SIGINT, how long Prefect may take to stop cleanly (pause schedules, cancel "
+                   "runs) before steward exits anyway, e.g. when the server is gone (default 20)")
 
     d = add_command(subparsers, "demo", _demo, collection="none",
                     help="play the demo story on scikit-learn's digits under <home>/demo")

@@ -1,9 +1,8 @@
-"""``steward models``, ``promote``, ``rollback``, ``gc``, ``db`` and ``status``."""
+"""``steward models``, ``promote``, ``rollback``, ``pin``/``unpin``, ``gc``, ``alerts``, ``db`` and ``status``."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from steward.cli import add_command, add_subcommand
 
@@ -18,19 +17,46 @@ def _model_line(m) -> str:
 
 
 def _models_list(args, ctx) -> int:
-    models = ctx.workspace.registry.models.list_models(args.collection)
-    ctx.emit([dataclasses.asdict(m) for m in models], "\n".join(_model_line(m) for m in models) or "no model versions")
+    from steward import shapes
+
+    models = ctx.api.models(args.collection)
+    ctx.emit([shapes.model_version(m) for m in models], "\n".join(_model_line(m) for m in models) or "no model versions")
     return 0
 
 
-def _models_show(args, ctx) -> int:
-    import json
+def _show_text(m, report, indexes) -> str:
+    """A model version for a person: lineage, status, headline metrics, gate reasons, training, indexes."""
+    ev, training = report.evaluation, report.training
+    lines = [f"{m.collection} v{m.version}: {m.status}" + (f" ({m.status_reason})" if m.status_reason else ""),
+             (f"  parent v{m.parent_version}, trained on batches up to {m.trained_on_batch}, created "
+             f"{m.created_at:%Y-%m-%d %H:%M}Z ({training.mode}, {training.epochs_run} epochs, {training.seconds:.1f} s, "
+             f"{training.train_items} items of which {training.rehearsal_items} rehearsal)")]
+    if ev is not None:
+        for part in ("overall", "old", "new"):
+            metrics = getattr(ev, part)
+            if metrics is not None:
+                base = report.baselines.get("production")
+                was = getattr(base, part, None) if base is not None else None
+                vs = f" (production {was.map_at_r:.4f})" if was is not None else ""
+                lines.append(f"  MAP@R {part:<8} {metrics.map_at_r:.4f}{vs}   P@1 {metrics.precision_at_1:.4f}")
+    lines.append(f"  gate: {'accepted' if report.gate.accepted else 'rejected'}")
+    lines += [f"    - {r}" for r in report.gate.reasons]
+    worst = sorted(report.forgetting.items(), key=lambda kv: -kv[1])[:3]
+    if worst:
+        lines.append("  most forgotten classes: " + ", ".join(f"{c} {v:+.3f}" for c, v in worst))
+    lines += [f"  index {i.id}: {i.factory}, {i.num_vectors} vectors, recall@10 "
+              f"{i.metrics.get('recall_at_10', float('nan')):.3f}" for i in indexes]
+    return "\n".join(lines)
 
-    models = ctx.workspace.registry.models
-    model = models.get_model(args.collection, args.version)
-    payload = {**dataclasses.asdict(model),
-               "indexes": [dataclasses.asdict(i) for i in models.list_indexes(args.collection, args.version)]}
-    ctx.emit(payload, json.dumps(payload, indent=2, default=str))
+
+def _models_show(args, ctx) -> int:
+    from steward import shapes
+
+    api = ctx.api
+    model = api.model(args.collection, args.version)
+    indexes = api.indexes(args.collection, model.version)
+    ctx.emit(shapes.model_version(model, indexes), _show_text(model, api.report(args.collection, model.version),
+                                                              indexes))
     return 0
 
 
@@ -40,31 +66,29 @@ def _change_text(change) -> str:
 
 
 def _promote(args, ctx) -> int:
-    production = ctx.workspace.production
-    index = args.index
-    if index is None and ctx.workspace.registry.models.list_indexes(args.collection, args.model):
-        index = production.index(args.collection, model_version=args.model).id  # its newest index
-    change = production.promote(args.collection, args.model, index, reason=args.reason)
-    target = production.target(args.collection)
-    pinned = f"\nproduction stays pinned ({target.pinned_reason}); `steward unpin` hands it back to automation" \
-        if target and target.pinned else ""
-    ctx.emit({**dataclasses.asdict(change), "pinned": bool(target and target.pinned)}, _change_text(change) + pinned)
+    from steward import shapes
+
+    api = ctx.api
+    change = api.promote(args.collection, args.model, args.index, reason=args.reason)
+    target = api.production(args.collection)
+    pinned = bool(target and target.pinned)
+    note = f"\nproduction stays pinned ({target.pinned_reason}); `steward unpin` hands it back to automation" \
+        if pinned else ""
+    ctx.emit(shapes.alias_change(change, pinned=pinned), _change_text(change) + note)
     return 0
 
 
 def _rollback(args, ctx) -> int:
-    from storage.production import batches_added_by
+    from steward import shapes
 
-    ws = ctx.workspace
-    change = ws.production.rollback(args.collection, args.to, reason=args.reason, pin=not args.no_pin)
-    added = batches_added_by(ws.registry, args.collection, change.from_model, change.to_model) \
+    api = ctx.api
+    change = api.rollback(args.collection, args.to, reason=args.reason, pin=not args.no_pin)
+    added = api.batches_added_by(args.collection, change.from_model, change.to_model) \
         if change.from_model is not None else []
     excluded = []
-    if args.exclude_batches:
-        for seq in added:
-            ws.registry.catalog.exclude_batch(args.collection, seq, reason=f"rolled back from v{change.from_model}: "
-                                              f"{args.reason}")
-            excluded.append(seq)
+    if args.exclude_batches and added:
+        excluded = [b.seq for b in api.exclude_batches(
+            args.collection, added, reason=f"rolled back from v{change.from_model}: {args.reason}")]
     lines = [_change_text(change)]
     if not args.no_pin:
         lines.append(f"production is pinned: automated runs keep training candidates but will not promote them "
@@ -75,36 +99,54 @@ def _rollback(args, ctx) -> int:
                      f"--reason ...` (or roll back with --exclude-batches)")
     if excluded:
         lines.append(f"excluded batches {excluded} from training")
-    ctx.emit({**dataclasses.asdict(change), "pinned": not args.no_pin, "batches_added": added,
-              "batches_excluded": excluded}, "\n".join(lines))
+    ctx.emit(shapes.alias_change(change, pinned=not args.no_pin, batches_added=added, batches_excluded=excluded),
+             "\n".join(lines))
     return 0
 
 
 def _pin(args, ctx) -> int:
-    target = ctx.workspace.production.pin(args.collection, reason=args.reason)
-    ctx.emit(dataclasses.asdict(target), f"{args.collection}: production v{target.model_version} pinned by "
+    from steward import shapes
+
+    target = ctx.api.pin(args.collection, reason=args.reason)
+    ctx.emit(shapes.alias_target(target), f"{args.collection}: production v{target.model_version} pinned by "
              f"{target.pinned_by} ({target.pinned_reason}); automated runs will not move it")
     return 0
 
 
 def _unpin(args, ctx) -> int:
-    production = ctx.workspace.production
-    target = production.unpin(args.collection)
-    away = sorted(production.rolled_away(args.collection))
+    from steward import shapes
+
+    target = ctx.api.unpin(args.collection)
+    away = sorted(ctx.workspace.production.rolled_away(args.collection))
     note = f" (they still never re-promote {', '.join(f'v{v}' for v in away)}, rolled away from)" if away else ""
-    ctx.emit({**dataclasses.asdict(target), "rolled_away": away},
+    ctx.emit(shapes.alias_target(target, rolled_away=away),
              f"{args.collection}: production v{target.model_version} released; automated runs may promote again{note}")
     return 0
 
 
 def _gc(args, ctx) -> int:
-    from storage.retention import collect_garbage
+    from steward import shapes
 
-    ws = ctx.workspace
-    result = collect_garbage(ws.registry, ws.artifacts, args.collection, keep=args.keep, dry_run=args.dry_run)
-    verb = "would delete" if result.dry_run else "deleted"
-    ctx.emit(dataclasses.asdict(result), f"{verb}: model versions {list(result.model_versions)}, index versions "
-             f"{list(result.index_versions)}, {len(result.artifacts_deleted)} artifacts")
+    result = ctx.api.gc(args.collection, keep=args.keep, dry_run=args.dry_run)
+    ctx.emit(shapes.gc_result(result), result.describe())
+    return 0
+
+
+def _alert_line(record) -> str:
+    a = record.alert
+    state = "OPEN" if record.open else (f"answered by the {record.answered_by.kind} to v{record.answered_by.to_model} "
+                                        f"at {record.answered_by.at:%Y-%m-%d %H:%M}Z")
+    delivery = "" if record.undelivered is None else ("; undelivered" if record.undelivered else "; delivered")
+    title = a.message.splitlines()[0] if a.message else ""
+    return f"{a.id:>5}  {a.created_at:%Y-%m-%d %H:%M}Z  {a.kind:<12} {state}{delivery}\n       {title}"
+
+
+def _alerts_list(args, ctx) -> int:
+    from steward import shapes
+
+    records = ctx.api.alerts(args.collection, open_only=args.open, limit=args.limit)
+    text = "\n".join(_alert_line(r) for r in records) or f"no {'open ' if args.open else ''}alerts for {args.collection}"
+    ctx.emit([shapes.alert(r) for r in records], text)
     return 0
 
 
@@ -139,11 +181,9 @@ def _status_line(s) -> str:
 
 
 def _status(args, ctx) -> int:
-    from monitoring.status import collection_status
-
-    ws = ctx.workspace
-    names = [args.collection] if args.collection else [c.name for c in ws.registry.catalog.list_collections()]
-    statuses = [collection_status(ws, n) for n in names]
+    api = ctx.api
+    names = [args.collection] if args.collection else [c.name for c in api.collections()]
+    statuses = [api.status(n) for n in names]
     payload = [s.to_dict() for s in statuses]
     ctx.emit(payload if not args.collection else payload[0],
              "\n".join(_status_line(s) for s in statuses) or "no collections yet")
@@ -179,9 +219,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pn.add_argument("--reason", required=True)
     add_command(subparsers, "unpin", _unpin, help="let automated runs promote again after a rollback or pin")
 
-    g = add_command(subparsers, "gc", _gc, help="delete artifacts outside the retention window")
+    g = add_command(subparsers, "gc", _gc, help="delete artifacts outside the retention window",
+                    description="Delete the artifacts of model and index versions outside the retention window "
+                    "and say why every version stays or goes. Kept: what production points to, the models of the "
+                    "last N production pairs, and every version newer than the newest of those (candidates). Rows "
+                    "stay as the audit trail; an artifact a kept version shares is never deleted.")
     g.add_argument("--keep", type=int, default=5, help="keep the last N production pairs (default 5)")
-    g.add_argument("--dry-run", action="store_true")
+    g.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+
+    al = add_subcommand(subparsers, "alerts", help="the alert history of a collection")
+    alsub = al.add_subparsers(dest="alerts_command", required=True)
+    ls = add_command(alsub, "list", _alerts_list, help="alerts, newest first: open, or answered by a production change",
+                     description="Every alert stays in the history. An alert is open until production changes "
+                     "after it (a promotion or rollback answers it); the list says which change answered each.")
+    ls.add_argument("--open", action="store_true", help="only open alerts")
+    ls.add_argument("--limit", type=int, default=50, help="newest N alerts (default 50)")
 
     d = add_subcommand(subparsers, "db", help="registry database maintenance")
     dsub = d.add_subparsers(dest="db_command", required=True)

@@ -61,10 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     li.add_argument("--model", type=int, help="only indexes of this model version")
 
 
-def _index_version(ctx, collection: str, index_version: int | None, model: int | None):
-    return ctx.workspace.production.index(collection, index_version=index_version, model_version=model)
-
-
 def _load_queries(path: str):
     import numpy as np
 
@@ -85,36 +81,19 @@ def _load_queries(path: str):
 
 def run_search(args: argparse.Namespace, ctx) -> int:
     from core.errors import ValidationError
-    from embedding.index.service import load_index
 
     if args.k < 1:
         raise ValidationError(f"--k={args.k} must be at least 1")
-    iv = _index_version(ctx, args.collection, args.index_version, args.model)
-    index = load_index(ctx.workspace, iv.id)
-    if args.item_id:
-        result = index.search_ids(args.item_id, args.k)
-        labels = list(args.item_id)
-    else:
-        queries = _load_queries(args.vectors or args.features)
-        if args.features:
-            from embedding.inference import load_embedder
-
-            queries = load_embedder(ctx.workspace, args.collection, iv.model_version).embed_features(queries)
-        result = index.search(queries, args.k)
-        labels = [f"query {i}" for i in range(len(result.item_ids))]
-    payload = {
-        "collection": args.collection,
-        "index_version": iv.id,
-        "model_version": iv.model_version,
-        "results": [
-            {"query": q, "neighbours": [{"item_id": i, "score": float(s)} for i, s in zip(ids, scores, strict=False)]}
-            for q, ids, scores in zip(labels, result.item_ids, result.scores, strict=True)
-        ],
-    }
+    kind = {"item_ids": args.item_id} if args.item_id else (
+        {"vectors": _load_queries(args.vectors)} if args.vectors else {"features": _load_queries(args.features)})
+    with ctx.stage(f"searching {args.collection}"):
+        found = ctx.api.search(args.collection, k=args.k, index_version=args.index_version, model=args.model, **kind)
+    iv = ctx.workspace.registry.models.get_index(found.index_version)
+    payload = found.to_dict()
     lines = [f"index v{iv.id} ({iv.factory}, model v{iv.model_version})"]
     for row in payload["results"]:
-        lines.append(f"{row['query']}:")
-        lines += [f"  {n['item_id']}\t{n['score']:.4f}" for n in row["neighbours"]]
+        lines.append(f"{row['query_item_id'] or 'query ' + str(row['query'])}:")
+        lines += [f"  {i}\t{s:.4f}" for i, s in zip(row["item_ids"], row["scores"], strict=True)]
     ctx.emit(payload, "\n".join(lines))
     return 0
 
@@ -143,42 +122,32 @@ def _line(s: dict) -> str:
 
 
 def run_build(args: argparse.Namespace, ctx) -> int:
-    from embedding.index.service import build_index_for_model
+    from steward import shapes
 
-    model = ctx.workspace.production.model(args.collection, args.model).version
-    index = ctx.settings.index
-    budget = int(index.memory_budget_mb * 2**20) if index.memory_budget_mb else None
-    iv = build_index_for_model(
-        ctx.workspace, args.collection, model, as_of=args.as_of, target_recall=index.target_recall,
-        memory_budget_bytes=budget, latency_target_ms=index.latency_target_ms, progress=not args.json,
-    )
-    s = _summary(iv)
-    ctx.emit(s | {"metrics": iv.metrics, "params": iv.params}, "built index " + _line(s))
+    model = ctx.api.model(args.collection, args.model).version
+    with ctx.stage(f"embedding, building and tuning an index of {args.collection} model v{model}"):
+        iv = ctx.api.build_index(args.collection, model, as_of=args.as_of, progress=not args.json)
+    ctx.emit(shapes.index_version(iv), "built index " + _line(_summary(iv)))
     return 0
 
 
 def run_update(args: argparse.Namespace, ctx) -> int:
-    from core.errors import NotFoundError
-    from embedding.index.service import update_index
+    from steward import shapes
 
-    iv = _index_version(ctx, args.collection, args.index_version, None)
-    batch = args.batch
-    if batch is None:
-        latest = ctx.workspace.registry.catalog.latest_batch(args.collection)
-        if latest is None:
-            raise NotFoundError(f"collection {args.collection!r} has no batches")
-        batch = latest.seq
-    new = update_index(ctx.workspace, args.collection, iv.id, batch)
+    with ctx.stage(f"updating index {args.index_version or 'of production'} of {args.collection}"):
+        new = ctx.api.update_index(args.collection, args.index_version, batch=args.batch)
     s = _summary(new)
-    text = f"updated index {iv.id} -> " + _line(s)
+    text = f"updated index {new.params.get('parent_index')} -> " + _line(s)
     if s["rebuild_proposed"]:
         text += f"\nrebuild proposed: {new.metrics.get('rebuild_reason')}"
-    ctx.emit(s | {"incremental": new.metrics.get("incremental")}, text)
+    ctx.emit(shapes.index_version(new), text)
     return 0
 
 
 def run_list(args: argparse.Namespace, ctx) -> int:
-    rows = [_summary(iv) for iv in ctx.workspace.registry.models.list_indexes(args.collection, args.model)]
-    text = "\n".join(_line(r) for r in rows) if rows else f"no index versions for {args.collection!r}"
-    ctx.emit(rows, text)
+    from steward import shapes
+
+    indexes = ctx.api.indexes(args.collection, args.model)
+    text = "\n".join(_line(_summary(iv)) for iv in indexes) if indexes else f"no index versions for {args.collection!r}"
+    ctx.emit([shapes.index_version(iv) for iv in indexes], text)
     return 0

@@ -50,39 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--device", help="cpu or cuda (default: the device setting)")
 
 
-def _config_from_args(args: argparse.Namespace, ctx):
-    from embedding.config import TrainConfig
-
-    production = ctx.workspace.production
-    alias = production.target(args.collection)
-    base = TrainConfig()
-    if alias is not None:
-        prod = production.model(args.collection, alias.model_version)
-        if "train_config" in prod.config:
-            base = TrainConfig.from_dict(prod.config["train_config"])
-    changes = {}
-    if args.loss:
-        changes["loss"] = args.loss
-    if args.epochs:
-        changes["epochs" if args.full or alias is None else "incremental_epochs"] = args.epochs
-    if args.buffer_budget is not None:
-        changes["buffer_budget"] = args.buffer_budget
-    if args.buffer_policy:
-        changes["buffer_policy"] = args.buffer_policy
-    if args.bct_weight is not None:
-        changes["bct_weight"] = args.bct_weight
-    if args.seed is not None:
-        changes["seed"] = args.seed
-    changes["device"] = args.device or ctx.settings.device or "cpu"
-    return base.replace(**changes)
-
-
 def run_retrain(args: argparse.Namespace, ctx) -> int:
-    from embedding.retrain import retrain
+    from steward import shapes
 
-    config = _config_from_args(args, ctx)
-    out = retrain(ctx.workspace, args.collection, full=args.full, config=config, as_of=args.as_of,
-                  thresholds=ctx.settings.gate, progress=not args.no_progress and not args.json)
+    changes = {"loss": args.loss, "epochs": args.epochs, "buffer_budget": args.buffer_budget,
+               "buffer_policy": args.buffer_policy, "bct_weight": args.bct_weight, "seed": args.seed,
+               "device": args.device or ctx.settings.device or "cpu"}
+    with ctx.stage(f"training a {'full' if args.full else 'candidate'} model of {args.collection}"):
+        out = ctx.api.retrain(args.collection, full=args.full, as_of=args.as_of,
+                              progress=not args.no_progress and not args.json, **changes)
     mv, report = out.model, out.report
     ev, training = report.evaluation, report.training
     overall = ev.overall if ev else None
@@ -100,22 +76,20 @@ def run_retrain(args: argparse.Namespace, ctx) -> int:
     ]
     if out.decision.accepted:
         lines.append(f"  promote with: steward promote --collection {args.collection} --model {mv.version}")
-    ctx.emit({"collection": args.collection, "model_version": mv.version, "status": mv.status,
-              "parent_version": mv.parent_version, "decision": out.decision.to_dict(),
-              "report": report.to_dict()}, "\n".join(lines))
+    ctx.emit(shapes.retrain_outcome(args.collection, out), "\n".join(lines))
     return 0 if out.decision.accepted else 7
 
 
 def run_embed(args: argparse.Namespace, ctx) -> int:
     from core.errors import ConfigError
-    from embedding.streaming import write_embeddings
+    from steward import shapes
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size={args.batch_size} must be >= 1")
-    ws = ctx.workspace
-    version = ws.production.model(args.collection, args.model).version
-    rows = write_embeddings(ws, args.collection, version, args.out, as_of=args.as_of, batch_size=args.batch_size,
-                            device=args.device or ctx.settings.device or "cpu", progress=not args.json)
-    ctx.emit({"collection": args.collection, "model_version": version, "rows": rows, "out": args.out},
-             f"wrote {rows} embeddings of {args.collection} (model v{version}) to {args.out}")
+    version = ctx.api.model(args.collection, args.model).version
+    with ctx.stage(f"embedding {args.collection} with model v{version}"):
+        rows = ctx.api.embed(args.collection, out=args.out, model=version, as_of=args.as_of,
+                             batch_size=args.batch_size, progress=not args.json, device=args.device)
+    payload = shapes.embed_result(args.collection, version, rows, args.out)
+    ctx.emit(payload, f"wrote {rows} embeddings of {args.collection} (model v{version}) to {payload['out']}")
     return 0

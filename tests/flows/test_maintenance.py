@@ -173,3 +173,54 @@ def test_killed_run_mid_training_reruns_cleanly(after_bootstrap, batches) -> Non
     assert [m.version for m in reg.models.list_models("digits")] == [1, 2]
     assert summary["candidate"]["model_version"] == 2
     assert len(reg.catalog.list_batches("digits")) == 2
+
+
+def test_runs_are_named_tagged_logged_and_leave_artifacts(after_bootstrap, batches) -> None:
+    """What a Prefect user sees: run names, collection tags on flow and task runs, task and library logs
+    in the run, a markdown artifact per flow (the drift-triggered retrain included)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, FlowRunFilter, LogFilter
+    from prefect.logging.handlers import APILogHandler
+
+    from flows.maintenance_flows import check_drift_flow, ingest_flow, retrain_flow
+
+    ingest_flow(collection="digits", files=[str(batches[2])])
+    drift_state = check_drift_flow(collection="digits", return_state=True)
+    retrain_state = retrain_flow(collection="digits", reason="drift event test", return_state=True)
+    assert retrain_state.is_completed() and drift_state.is_completed()
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(retrain_state.state_details.flow_run_id)
+        assert run.name == "retrain/digits/batch-2"
+        assert {"steward", "collection:digits"} <= set(run.tags)
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]}))
+        assert task_runs and all("collection:digits" in t.tags for t in task_runs)
+        messages = [log.message for log in client.read_logs(LogFilter(flow_run_id={"any_": [run.id]}))]
+        assert any(m.startswith("candidate v2 ") and "by the gate" in m for m in messages), messages  # a task's line
+        assert any(m.startswith("digits v2 (incremental)") for m in messages), messages  # steward's own logger
+        drift_run = client.read_flow_run(drift_state.state_details.flow_run_id)
+        assert drift_run.name == "check-drift/digits/batch-2"
+        keys = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            key={"any_": ["retrain-digits", "drift-digits", "ingest-digits"]}))}
+        assert keys == {"retrain-digits", "drift-digits", "ingest-digits"}
+
+
+def test_secrets_come_from_prefect_secret_blocks(prefect_harness, flow_home, monkeypatch) -> None:
+    from prefect.blocks.system import Secret
+
+    from core.errors import ConfigError
+    from flows.context import reset, workspace
+    from flows.secrets import resolve_secrets
+    from tests.factories import make_settings
+
+    Secret(value="http://127.0.0.1:9/from-block").save("steward-test-webhook", overwrite=True)
+    monkeypatch.setenv("STEWARD_SECRETS_WEBHOOK_URL_BLOCK", "steward-test-webhook")
+    reset()
+    assert workspace().settings.webhook_url == "http://127.0.0.1:9/from-block"  # what every flow run opens
+    explicit = make_settings(flow_home, STEWARD_WEBHOOK_URL="http://127.0.0.1:9/env",
+                             STEWARD_SECRETS_WEBHOOK_URL_BLOCK="steward-test-webhook")
+    assert resolve_secrets(explicit).webhook_url == "http://127.0.0.1:9/env"  # a value set directly wins
+    missing = make_settings(flow_home, STEWARD_SECRETS_API_TOKEN_BLOCK="no-such-block")
+    with pytest.raises(ConfigError, match="no-such-block"):
+        resolve_secrets(missing)
+    assert "webhook_url" not in workspace().settings.to_dict()  # never a flow parameter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -94,6 +95,18 @@ def test_drift_event_triggers_the_retrain_deployment(tmp_path: Path) -> None:
         reg = open_registry(f"sqlite:///{home / 'registry.db'}")
         assert [m.version for m in reg.models.list_models("digits")] == [1, 2]
         assert reg.runs.list_training_runs("digits")[-1].status == "finished"
+        runs = httpx.post(f"{api}/flow_runs/filter", json={"flow_runs": {}}, timeout=5).json()
+        triggered = next(f for f in runs if f.get("deployment_id") and f["state"]["type"] == "COMPLETED")
+        assert triggered["name"].startswith("retrain/digits/") and "collection:digits" in triggered["tags"]
+
+        # The server goes away; `steward serve` still stops promptly on SIGTERM (not after minutes of retries).
+        server.terminate()
+        server.wait(timeout=30)
+        time.sleep(2)
+        started = time.monotonic()
+        serve.send_signal(signal.SIGTERM)
+        code = serve.wait(timeout=60)
+        assert time.monotonic() - started < 40 and code in (0, 1), (code, (logs / "serve.log").read_text()[-2000:])
     finally:
         for p in (serve, server):
             if p is not None and p.poll() is None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from steward.api.schemas import AliasChangeOut, PromoteRequest, RollbackRequest, UnpinRequest
+from steward import shapes
+from steward.api.schemas import AliasChangeOut, AliasTargetOut, PromoteRequest, RollbackRequest, UnpinRequest
 from steward.api.service import ApiService, Service, require_token
 
 router = APIRouter(dependencies=[Depends(require_token)])
@@ -19,13 +19,16 @@ def _actor(given: str | None) -> str:
     return f"{given.strip()} (api)" if given and given.strip() else API_ACTOR
 
 
-def _change_out(svc: ApiService, change: Any, name: str) -> AliasChangeOut:
+def _change_out(svc: ApiService, change: Any, name: str) -> dict[str, Any]:
+    """The change in its one shape (steward.shapes.alias_change, as `steward promote --json` prints it)."""
     pair = svc.state.current(name)
-    return AliasChangeOut(**dataclasses.asdict(change), serving=None if pair is None else pair.describe())
+    target = svc.workspace.production.target(name)
+    return shapes.alias_change(change, pinned=bool(target and target.pinned),
+                               serving=None if pair is None else pair.describe())
 
 
 @router.post("/promote", response_model=AliasChangeOut)
-def promote(req: PromoteRequest, svc: Service) -> AliasChangeOut:
+def promote(req: PromoteRequest, svc: Service) -> dict[str, Any]:
     name = svc.pick_collection(req.collection)
     production = svc.workspace.production
     production.model(name, req.model_version)  # NotFoundError -> 404
@@ -38,7 +41,7 @@ def promote(req: PromoteRequest, svc: Service) -> AliasChangeOut:
 
 
 @router.post("/rollback", response_model=AliasChangeOut)
-def rollback(req: RollbackRequest, svc: Service) -> AliasChangeOut:
+def rollback(req: RollbackRequest, svc: Service) -> dict[str, Any]:
     name = svc.pick_collection(req.collection)
     production = svc.workspace.production
     if req.to_version is not None:
@@ -49,10 +52,10 @@ def rollback(req: RollbackRequest, svc: Service) -> AliasChangeOut:
     return _change_out(svc, change, name)
 
 
-@router.post("/unpin")
+@router.post("/unpin", response_model=AliasTargetOut)
 def unpin(req: UnpinRequest, svc: Service) -> dict[str, Any]:
     """Let automated runs promote again (versions rolled away from stay off-limits to them)."""
     name = svc.pick_collection(req.collection)
-    target = svc.workspace.production.unpin(name, actor=_actor(req.actor))
-    return {"collection": name, "model_version": target.model_version, "index_version": target.index_version,
-            "pinned": target.pinned}
+    production = svc.workspace.production
+    target = production.unpin(name, actor=_actor(req.actor))
+    return shapes.alias_target(target, rolled_away=sorted(production.rolled_away(name)))

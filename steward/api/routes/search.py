@@ -8,7 +8,8 @@ import numpy as np
 from fastapi import APIRouter, HTTPException
 
 from core.errors import NotFoundError
-from steward.api.schemas import Hits, SearchRequest, SearchResponse
+from steward import shapes
+from steward.api.schemas import SearchRequest, SearchResponse
 from steward.api.service import BadQuery, Service
 from steward.api.serving import ServingPair
 
@@ -67,7 +68,7 @@ def answer(pair: ServingPair, req: SearchRequest) -> SearchResponse:
     ntotal = int(getattr(pair.index, "ntotal", req.k))
     k = min(req.k, ntotal)
     if k < 1:
-        return _response(pair, req.k, [[] for _ in _queries(req)], None)
+        return _response(pair, req, [[] for _ in _queries(req)], None)
     if req.item_ids is not None:
         try:
             result = pair.index.search_ids(req.item_ids, k)
@@ -75,17 +76,16 @@ def answer(pair: ServingPair, req: SearchRequest) -> SearchResponse:
             raise NotFoundError(f"item id {e} is not in index version {pair.index_version}") from e
     else:
         result = pair.index.search(np.ascontiguousarray(_query_vectors(pair, req), dtype=np.float32), k)
-    return _response(pair, req.k, result.item_ids, np.asarray(result.scores))
+    return _response(pair, req, result.item_ids, np.asarray(result.scores))
 
 
 def _queries(req: SearchRequest) -> list[Any]:
     return req.vectors or req.texts or req.item_ids or []
 
 
-def _response(pair: ServingPair, k: int, ids: list[list[str]], scores: np.ndarray | None) -> SearchResponse:
-    hits = []
-    for i, row in enumerate(ids):
-        row = [str(x) for x in row]
-        hits.append(Hits(item_ids=row, scores=[] if scores is None else [float(s) for s in scores[i][: len(row)]]))
-    return SearchResponse(collection=pair.collection, model_version=pair.model_version,
-                          index_version=pair.index_version, k=k, results=hits)
+def _response(pair: ServingPair, req: SearchRequest, ids: list[list[str]], scores: np.ndarray | None
+              ) -> SearchResponse:
+    """The answer in its one shape (steward.shapes.search_result, as `steward search --json` prints it)."""
+    body = shapes.search_result(pair.collection, pair.model_version, pair.index_version, req.k, ids, scores,
+                                req.item_ids)
+    return SearchResponse.model_validate(body)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from steward.api import views
 from steward.api.service import Service
+from storage.serialization import iso_utc
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def health(svc: Service) -> JSONResponse:
         "registry_error": registry_error,
         "serving": {name: pair.describe() for name, pair in sorted(serving.items())},
         "not_serving": missing,
-        "last_poll_at": None if state.last_poll_at is None else state.last_poll_at.isoformat(),
+        "last_poll_at": iso_utc(state.last_poll_at),
         "last_poll_error": state.last_poll_error,
         "poll_seconds": state.poll_seconds,
     }
@@ -53,8 +54,38 @@ def status(svc: Service, collection: str | None = Query(None)) -> dict[str, Any]
         "collections": {n: views.status_view(svc.workspace, state, n) for n in names},
         "watcher": {
             "poll_seconds": state.poll_seconds,
-            "last_poll_at": None if state.last_poll_at is None else state.last_poll_at.isoformat(),
+            "last_poll_at": iso_utc(state.last_poll_at),
             "last_poll_error": state.last_poll_error,
             "recent_swaps": state.swaps[-10:],
         },
     }
+
+
+@router.get("/models")
+def models(svc: Service, collection: str | None = Query(None)) -> list[dict[str, Any]]:
+    """Every model version of the collection, oldest first (as `steward models list --json`)."""
+    from steward import shapes
+
+    name = svc.pick_collection(collection)
+    return [shapes.model_version(m) for m in svc.workspace.registry.models.list_models(name)]
+
+
+@router.get("/models/{version}")
+def model(version: int, svc: Service, collection: str | None = Query(None)) -> dict[str, Any]:
+    """One model version with its report and indexes (as `steward models show --json`)."""
+    from steward import shapes
+
+    name = svc.pick_collection(collection)
+    registry = svc.workspace.registry.models
+    return shapes.model_version(registry.get_model(name, version), registry.list_indexes(name, version))
+
+
+@router.get("/alerts")
+def alerts(svc: Service, collection: str | None = Query(None), open_only: bool = Query(False),
+           limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+    """The alert history, newest first: open, or answered by a production change (as `steward alerts list --json`)."""
+    from monitoring.alerts import alert_history
+    from steward import shapes
+
+    name = svc.pick_collection(collection)
+    return [shapes.alert(r) for r in alert_history(svc.workspace, name, open_only=open_only, limit=limit)]

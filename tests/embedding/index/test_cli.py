@@ -38,11 +38,11 @@ def test_build_list_search_update(home, capsys):
     capsys.readouterr()
     assert main(["index", "build", "--collection", "c", "--model", "1", "--json"]) == 0
     built = json.loads(capsys.readouterr().out)
-    assert built["num_vectors"] == 300 and built["recall_at_10"] == pytest.approx(1.0)
+    assert built["num_vectors"] == 300 and built["metrics"]["recall_at_10"] == pytest.approx(1.0)
 
     assert main(["search", "--collection", "c", "--model", "1", "--item-id", "i0", "--k", "3", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    nbrs = [n["item_id"] for n in res["results"][0]["neighbours"]]
+    nbrs = res["results"][0]["item_ids"]
     assert len(nbrs) == 3 and "i0" not in nbrs
 
     q = fake.embed_features(feature_table(2, DIM, seed=9).column("features").combine_chunks()
@@ -56,7 +56,7 @@ def test_build_list_search_update(home, capsys):
     capsys.readouterr()
     assert main(["index", "update", "--collection", "c", "--index-version", str(built["id"]), "--json"]) == 0
     upd = json.loads(capsys.readouterr().out)
-    assert upd["num_vectors"] == 320 and upd["incremental"]["added"] == 20
+    assert upd["num_vectors"] == 320 and upd["metrics"]["incremental"]["added"] == 20
 
     assert main(["index", "list", "--collection", "c", "--json"]) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [built["id"], upd["id"]]
