@@ -18,6 +18,7 @@ import numpy as np
 
 from core.errors import NotFoundError, ValidationError
 from monitoring.config import DriftConfig
+from monitoring.decision import EFFECT_SCALE, EffectBaseline
 from monitoring.detectors.base import l2_normalise
 from monitoring.summary import DriftSummary
 
@@ -36,17 +37,14 @@ class _Embedding:
     describe: str
     model_version: int | None
     embed: Callable[[Any], np.ndarray]  # table -> embeddings
-    prototypes: np.ndarray | None
 
 
 def _resolve_embedding(workspace: Workspace, collection: str, model_version: int | None, kind: str) -> _Embedding:
-    from embedding.inference import load_embedder, load_prototypes
+    from embedding.inference import load_embedder
 
     if model_version is not None or workspace.production.target(collection) is not None:
         embedder = load_embedder(workspace, collection, model_version, device=workspace.settings.device)
-        p = load_prototypes(workspace, collection, embedder.model_version)
-        protos = None if p is None else np.asarray(p.vectors, dtype=np.float32)
-        return _Embedding(f"model v{embedder.model_version}", embedder.model_version, embedder.embed_table, protos)
+        return _Embedding(f"model v{embedder.model_version}", embedder.model_version, embedder.embed_table)
     if kind == "text":
         raise NotFoundError(
             f"collection {collection!r} holds text and has no production model to embed it; "
@@ -59,7 +57,7 @@ def _resolve_embedding(workspace: Workspace, collection: str, model_version: int
         return l2_normalise(features_to_numpy(table))
 
     log.info("no model for %s: drift is checked on raw L2-normalised features", collection)
-    return _Embedding("raw", None, raw, None)
+    return _Embedding("raw", None, raw)
 
 
 def _labels(table: pa.Table) -> np.ndarray | None:
@@ -131,14 +129,19 @@ def check_drift(
     ref_y = np.concatenate(ref_parts) if all(p is not None for p in ref_parts) else None
     timings["embed"] = time.perf_counter() - t0
 
-    result = run_suite(ref_x, cur_x, reference_labels=ref_y, current_labels=_labels(cur_table),
-                       prototypes=emb.prototypes, config=config)
+    baseline = EffectBaseline.from_effects(
+        past_effects(workspace.registry.monitoring, collection, before_batch=current.seq,
+                     model_version=emb.model_version))
+    cur_ids = cur_table.column("item_id").to_pylist() if "item_id" in cur_table.column_names else None
+    result = run_suite(ref_x, cur_x, reference_labels=ref_y, current_labels=_labels(cur_table), config=config,
+                       baseline=baseline, current_ids=cur_ids)
     timings.update({f"detector.{k}": v for k, v in result.seconds.items()})
     summary = DriftSummary(
         collection=collection, batch_seq=current.seq, reference_batches=tuple(b.seq for b in earlier),
         embedding=emb.describe, model_version=emb.model_version, n_reference=int(ref_x.shape[0]),
         n_current=int(cur_x.shape[0]), reference_items=reference_note, decision=result.decision,
-        detectors=result.detectors,
+        detectors=result.detectors, effects=result.effects, effect_scale=EFFECT_SCALE,
+        novel_items=tuple(result.novel_items()),
     )
     artifact = None
     if html_path:
@@ -174,6 +177,30 @@ def _record(workspace: Workspace, summary: DriftSummary, artifact: str | None, a
 
         deliver_pending_alerts(workspace)
     return summary
+
+
+def past_effects(monitoring: Any, collection: str, *, before_batch: int, model_version: int | None,
+                 limit: int = 120) -> list[dict[str, float]]:
+    """Effects of the collection's earlier accepted (non-acting) checks, oldest first: what the
+    control-chart baseline learns from, and the only I/O of the severity decision.
+
+    Kept: the newest report of each batch before ``before_batch``, checked with the same embedding
+    (``model_version``; a new model sees the stream differently, so it starts young) and on the
+    current effect scale; a batch whose newest check acted is left out (its effect is the drift,
+    not the stream's usual variation).
+    """
+    newest: dict[int, Any] = {}
+    for report in monitoring.list_drift_reports(collection, limit=limit):  # newest first
+        if report.batch_seq is not None and report.batch_seq < before_batch:
+            newest.setdefault(report.batch_seq, report)
+    out = []
+    for seq in sorted(newest):
+        report = newest[seq]
+        summary = report.summary or {}
+        if report.drifted or report.model_version != model_version or summary.get("effect_scale") != EFFECT_SCALE:
+            continue
+        out.append({k: v for k, v in (summary.get("effects") or {}).items() if v is not None})
+    return out
 
 
 def _unseen_reference(workspace: Workspace, collection: str, model_version: int | None, earlier: list[Batch],

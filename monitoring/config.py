@@ -1,9 +1,10 @@
-"""All drift knobs in one frozen config (defaults sized for a ≤ 2 s check of 10k×384 vs 2k×384)."""
+"""All drift knobs in one frozen config (defaults sized for a ≤ 1 s check of 10k×384 vs 2k×384)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monitoring.decision import SeverityConfig
 from monitoring.detectors.classifier import ClassifierConfig
 from monitoring.detectors.ks import KSConfig
 from monitoring.detectors.labels import LabelConfig
@@ -31,3 +32,5 @@ class DriftConfig:
     ks: KSConfig = field(default_factory=KSConfig)
     novelty: NoveltyConfig = field(default_factory=NoveltyConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)
+    # when a significant detector acts (alert + retrain): floors, control-chart k, history needed
+    severity: SeverityConfig = field(default_factory=SeverityConfig)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import ConfigError
+from core.errors import ConfigError, ValidationError
 from monitoring.config import ALL_DETECTORS, DriftConfig
-from monitoring.decision import Decision, decide
+from monitoring.decision import EFFECT_SCALE, Decision, EffectBaseline, decide
 from monitoring.detectors.base import DetectorResult, check_pair, is_missing
 
 log = logging.getLogger(__name__)
@@ -21,12 +22,38 @@ class SuiteResult:
     detectors: dict[str, DetectorResult]
     decision: Decision
     seconds: dict[str, float]  # wall time per detector
+    current_ids: tuple[str, ...] | None = None  # ids of the current rows, to name novel items
+
+    @property
+    def effects(self) -> dict[str, float]:
+        """What a later check's :class:`EffectBaseline` learns from (stored in the summary)."""
+        return {k: float(v.effect) for k, v in self.detectors.items()}
+
+    def novel_items(self) -> list[dict]:
+        """The current rows the novelty detector names, most novel first (item ids when known)."""
+        nov = self.detectors.get("novelty")
+        if nov is None:
+            return []
+        rows = nov.extra.get("novel_rows", [])
+        out = []
+        for i, (row, p, score) in enumerate(zip(rows, nov.extra.get("novel_row_p_values", []),
+                                                nov.extra.get("novel_row_scores", []), strict=True)):
+            item = {"rank": i + 1, "row": row, "p_value": p, "score": score}
+            if self.current_ids is not None:
+                item["item_id"] = self.current_ids[row]
+            out.append(item)
+        return out
 
     def summary(self) -> dict:
         return {
             "drifted": self.decision.drifted,
+            "status": self.decision.status,
+            "significant": self.decision.significant,
             "decision": self.decision.to_dict(),
             "detectors": {k: v.to_dict() for k, v in self.detectors.items()},
+            "effects": self.effects,
+            "effect_scale": EFFECT_SCALE,
+            "novel_items": self.novel_items(),
             "seconds": self.seconds,
         }
 
@@ -43,9 +70,13 @@ def run_suite(
     *,
     reference_labels: np.ndarray | None = None,
     current_labels: np.ndarray | None = None,
-    prototypes: np.ndarray | None = None,
     config: DriftConfig | None = None,
+    baseline: EffectBaseline | None = None,
+    current_ids: Sequence[str] | None = None,
 ) -> SuiteResult:
+    """Every applicable detector, then :func:`monitoring.decision.decide` against ``baseline`` (the
+    collection's past accepted effects; None = a young collection, floors only).
+    """
     from monitoring.detectors.classifier import classifier_test
     from monitoring.detectors.ks import ks_test
     from monitoring.detectors.labels import label_shift_test, prototype_displacement_test
@@ -60,6 +91,8 @@ def run_suite(
     ref_lab = np.asarray(reference_labels, dtype=object) if reference_labels is not None else None
     cur_lab = np.asarray(current_labels, dtype=object) if current_labels is not None else None
     labelled = _has_labels(ref_lab, len(ref)) and _has_labels(cur_lab, len(cur))
+    if current_ids is not None and len(current_ids) != len(cur):
+        raise ValidationError(f"current_ids has {len(current_ids)} ids for {len(cur)} current rows")
     # one independent seed per detector so adding a detector doesn't change the others' draws
     seeds = dict(zip(ALL_DETECTORS, np.random.SeedSequence(config.seed).generate_state(len(ALL_DETECTORS))))
 
@@ -67,15 +100,11 @@ def run_suite(
         "mmd": lambda: mmd_test(ref, cur, config.mmd, seed=int(seeds["mmd"])),
         "classifier": lambda: classifier_test(ref, cur, config.classifier, seed=int(seeds["classifier"])),
         "ks": lambda: ks_test(ref, cur, config.ks, seed=int(seeds["ks"])),
-        "novelty": lambda: novelty_test(
-            ref,
-            cur,
-            prototypes=prototypes,
-            reference_labels=ref_lab if _has_labels(ref_lab, len(ref)) else None,
-            config=config.novelty,
-            seed=int(seeds["novelty"]),
-        ),
-        "label_shift": lambda: label_shift_test(ref_lab, cur_lab, config.labels.min_expected)
+        "novelty": lambda: novelty_test(ref, cur, config.novelty, seed=int(seeds["novelty"])),
+        "label_shift": lambda: label_shift_test(
+            ref_lab, cur_lab, config.labels.min_expected, null_draws=config.labels.null_draws,
+            seed=int(seeds["label_shift"]),
+        )
         if labelled
         else None,
         "prototype_displacement": lambda: prototype_displacement_test(
@@ -93,4 +122,10 @@ def run_suite(
         if res is not None:
             results[name] = res
             log.debug("drift detector %s: p=%.4g (%s)", name, res.p_value, res.effect_description)
-    return SuiteResult(detectors=results, decision=decide(results, config.alpha, config.method), seconds=seconds)  # type: ignore[arg-type]
+    decision = decide(results, config.alpha, config.method, baseline=baseline, severity=config.severity)  # type: ignore[arg-type]
+    return SuiteResult(
+        detectors=results,
+        decision=decision,
+        seconds=seconds,
+        current_ids=tuple(str(i) for i in current_ids) if current_ids is not None else None,
+    )

@@ -23,8 +23,11 @@ class DriftSummary:
     n_reference: int
     n_current: int
     reference_items: str  # which reference items were used, in words
-    decision: Decision
+    decision: Decision  # significance and severity: ``decision.status`` is "drift", "significant, small" or "no drift"
     detectors: dict[str, DetectorResult]
+    effects: dict[str, float] = field(default_factory=dict)  # per detector, on the scale named by effect_scale
+    effect_scale: int | None = None  # the effect definitions' version: a baseline only learns from its own scale
+    novel_items: tuple[dict[str, Any], ...] = ()  # rows the novelty detector names, most novel first
     seconds: dict[str, float] = field(default_factory=dict)
     report_id: int | None = None  # the stored drift report's id
     report_artifact: str | None = None  # sha256 of the HTML report, when one was written
@@ -48,8 +51,11 @@ class DriftSummary:
             "schema_version": SCHEMA_VERSION, "collection": self.collection, "batch_seq": self.batch_seq,
             "reference_batches": list(self.reference_batches), "embedding": self.embedding,
             "model_version": self.model_version, "n_reference": self.n_reference, "n_current": self.n_current,
-            "reference_items": self.reference_items, "drifted": self.drifted, "decision": self.decision.to_dict(),
-            "detectors": {k: v.to_dict() for k, v in self.detectors.items()}, "seconds": dict(self.seconds),
+            "reference_items": self.reference_items, "drifted": self.drifted, "status": self.decision.status,
+            "significant": self.decision.significant, "decision": self.decision.to_dict(),
+            "detectors": {k: v.to_dict() for k, v in self.detectors.items()}, "effects": dict(self.effects),
+            "effect_scale": self.effect_scale, "novel_items": [dict(n) for n in self.novel_items],
+            "seconds": dict(self.seconds),
             "report_id": self.report_id, "report_artifact": self.report_artifact, "alert_id": self.alert_id,
             "notice": self.notice, "reused": self.reused,
         }
@@ -63,6 +69,8 @@ class DriftSummary:
             n_current=int(d.get("n_current") or 0), reference_items=str(d.get("reference_items", "")),
             decision=Decision.from_dict(d.get("decision") or {"drifted": d.get("drifted", False)}),
             detectors={k: DetectorResult.from_dict(v) for k, v in (d.get("detectors") or {}).items()},
+            effects={k: float(v) for k, v in (d.get("effects") or {}).items() if v is not None},
+            effect_scale=d.get("effect_scale"), novel_items=tuple(d.get("novel_items") or ()),
             seconds={k: float(v) for k, v in (d.get("seconds") or {}).items() if v is not None},
             report_id=d.get("report_id"), report_artifact=d.get("report_artifact"), alert_id=d.get("alert_id"),
             notice=d.get("notice"), reused=bool(d.get("reused", False)),

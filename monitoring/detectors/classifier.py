@@ -6,6 +6,9 @@ rows played no part in training, under "no drift" their scores are exchangeable 
 p-value is exact (up to its normal approximation). The model is a linear classifier (shrinkage LDA,
 i.e. a regularised logistic-regression-like linear rule in closed form): cheap, and linear shifts
 are what embedding drift mostly looks like.
+
+Effect (one scale): held-out AUC − 0.5 (0 = indistinguishable, 0.5 = disjoint); its no-drift mean is
+0 whatever the batch sizes.
 """
 
 from __future__ import annotations
@@ -56,9 +59,10 @@ def classifier_test(
         name="classifier",
         statistic=auc,
         p_value=float(res.pvalue),
-        effect=auc,
+        effect=auc - 0.5,
         effect_description=(
-            f"held-out AUC {auc:.3f} telling current from reference (0.5 = indistinguishable, 1 = disjoint)"
+            f"held-out AUC {auc:.3f} telling current from reference: {auc - 0.5:+.3f} above chance "
+            "(0 = indistinguishable, 0.5 = disjoint)"
         ),
         n_reference=int(ref.shape[0]),
         n_current=int(cur.shape[0]),

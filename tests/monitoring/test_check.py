@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from core.errors import NotFoundError
-from monitoring.check import check_drift
+from monitoring.check import check_drift, past_effects
 from monitoring.config import DriftConfig
-from monitoring.detectors.mmd import MMDConfig
+from monitoring.decision import EFFECT_SCALE
 from monitoring.summary import DriftSummary
 from tests.monitoring._data import centres, mixture, table
 from tests.monitoring._http import Receiver
 
 DIM = 16
 C = centres(6, DIM)
-CONFIG = DriftConfig(mmd=MMDConfig(n_permutations=99))
+CONFIG = DriftConfig()
 
 
 @pytest.fixture
@@ -77,8 +77,13 @@ def test_planted_new_classes_are_flagged_by_novelty(ws):
     ws.store.ingest_table(table(x, np.array([None] * 200, dtype=object), 9000), "shop")
     res = check_drift(ws, "shop", config=CONFIG, notify=False)
     assert "label_shift" not in res.detectors
-    assert res.drifted and "novelty" in res.decision.flagged
-    assert res.detectors["novelty"].extra["n_below"] >= 10
+    assert res.drifted and "novelty" in res.decision.acting
+    # the alert and the dashboard can show which items looked new: the planted ones, by id
+    named = res.novel_items
+    assert list(named) == ws.registry.monitoring.get_drift_report(res.report_id).summary["novel_items"]
+    planted = {f"i{9000 + i}" for i in range(190, 200)}
+    assert len(named) >= 5 and {x["item_id"] for x in named[:5]} <= planted  # most novel first
+    assert sum(x["item_id"] not in planted for x in named) <= len(named) * 0.2  # BH at FDR 0.1
 
 
 def test_explicit_batch_and_errors(ws):
@@ -129,5 +134,48 @@ def test_uses_production_model_and_its_prototypes(ws):
     res = check_drift(ws, ws_name, config=CONFIG, notify=False)
     assert res.embedding == f"model v{mv.version}" and res.model_version == mv.version
     assert ws.registry.monitoring.get_drift_report(res.report_id).model_version == mv.version
-    assert res.detectors["novelty"].extra["prototype_source"] == "model"
     assert res.detectors["mmd"].n_current == 200
+
+
+def test_baseline_learns_from_earlier_accepted_checks_only(ws):
+    rng = np.random.default_rng(5)
+    for k in range(3):
+        x, y = mixture(rng, 200, C[:5])
+        ws.store.ingest_table(table(x, y, 9000 + 1000 * k), "shop")
+        check_drift(ws, "shop", config=CONFIG, notify=False)
+    reports = sorted(ws.registry.monitoring.list_drift_reports("shop"), key=lambda r: r.batch_seq)
+    assert [r.batch_seq for r in reports] == [4, 5, 6] and not any(r.drifted for r in reports)
+    assert all(r.summary["effect_scale"] == EFFECT_SCALE for r in reports)
+    got = past_effects(ws.registry.monitoring, "shop", before_batch=6, model_version=None)
+    assert got == [reports[0].summary["effects"], reports[1].summary["effects"]]  # oldest first, not batch 6
+    assert past_effects(ws.registry.monitoring, "shop", before_batch=6, model_version=3) == []  # another embedding
+    # an acting check, a check on an older effect scale and a superseded check are left out
+    ws.registry.monitoring.record_drift_report("shop", batch_seq=5, model_version=None, drifted=True, alpha=0.05,
+                                    summary={"effect_scale": EFFECT_SCALE, "effects": {"mmd": 9.0}})
+    ws.registry.monitoring.record_drift_report("shop", batch_seq=3, model_version=None, drifted=False, alpha=0.05,
+                                    summary={"effects": {"mmd": 7.0}})
+    assert past_effects(ws.registry.monitoring, "shop", before_batch=7, model_version=None) == [
+        reports[0].summary["effects"], reports[2].summary["effects"]]
+
+
+def test_a_stream_that_always_moves_this_much_does_not_act(ws):
+    """The same shifted batch acts on a young collection and is "significant, small" once the
+    collection's history shows batches moving that much all the time."""
+    rng = np.random.default_rng(6)
+    shift = np.zeros(DIM)
+    shift[3] = 0.4
+    x, y = mixture(rng, 200, C[:5], shift=shift)
+    ws.store.ingest_table(table(x, y, 9000), "shop")
+    young = check_drift(ws, "shop", config=CONFIG, notify=False)
+    assert young.drifted
+    effects = young.effects
+    for seq in (1, 2, 3):  # earlier batches whose accepted checks moved as much
+        ws.registry.monitoring.record_drift_report("shop", batch_seq=seq, model_version=None, drifted=False, alpha=0.05,
+                                        summary={"effect_scale": EFFECT_SCALE, "effects": effects})
+    seasoned = check_drift(ws, "shop", config=replace(CONFIG, severity=replace(CONFIG.severity, min_history=3)),
+                           notify=False)
+    assert seasoned.decision.significant and not seasoned.drifted and seasoned.alert_id is None
+    stored = ws.registry.monitoring.get_drift_report(seasoned.report_id)
+    assert stored.summary["status"] == "significant, small" and not stored.drifted
+    verdict = stored.summary["decision"]["verdicts"]["mmd"]
+    assert verdict["threshold"]["source"] == "baseline" and verdict["threshold"]["n_past"] == 3
