@@ -29,3 +29,14 @@ def feature_table(
 def make_settings(home: Path, **extra: str) -> Settings:
     env = {"STEWARD_HOME": str(home), **extra}
     return load_settings(env=env, config_path=None)
+
+
+def drift_summary(model_version: int | None = None, collection: str = "c", batch_seq: int = 2):
+    """A drifted DriftSummary as a check would record it (one MMD detector, p = 0.001)."""
+    from monitoring.summary import DriftSummary
+
+    return DriftSummary.from_dict({
+        "collection": collection, "batch_seq": batch_seq, "model_version": model_version,
+        "decision": {"drifted": True, "alpha": 0.05, "flagged": ["mmd"]},
+        "detectors": {"mmd": {"name": "mmd", "p_value": 0.001, "effect": 0.1, "effect_description": "big"}},
+    })

@@ -348,9 +348,10 @@ def _print_report(corpus: TextCorpus, figures: dict[str, Any]) -> None:
     print(f"cleaning: {m['cleaning']}")
     print(f"{'label':24s} {'texts':>5s} {'groups':>6s} {'MAP@R':>6s} {'P@1':>6s}  version")
     for lb, n in m["per_label"].items():
-        pc = figures["per_label"].get(lb, {})
-        print(f"{lb:24s} {n:5d} {m['groups_per_label'][lb]:6d} {pc.get('map_at_r', float('nan')):6.3f} "
-              f"{pc.get('precision_at_1', float('nan')):6.3f}  {m['package_versions'].get(lb, '')}")
+        pc = figures["per_label"].get(lb)
+        map_r, p1 = (pc.map_at_r, pc.precision_at_1) if pc is not None else (float("nan"), float("nan"))
+        print(f"{lb:24s} {n:5d} {m['groups_per_label'][lb]:6d} {map_r:6.3f} "
+              f"{p1:6.3f}  {m['package_versions'].get(lb, '')}")
     o = figures["overall"]
     print(f"raw MiniLM, whole corpus, leave-one-out: MAP@R {o['map_at_r']:.3f}, P@1 {o['precision_at_1']:.3f}, "
           f"R-precision {o['r_precision']:.3f}, NMI {o['nmi']:.3f}, AMI {o['ami']:.3f} ({figures['seconds']}s)")

@@ -10,16 +10,7 @@ import pytest
 from core.settings import AlertSettings
 from monitoring.alerts import alert_history, answered_by, raise_drift_alert
 from monitoring.status import collection_status
-from monitoring.summary import DriftSummary
-from tests.factories import feature_table
-
-
-def _drift(model_version: int) -> DriftSummary:
-    return DriftSummary.from_dict({
-        "collection": "c", "batch_seq": 2, "model_version": model_version,
-        "decision": {"drifted": True, "alpha": 0.05, "flagged": ["mmd"]},
-        "detectors": {"mmd": {"name": "mmd", "p_value": 0.001, "effect": 0.1, "effect_description": "big"}},
-    })
+from tests.factories import drift_summary, feature_table
 
 
 @pytest.fixture
@@ -35,10 +26,10 @@ def ws(workspace, monkeypatch):
 
 def test_alerts_stay_in_the_history_with_the_change_that_answered_them(ws) -> None:
     ws.production.promote("c", 1, reason="first")
-    first = raise_drift_alert(ws, _drift(1), notify=False).alert_id
+    first = raise_drift_alert(ws, drift_summary(1), notify=False).alert_id
     time.sleep(0.01)
     ws.production.promote("c", 2, reason="retrained")
-    second = raise_drift_alert(ws, _drift(2), notify=False).alert_id
+    second = raise_drift_alert(ws, drift_summary(2), notify=False).alert_id
     assert [a.id for a in collection_status(ws, "c").open_alerts] == [second]
 
     time.sleep(0.01)
@@ -51,7 +42,7 @@ def test_alerts_stay_in_the_history_with_the_change_that_answered_them(ws) -> No
     assert all(r.undelivered is None for r in history)  # no webhook configured: nothing to deliver to
     assert collection_status(ws, "c").undelivered_alerts is None
 
-    third = raise_drift_alert(ws, _drift(1), notify=False).alert_id
+    third = raise_drift_alert(ws, drift_summary(1), notify=False).alert_id
     assert [r.alert.id for r in alert_history(ws, "c", open_only=True)] == [third]
     assert [r.alert.id for r in alert_history(ws, "c", limit=1)] == [third]
 

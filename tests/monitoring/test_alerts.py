@@ -7,19 +7,11 @@ import pytest
 from core.settings import AlertSettings
 from monitoring import alerts
 from monitoring.alerts import WebhookPolicy, deliver_pending_alerts, post_webhook, raise_drift_alert
-from monitoring.summary import DriftSummary
-from tests.factories import feature_table
+from tests.factories import drift_summary, feature_table
 from tests.monitoring._http import Receiver, closed_port_url
 
 FAST = WebhookPolicy(attempts=4, backoff_seconds=0.01, timeout_seconds=2.0)
 
-
-def drift(model_version: int | None = None) -> DriftSummary:
-    return DriftSummary.from_dict({
-        "collection": "c", "batch_seq": 2, "model_version": model_version,
-        "decision": {"drifted": True, "alpha": 0.05, "flagged": ["mmd"]},
-        "detectors": {"mmd": {"name": "mmd", "p_value": 0.001, "effect": 0.1, "effect_description": "big"}},
-    })
 
 
 @pytest.fixture
@@ -37,7 +29,7 @@ def with_webhook(ws, url, dedup=3600):
 def test_fails_twice_then_succeeds_delivers_exactly_one(ws):
     with Receiver(fail_first=2) as rx:
         w = with_webhook(ws, rx.url)
-        notice = raise_drift_alert(w, drift(), policy=FAST)
+        notice = raise_drift_alert(w, drift_summary(), policy=FAST)
         alert = ws.registry.monitoring.get_alert(notice.alert_id)
         assert notice.created and rx.statuses == [500, 500, 200]
         assert len(rx.delivered) == 1
@@ -52,7 +44,7 @@ def test_fails_twice_then_succeeds_delivers_exactly_one(ws):
 
 def test_down_webhook_keeps_alert_pending_and_a_later_run_delivers_it(ws):
     w = with_webhook(ws, closed_port_url())
-    alert = ws.registry.monitoring.get_alert(raise_drift_alert(w, drift(), policy=FAST).alert_id)
+    alert = ws.registry.monitoring.get_alert(raise_drift_alert(w, drift_summary(), policy=FAST).alert_id)
     assert alert.delivered_at is None and alert.attempts == FAST.attempts
     assert alert.last_error and "Connect" in alert.last_error
     [pending] = ws.registry.monitoring.list_alerts("c", undelivered_only=True)
@@ -66,22 +58,22 @@ def test_down_webhook_keeps_alert_pending_and_a_later_run_delivers_it(ws):
 def test_dedup_window_suppresses_repeat_alerts(ws):
     with Receiver() as rx:
         w = with_webhook(ws, rx.url, dedup=3600)
-        first = raise_drift_alert(w, drift(), policy=FAST)
-        second = raise_drift_alert(w, drift(), policy=FAST)
+        first = raise_drift_alert(w, drift_summary(), policy=FAST)
+        second = raise_drift_alert(w, drift_summary(), policy=FAST)
         assert first.created and not second.created and second.alert_id == first.alert_id
         assert "repeats open alert" in second.describe()
         # another model version is another drift
-        other = raise_drift_alert(w, drift(2), policy=FAST)
+        other = raise_drift_alert(w, drift_summary(2), policy=FAST)
         assert other.created and other.alert_id != first.alert_id
         assert len(rx.delivered) == 2
         # no window: every drift alerts
         w0 = with_webhook(ws, rx.url, dedup=0)
-        assert raise_drift_alert(w0, drift(), policy=FAST).created
+        assert raise_drift_alert(w0, drift_summary(), policy=FAST).created
     assert len(ws.registry.monitoring.list_alerts("c")) == 3
 
 
 def test_no_webhook_configured_stores_alert_undelivered(ws):
-    notice = raise_drift_alert(with_webhook(ws, None), drift())
+    notice = raise_drift_alert(with_webhook(ws, None), drift_summary())
     alert = ws.registry.monitoring.get_alert(notice.alert_id)
     assert alert.delivered_at is None and alert.attempts == 0
     assert notice.event == "not sent (no Prefect API configured)"
@@ -147,8 +139,8 @@ def test_an_unresolved_drift_re_emits_its_trigger_on_every_check(ws, monkeypatch
     emitted = []
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     monkeypatch.setattr(prefect.events, "emit_event", lambda event, resource, payload: emitted.append(payload) or object())
-    first = raise_drift_alert(with_webhook(ws, None), drift(), policy=FAST)
-    again = raise_drift_alert(with_webhook(ws, None), drift(), policy=FAST)
+    first = raise_drift_alert(with_webhook(ws, None), drift_summary(), policy=FAST)
+    again = raise_drift_alert(with_webhook(ws, None), drift_summary(), policy=FAST)
     assert (first.event, again.event) == ("emitted", "re-emitted")
     assert len(emitted) == 2 and emitted[1]["repeat"] is True  # the retrain trigger fires again
     assert len(ws.registry.monitoring.list_alerts("c")) == 1  # but the alert is not duplicated
