@@ -33,8 +33,8 @@ class _Frame:
     def __init__(self, n: int, width: int, height: int, titled: bool, log_y: bool, y_min: float, y_max: float,
                  right: int):
         self.n, self.log_y, self.y_min, self.y_max = n, log_y, y_min, y_max
-        self.left, self.top = 48, 24 if titled else 10
-        self.pw, self.ph = width - self.left - right, height - self.top - 34
+        self.left, self.top = 52, 26 if titled else 10
+        self.pw, self.ph = width - self.left - right, height - self.top - 36
 
     def y(self, v: float) -> float:
         v = min(max(v, self.y_min), self.y_max)
@@ -88,10 +88,10 @@ class _Frame:
             mid = self.top + self.ph / 2
             out.append(f'<text x="11" y="{_fmt(mid)}" text-anchor="middle" class="axis-label" '
                        f'transform="rotate(-90 11 {_fmt(mid)})">{escape(y_label)}</text>')
-        # At most one label per ~44 px, so labels never collide whatever the number of checks.
-        every = max(1, math.ceil(self.n / max(1, self.pw // 44)))
+        # At most one label per ~48 px, so labels never collide whatever the number of checks.
+        every = max(1, math.ceil(self.n / max(1, self.pw // 48)))
         for i in range(0, self.n, every):
-            out.append(f'<text x="{_fmt(self.x(i))}" y="{self.top + self.ph + 14}" text-anchor="middle" '
+            out.append(f'<text x="{_fmt(self.x(i))}" y="{self.top + self.ph + 16}" text-anchor="middle" '
                        f'class="tick x-tick">{escape(str(x_labels[i]))}</text>')
         return out
 
@@ -108,7 +108,7 @@ class _Frame:
         x = self.x(i) - (self.step() / 2 if i > 0 else 0)
         return (f'<g class="version-mark"><line x1="{_fmt(x)}" x2="{_fmt(x)}" y1="{self.top}" '
                 f'y2="{self.top + self.ph}" stroke="#555" stroke-dasharray="2 2"/>'
-                f'<text x="{_fmt(x + 2)}" y="{self.top + 9}" class="tick">{escape(label)}</text></g>')
+                f'<text x="{_fmt(x + 3)}" y="{self.top + 12}" class="tick">{escape(label)}</text></g>')
 
     def line(self, name: str, colour_: str, values: Sequence[float | None], x_labels: Sequence[str],
              fmt: str) -> list[str]:

@@ -192,13 +192,14 @@ def drift_view(reports: Sequence[Any], *, alpha: float, limit: int = 50) -> Drif
     top_sig = max([v for vs in data["significance"].values() for v in vs if v is not None] + [0.0])
     top_size = max([v for vs in data["size"].values() for v in vs if v is not None] + [0.0])
     common: dict[str, Any] = {"marked": data["status"], "vmarks": data["vmarks"], "colours": colours,
-                              "log_y": False, "y_min": 0.0, "height": 220, "value_format": ".2f"}
+                              "log_y": False, "y_min": 0.0, "width": 480, "height": 240,
+                              "value_format": ".2f"}
     significance = line_chart_svg(
-        data["significance"], data["labels"], title="Significance: −log10 adjusted p (higher = stronger evidence)",
+        data["significance"], data["labels"], title="Significance: −log10 adjusted p",
         y_max=max(2 * alpha_line, min(top_sig * 1.1, MAX_MINUS_LOG10)), y_label="−log10 p",
         threshold=alpha_line, threshold_label=f"α {report_alpha:g}", **common)
     size = line_chart_svg(
-        data["size"], data["labels"], title="Size: effect ÷ the threshold it must exceed to act",
+        data["size"], data["labels"], title="Size: effect ÷ its acting threshold",
         y_max=max(2.0, min(top_size * 1.1, 10.0)), y_label="effect / threshold", threshold=1.0,
         threshold_label="acts > 1", **common)
     latest = _summary(newest_first[0]) if newest_first else None
