@@ -43,8 +43,8 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def browser():
+@pytest.fixture(scope="module")
+def browser():  # one Chromium for the module: starting it is most of these tests' time
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
