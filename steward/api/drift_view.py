@@ -83,6 +83,7 @@ class DriftView:
     significance_svg: str
     effect_svg: str
     alpha: float
+    effect_scale: str | None = None  # the newest check's effect definitions (monitoring.decision.EFFECT_SCALE)
 
 
 def _summary(report: Any) -> DriftSummary:
@@ -209,4 +210,5 @@ def drift_view(reports: Sequence[Any], *, alpha: float, limit: int = 50) -> Drif
         novel_items=latest.novel_items[:20] if latest else (),
         legend=tuple((n, detector_label(n), colours[n], detector_measures(n)) for n in data["names"]),
         significance_svg=significance, effect_svg=size, alpha=report_alpha,
+        effect_scale=None if latest is None or latest.effect_scale is None else str(latest.effect_scale),
     )

@@ -90,3 +90,15 @@ def test_alert_delivery_shows_only_when_a_webhook_is_configured(tmp_path):
         html = c.get("/").text
     workspace.registry.dispose()
     assert "<th>delivery</th>" in html and "not delivered (0 attempts)" in html
+
+
+def test_pages_need_no_inline_script_style_or_handler(rich_client):
+    """A strict Content-Security-Policy (script-src 'self'; style-src 'self') must leave the pages whole."""
+    import re
+
+    for path in ("/", "/compare?a=1&b=2", "/map?version=2", "/status?format=html"):
+        html = rich_client.get(path).text
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
+        assert not re.search(r"\sstyle=|<style", html), path
+        assert not re.search(r"\son[a-z]+=", html), path
+        assert "https://" not in html and "//cdn" not in html, path  # everything served from here
