@@ -88,4 +88,7 @@ def gallery_map(request: Request, svc: Service, version: int | None = Query(None
         context["error"], status = str(e), 404
     except StewardError as e:  # an artifact that fails its checksum, say: the page says so
         context["error"], status = str(e), 409
+    except Exception as e:  # a map that cannot be drawn must not take the page down with it
+        log.exception("could not map v%s of %s", version, name)
+        context["error"], status = f"the map could not be drawn: {type(e).__name__}: {e}", 500
     return TEMPLATES.TemplateResponse(request, "map.html", context, status_code=status)
