@@ -86,16 +86,3 @@ def live_server() -> Iterator[Callable[[Any], str]]:
         server.should_exit = True
         thread.join(10)
 
-
-@pytest.fixture
-def rich_client(api_settings, api_workspace) -> Iterator[Any]:
-    """A TestClient over the world of :func:`tests.api.fakes.populate_rich` (real index artifacts)."""
-    from fastapi.testclient import TestClient
-
-    from steward.api.app import create_app
-    from tests.api.fakes import populate_rich
-
-    populate_rich(api_workspace)
-    app = create_app(api_settings, workspace=api_workspace, loader=FakeLoader(), poll_seconds=0.05)
-    with TestClient(app) as c:
-        yield c
