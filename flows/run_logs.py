@@ -115,11 +115,17 @@ def tag_flow_run(collection: str) -> None:
 
 @contextmanager
 def collection_run(collection: str) -> Iterator[None]:
-    """Inside a flow: tag the run and its task runs with the collection, and forward steward's logs."""
+    """Inside a flow: tag the run and its task runs with the collection, forward steward's logs, and
+    let records made meanwhile (training runs) name the flow run."""
     from prefect import tags
+    from prefect.context import FlowRunContext
+
+    from core.run_context import run_ids
 
     tag_flow_run(collection)
-    with tags(*collection_tags(collection)), library_logs_to_prefect():
+    ctx = FlowRunContext.get()
+    ids = {"prefect_flow_run_id": str(ctx.flow_run.id)} if ctx is not None and ctx.flow_run is not None else {}
+    with tags(*collection_tags(collection)), library_logs_to_prefect(), run_ids(**ids):
         yield
 
 

@@ -101,10 +101,25 @@ def prefect_api_configured() -> bool:
 
     Read without importing Prefect (seconds): commands that need no server must not pay for it.
     """
+    return prefect_api_url() is not None
+
+
+def prefect_ui_url() -> str | None:
+    """Where the Prefect UI of the configured API lives (``PREFECT_UI_URL``, else the API URL without
+    its ``/api`` suffix, as a local Prefect server serves both); None when no API is configured."""
+    api = prefect_api_url()
+    if api is None:
+        return None
+    ui = os.environ.get("PREFECT_UI_URL") or api.rstrip("/").removesuffix("/api")
+    return ui.rstrip("/")
+
+
+def prefect_api_url() -> str | None:
+    """The configured Prefect API URL (see :func:`prefect_api_configured`), or None."""
     if os.environ.get("PREFECT_API_URL"):
-        return True
+        return os.environ["PREFECT_API_URL"]
     if os.environ.get("STEWARD_PREFECT_EVENTS", "").lower() in ("0", "false", "off"):
-        return False
+        return None
     import tomllib
     from pathlib import Path
 
@@ -114,9 +129,10 @@ def prefect_api_configured() -> bool:
         data = tomllib.loads(path.read_text()) if path.is_file() else {}
     except (OSError, tomllib.TOMLDecodeError) as e:  # a broken profile only means: no server known
         log.warning("could not read Prefect profiles %s: %s", path, e)
-        return False
+        return None
     active = os.environ.get("PREFECT_PROFILE") or data.get("active", "ephemeral")
-    return bool((data.get("profiles", {}).get(active) or {}).get("PREFECT_API_URL"))
+    url = (data.get("profiles", {}).get(active) or {}).get("PREFECT_API_URL")
+    return str(url) if url else None
 
 
 def post_webhook(

@@ -97,6 +97,7 @@ def create_app(
     loader: PairLoader | None = None,
     cache_size: int = 2,
     retry_seconds: float = 30.0,
+    gallery_reader: Any = None,
 ) -> FastAPI:
     """The app. ``workspace`` and ``loader`` default to the real ones; tests pass doubles.
 
@@ -129,7 +130,8 @@ def create_app(
         docs_url=None,  # /docs and /redoc come from routes/docs.py, with their assets served locally
         redoc_url=None,
     )
-    app.state.service = ApiService(settings=settings, workspace=workspace, state=state)
+    extra = {} if gallery_reader is None else {"gallery_reader": gallery_reader}
+    app.state.service = ApiService(settings=settings, workspace=workspace, state=state, **extra)
     app.state.serving = state
     app.state.workspace = workspace
     app.state.settings = settings

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request
 
 from core.errors import ConflictError, NotFoundError
+from steward.api.gallery_map import GalleryReader, MapCache, read_index_sample
 from steward.api.serving import ServingPair, ServingState
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ class ApiService:
     settings: Any
     workspace: Any
     state: ServingState
+    maps: MapCache = field(default_factory=MapCache)  # the dashboard's gallery maps, per index
+    gallery_reader: GalleryReader = read_index_sample  # how a map reads vectors (tests pass a double)
 
     def known_collections(self) -> list[str]:
         return sorted(c.name for c in self.workspace.registry.catalog.list_collections())

@@ -1,77 +1,39 @@
-"""What /versions, /status and the dashboard show: registry state turned into plain dicts.
+"""What /versions, /status and the dashboard show: registry state turned into plain values.
 
 Everything is read through the typed contracts (``ModelReport`` for a model's metrics,
-``DriftSummary`` for a drift check, ``CollectionStatus`` for the state of a collection), so no
-view guesses keys. The pure helpers are separate from the functions that read the registry.
+``DriftSummary`` for a drift check, ``CollectionStatus`` for the state of a collection,
+``AlertRecord`` for an alert and what answered it), so no view guesses keys. The pure pieces live in
+:mod:`steward.api.model_view`, :mod:`steward.api.drift_view` and :mod:`steward.api.gallery_map`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from embedding.report import ModelReport
+from monitoring.alerts import alert_history, prefect_ui_url
 from monitoring.open_alerts import open_alerts
 from monitoring.status import collection_status
-from monitoring.summary import DriftSummary
-from steward.api.charts import line_chart_svg
+from steward.api.drift_view import drift_series, drift_view
+from steward.api.model_view import (
+    INDEX_METRICS,
+    MODEL_METRICS,
+    compare,
+    index_row,
+    model_numbers,
+    model_row,
+    per_class,
+)
 from steward.api.serving import ServingState
 from storage.serialization import iso_utc
 
-# (key, column heading) of the model and index tables.
-MODEL_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("map_at_r_all", "MAP@R all"), ("map_at_r_old", "MAP@R old"), ("map_at_r_new", "MAP@R new"),
-    ("p_at_1_all", "P@1 all"), ("forgetting_max", "forgetting max"), ("forgetting_mean", "forgetting mean"),
-)
-INDEX_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("recall_at_10", "recall@10"), ("latency_p50_ms", "p50 ms"), ("latency_p99_ms", "p99 ms"),
-    ("build_seconds", "build s"),
-)
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v)):
-        return float(v)
-    return None
-
-
-def model_row(metrics: Mapping[str, Any]) -> dict[str, float | None]:
-    """The model table's numbers for one version's stored metrics."""
-    report = ModelReport.from_dict(metrics or {})
-    head = report.headline()
-    ev = report.evaluation
-    forgetting = [v for v in report.forgetting.values() if _number(v) is not None]
-    return {
-        "map_at_r_all": _number(head["overall"]), "map_at_r_old": _number(head["old"]),
-        "map_at_r_new": _number(head["new"]),
-        "p_at_1_all": None if ev is None else _number(ev.overall.precision_at_1),
-        "forgetting_max": max(forgetting) if forgetting else None,
-        "forgetting_mean": sum(forgetting) / len(forgetting) if forgetting else None,
-    }
-
-
-def index_row(metrics: Mapping[str, Any]) -> dict[str, float | None]:
-    return {key: _number((metrics or {}).get(key)) for key, _ in INDEX_COLUMNS}
-
-
-def drift_series(reports: Sequence[Any]) -> tuple[list[str], dict[str, list[float | None]], list[bool]]:
-    """Oldest-first x labels, p-value per detector (plus the combined one), and which checks found drift."""
-    ordered = sorted(reports, key=lambda r: (r.created_at, r.id))
-    labels = [f"b{r.batch_seq}" if r.batch_seq is not None else f"#{r.id}" for r in ordered]
-    per_report = []
-    for r in ordered:
-        summary = DriftSummary.from_dict({**(r.summary or {}), "collection": ""})
-        values = {name: _number(d.p_value) for name, d in summary.detectors.items()}
-        if summary.detectors:
-            values["combined"] = _number(summary.decision.combined_p_value)
-        per_report.append(values)
-    names: list[str] = []
-    for values in per_report:
-        names += [n for n, p in values.items() if p is not None and n not in names]
-    series = {n: [values.get(n) for values in per_report] for n in names}
-    return labels, series, [bool(r.drifted) for r in ordered]
+# (key, column heading) pairs, kept for callers of the earlier API.
+MODEL_COLUMNS: tuple[tuple[str, str], ...] = tuple((m.key, m.heading) for m in MODEL_METRICS)
+INDEX_COLUMNS: tuple[tuple[str, str], ...] = tuple((m.key, m.heading) for m in INDEX_METRICS)
+PER_CLASS_VERSIONS = 4  # versions side by side in the dashboard's per-class table
+FLOW_RUN_KEYS = ("prefect_flow_run_id", "flow_run_id")  # where a training run's details name its Prefect run
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -113,6 +75,75 @@ def status_view(workspace: Any, state: ServingState, collection: str) -> dict[st
     }
 
 
+@dataclass(frozen=True)
+class AlertRow:
+    id: int
+    kind: str
+    title: str  # the message's first line
+    message: str
+    raised_at: datetime
+    open: bool
+    answered: str  # in words: which production change answered it
+    delivery: str | None  # None when no webhook is configured (nothing to deliver to)
+    drift_report_id: int | None
+
+
+def alert_rows(records: list[Any]) -> list[AlertRow]:
+    """Rows of the alert history (``monitoring.alerts.AlertRecord``), newest first."""
+    rows = []
+    for r in records:
+        a, change = r.alert, r.answered_by
+        answered = "" if change is None else (
+            f"{'rolled back' if change.kind == 'rollback' else 'promoted'} to v{change.to_model} by {change.actor} "
+            f"at {change.at:%Y-%m-%d %H:%M}")
+        delivery = None if r.undelivered is None else (
+            f"not delivered ({a.attempts} attempts){': ' + a.last_error if a.last_error else ''}" if r.undelivered
+            else f"delivered {a.delivered_at:%Y-%m-%d %H:%M}")
+        rows.append(AlertRow(a.id, a.kind, (a.message or "").splitlines()[0] if a.message else "", a.message or "",
+                             a.created_at, r.open, answered, delivery, a.drift_report_id))
+    return rows
+
+
+@dataclass(frozen=True)
+class TrainingRunRow:
+    id: int
+    kind: str
+    status: str
+    model_version: int | None
+    batches: str
+    started_at: datetime
+    seconds: float | None
+    error: str
+    prefect_url: str | None  # the Prefect UI's page of the flow run that trained it, when recorded
+
+
+def training_rows(runs: list[Any], ui: str | None, limit: int = 10) -> list[TrainingRunRow]:
+    out = []
+    for r in sorted(runs, key=lambda r: r.id, reverse=True)[:limit]:
+        details = r.details or {}
+        run_id = next((str(details[k]) for k in FLOW_RUN_KEYS if details.get(k)), None)
+        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        batches = list(r.batches or [])
+        shown = (f"{batches[0]}–{batches[-1]}" if len(batches) > 2 else ", ".join(map(str, batches)))
+        out.append(TrainingRunRow(r.id, r.kind, r.status, r.model_version, shown, r.started_at, seconds,
+                                  str(details.get("error") or ""),
+                                  f"{ui}/runs/flow-run/{run_id}" if ui and run_id else None))
+    return out
+
+
+def per_class_view(models: list[Any], production_version: int | None,
+                   versions: int = PER_CLASS_VERSIONS) -> dict[str, Any]:
+    """Per-class MAP@R of the newest ``versions`` evaluated versions (and production's, always)."""
+    evaluated = [m for m in sorted(models, key=lambda m: m.version)
+                 if ModelReport.from_dict(m.metrics or {}).evaluation is not None]
+    shown = evaluated[-versions:]
+    prod = next((m for m in evaluated if m.version == production_version), None)
+    if prod is not None and prod not in shown:
+        shown = [prod, *shown[1:]]
+    reports = [ModelReport.from_dict(m.metrics or {}) for m in shown]
+    return {"versions": [m.version for m in shown], "rows": per_class(reports) if reports else []}
+
+
 def dashboard_view(workspace: Any, state: ServingState, collection: str, *, alpha: float) -> dict[str, Any]:
     """Everything the dashboard template shows for one collection."""
     registry = workspace.registry
@@ -121,8 +152,7 @@ def dashboard_view(workspace: Any, state: ServingState, collection: str, *, alph
     indexes = sorted(registry.models.list_indexes(collection), key=lambda i: i.id, reverse=True)
     reports = registry.monitoring.list_drift_reports(collection, limit=200)
     alerts = registry.monitoring.list_alerts(collection)
-    labels, series, marked = drift_series(reports)
-    report_alpha = next((r.alpha for r in reports if _number(r.alpha) is not None), alpha)
+    ui = prefect_ui_url()
     return {
         "name": collection,
         "production": target,
@@ -130,13 +160,32 @@ def dashboard_view(workspace: Any, state: ServingState, collection: str, *, alph
         "failure": state.failures.get(collection),
         "history": sorted(workspace.production.history(collection), key=lambda c: c.id, reverse=True)[:100],
         "models": [(m, model_row(m.metrics)) for m in models],
-        "model_cols": MODEL_COLUMNS,
+        "model_metrics": MODEL_METRICS,
         "indexes": [(i, index_row(i.metrics)) for i in indexes],
-        "index_cols": INDEX_COLUMNS,
-        "drift_chart": line_chart_svg(
-            series, labels, title="drift p-values per check (log scale; shaded: drift found)",
-            threshold=report_alpha, threshold_label=f"alpha {report_alpha:g}", marked=marked,
-        ),
-        "reports": sorted(reports, key=lambda r: (r.created_at, r.id), reverse=True)[:50],
+        "index_metrics": INDEX_METRICS,
+        "per_class": per_class_view(models, target.model_version if target else None),
+        "drift": drift_view(reports, alpha=alpha),
         "open_alerts": open_alerts(alerts, target.updated_at if target else None),
+        "alerts": alert_rows(alert_history(workspace, collection, limit=50)),
+        "webhook": bool(workspace.settings.webhook_url),
+        "training_runs": training_rows(registry.runs.list_training_runs(collection), ui),
+        "prefect_ui": ui,
     }
+
+
+def compare_view(workspace: Any, collection: str, a: int, b: int) -> dict[str, Any]:
+    """Version ``b`` against version ``a``: headline numbers, per class, gate reasons, training, index."""
+    registry = workspace.registry.models
+    ma, mb = registry.get_model(collection, a), registry.get_model(collection, b)  # NotFoundError -> 404
+
+    def newest_index(v: int) -> dict[str, Any]:
+        indexes = registry.list_indexes(collection, v)
+        return max(indexes, key=lambda i: i.id).metrics if indexes else {}
+
+    return {"name": collection, "comparison": compare(ma, mb, newest_index(a), newest_index(b)),
+            "versions": [m.version for m in sorted(registry.list_models(collection), key=lambda m: m.version)]}
+
+
+__all__ = ["INDEX_COLUMNS", "MODEL_COLUMNS", "alert_rows", "compare_view", "dashboard_view", "drift_series",
+           "index_row", "model_numbers", "model_row", "open_alerts", "status_view", "training_rows",
+           "versions_view"]

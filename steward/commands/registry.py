@@ -164,7 +164,8 @@ def _status_line(s) -> str:
     prod = s.production
     prod_text = f"model v{prod['model_version']} + index {prod['index_version']} since {prod['since']}" if prod else "none"
     drift = s.last_drift_check
-    drift_text = (f"{'DRIFT' if drift.drifted else 'no drift'} on batch {drift.batch_seq} at {drift.at}"
+    verdict = "DRIFT" if drift and drift.drifted else "significant, small" if drift and drift.flagged else "no drift"
+    drift_text = (f"{verdict} on batch {drift.batch_seq} at {drift.at}"
                   if drift else "never")
     undelivered = "" if s.undelivered_alerts is None else f" ({s.undelivered_alerts} undelivered)"
     lines = [(f"{s.collection}: production {prod_text}; latest batch {s.latest_batch}; last drift check "

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core.errors import ConflictError, LockHeldError
+from core.run_context import current_run_ids
 from storage.registry import convert
 from storage.registry import entities as E
 from storage.registry.database import Database, aware, default_actor, now
@@ -51,7 +52,7 @@ class RunStore:
             c = self.db.collection_row(s, collection)
             row = TrainingRunRow(
                 collection_id=c.id, kind=kind, batches=list(batches), status="running",
-                started_at=now(), details=jsonable(details or {}), owner=default_actor(),
+                started_at=now(), details=jsonable({**current_run_ids(), **(details or {})}), owner=default_actor(),
             )
             s.add(row)
             s.flush()

@@ -85,3 +85,4 @@ def live_server() -> Iterator[Callable[[Any], str]]:
     for server, thread in servers:
         server.should_exit = True
         thread.join(10)
+

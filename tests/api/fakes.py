@@ -152,3 +152,93 @@ def self_match_ok(response: dict[str, Any], query_ids: list[str]) -> bool:
         if hits["item_ids"][0] != qid or hits["scores"][0] < 0.999:
             return False
     return True
+
+
+EVIL_LABEL = '<script>alert("x")</script>'  # a class label a user could ingest: pages must escape it
+
+
+def _evaluated(v: int, classes: list[str], old: list[str], accepted: bool = True) -> dict[str, Any]:
+    """A model report with per-class numbers (class i of version v: 0.4 + 0.05 i + 0.02 v)."""
+    from embedding.gate import GateCheck, GateDecision
+    from embedding.metrics import EvaluationReport
+    from embedding.report import ModelReport, TrainingSummary
+
+    per = {c: {"map_at_r": 0.4 + 0.05 * i + 0.02 * v, "precision_at_1": 0.6 + 0.02 * v} for i, c in enumerate(classes)}
+    evaluation = EvaluationReport.from_dict({
+        "num_items": 60, "num_classes": len(classes), "overall": {"map_at_r": 0.55 + v / 100, "precision_at_1": 0.7},
+        "old": {"map_at_r": 0.5 + v / 100}, "new": {"map_at_r": 0.6 + v / 100}, "per_class": per,
+        "old_classes": old})
+    check = GateCheck("old", accepted, 0.01 if accepted else 0.06, -0.01, 0.03, 0.02, "old classes, paired bootstrap")
+    reasons = ("no class lost more than the limit",) if accepted else ("old classes lost 0.06 MAP@R (limit 0.02)",)
+    return ModelReport(evaluation, GateDecision(accepted, reasons, (check,)),
+                       TrainingSummary(mode="incremental", epochs_run=3 + v, seconds=12.5),
+                       forgetting={c: 0.01 * v for c in old},
+                       compatibility={"comparable": True, "new_vs_old_map_at_r": 0.5, "new_vs_new_map_at_r": 0.6}).to_dict()
+
+
+def _drift_summary(batch: int, model_version: int, p: float, effect: float, novel_ids: list[str]) -> dict[str, Any]:
+    from monitoring.decision import EFFECT_SCALE, decide
+    from monitoring.detectors.base import DetectorResult
+
+    results = {"mmd": DetectorResult("mmd", 0.1, p, effect, "MMD² between the batches", 80, 40),
+               "novelty": DetectorResult("novelty", 0.0, min(1.0, p * 3), effect * 5, "share of novel rows", 80, 40)}
+    decision = decide(results, 0.05)
+    return {"batch_seq": batch, "model_version": model_version, "embedding": f"model v{model_version}",
+            "n_reference": 80, "n_current": 40, "drifted": decision.drifted, "decision": decision.to_dict(),
+            "detectors": {k: r.to_dict() for k, r in results.items()},
+            "effects": {k: r.effect for k, r in results.items()}, "effect_scale": EFFECT_SCALE,
+            "novel_items": [{"rank": i + 1, "row": i, "p_value": 0.001, "score": 0.4, "item_id": n}
+                            for i, n in enumerate(novel_ids)]}
+
+
+def populate_rich(workspace: Any) -> dict[int, int]:
+    """A collection people would look at: four labelled batches (one class label is markup), three model
+    versions with per-class reports and real index artifacts, drift checks with effects and novel
+    items, an alert answered by a rollback and an open one. Production ends on v2; model -> index id."""
+    from embedding.index.ann import AnnIndex
+    from storage.parquet_store import features_to_numpy
+    from tests.factories import feature_table
+
+    registry = workspace.registry
+    classes = ["c0", "c1", EVIL_LABEL]
+    for seq in range(1, 5):
+        table = feature_table(30, DIM_IN, n_classes=3, seed=seq, start=30 * (seq - 1))
+        labels = [EVIL_LABEL if lab == "c2" else lab for lab in table["label"].to_pylist()]
+        table = table.set_column(table.schema.get_field_index("label"), "label", pa_array(labels))
+        workspace.store.ingest_table(table, COLLECTION, source=f"batch-{seq}")
+    pairs = {}
+    for v, (old, accepted) in enumerate([([], True), (["c0", "c1"], True), (classes, False)], start=1):
+        as_of = v + 1
+        gallery = workspace.store.read(COLLECTION, as_of=as_of, columns=["features"])
+        vectors = features_to_numpy(gallery) @ np.random.default_rng(v).normal(size=(DIM_IN, DIM_OUT))
+        ann = AnnIndex.build(gallery["item_id"].to_pylist(), vectors.astype(np.float32))
+        model = registry.models.register_model(COLLECTION, config={"loss": "multi_similarity"},
+                                               metrics=_evaluated(v, classes[: 2 + (v > 1)], old, accepted),
+                                               artifacts={}, parent_version=v - 1 or None, trained_on_batch=as_of)
+        index = registry.models.register_index(
+            COLLECTION, model.version, factory=ann.factory, params={},
+            metrics={"recall_at_10": 0.95 + v / 1000, "latency_p50_ms": 0.1 * v, "build_seconds": 0.01},
+            artifact=workspace.artifacts.put_bytes(ann.to_bytes()), as_of_batch=as_of, num_vectors=ann.ntotal)
+        pairs[model.version] = index.id
+        run = registry.runs.start_training_run(COLLECTION, kind="incremental", batches=list(range(1, as_of + 1)),
+                                               details={"prefect_flow_run_id": f"run-{v}"})
+        registry.runs.finish_training_run(run.id, status="finished", model_version=model.version)
+    for seq, mv, p, effect, novel in ((2, 1, 0.3, 0.001, []), (3, 1, 0.001, 0.02, ["i61", "i62"]),
+                                      (3, 2, 0.002, 0.002, []), (4, 2, 0.004, 0.0015, ["i95"])):
+        summary = _drift_summary(seq, mv, p, effect, novel)
+        report = registry.monitoring.record_drift_report(COLLECTION, batch_seq=seq, model_version=mv,
+                                                         drifted=summary["drifted"], alpha=0.05, summary=summary)
+        if summary["drifted"]:
+            registry.monitoring.add_alert(COLLECTION, kind="drift", message=f"Drift detected in batch {seq}\nmmd",
+                                          payload={}, dedup_key=f"d{seq}", drift_report_id=report.id)
+    registry.models.switch_alias(COLLECTION, 1, pairs[1], actor="test", reason="first model")
+    registry.models.switch_alias(COLLECTION, 2, pairs[2], actor="ci", reason="passed the gate")
+    registry.monitoring.add_alert(COLLECTION, kind="data_quality", message="batch 4: 3 rows quarantined",
+                                  payload={}, dedup_key="q4")
+    return pairs
+
+
+def pa_array(values: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values, pa.string())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 
 from steward.api.charts import line_chart_svg
@@ -42,3 +43,30 @@ def test_log_scale_puts_smaller_p_values_lower_and_clips_zero():
 def test_empty_chart_says_so():
     root = parse(line_chart_svg({}, []))
     assert "no data yet" in "".join(root.itertext())
+
+
+def test_version_marks_status_bands_and_x_labels_that_never_collide():
+    labels = [f"b{i}" for i in range(1, 61)]
+    svg = line_chart_svg({"p": [1.0] * 60}, labels, log_y=False, y_min=0.0, y_max=2.0, width=480,
+                         marked=["drift", "significant, small"] + [None] * 58, vmarks=[(30, "v<2>")])
+    root = parse(svg)
+    ticks = [t.text for t in root.iter(f"{NS}text") if "x-tick" in (t.get("class") or "")]
+    assert len(ticks) == len(set(ticks)) and len(ticks) <= 480 // 48 and ticks[0] == "b1"
+    xs = [float(t.get("x")) for t in root.iter(f"{NS}text") if "x-tick" in (t.get("class") or "")]
+    assert min(b - a for a, b in itertools.pairwise(xs)) >= 40  # room for a label each
+    bands = root.findall(f"{NS}rect[@class='drift-band']")
+    assert [b.get("data-status") for b in bands] == ["drift", "significant, small"]
+    marks = root.findall(f"{NS}g[@class='version-mark']")
+    assert len(marks) == 1 and "v<2>" in "".join(marks[0].itertext())  # escaped in the source, text when parsed
+    assert "legend" not in svg  # the page draws the legend, so it never covers the chart
+
+
+def test_scatter_marks_new_and_novel_points_and_escapes_titles():
+    from steward.api.charts import ScatterPoint, scatter_svg
+
+    pts = [ScatterPoint(0, 0, "a", "<i>x</i>"), ScatterPoint(1, 1, "b", "y", ring=True),
+           ScatterPoint(2, 0, "a", "z", cross=True)]
+    root = parse(scatter_svg(pts, {"a": "#000", "b": "#fff"}))
+    classes = [e.get("class") for e in root.iter() if (e.get("class") or "").startswith("pt")]
+    assert classes == ["pt", "pt new", "pt novel"]  # marked points drawn last, on top
+    assert "<i>x</i>" in "".join(root.itertext())

@@ -43,8 +43,8 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def browser():
+@pytest.fixture(scope="module")
+def browser():  # one Chromium for the module: starting it is most of these tests' time
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -106,3 +106,76 @@ def test_rollback_from_the_dashboard(api_settings, api_workspace, pairs, live_se
     pinned.locator("button[type=submit]").click()
     expect(page.locator(f"#pinned-{COLLECTION}")).to_have_count(0, timeout=15_000)
     assert not registry.models.get_alias(COLLECTION).pinned
+
+
+# Elements sticking out of the viewport (for the failure message when the page overflows).
+_OVERFLOWING = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap'))
+  .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+
+
+@pytest.fixture
+def rich_app(tmp_path):
+    from steward.api.app import create_app
+    from storage.workspace import open_workspace
+    from tests.api.fakes import populate_rich
+    from tests.factories import make_settings
+
+    settings = make_settings(tmp_path / "home", STEWARD_API_TOKEN=TOKEN)
+    workspace = open_workspace(settings)
+    populate_rich(workspace)
+    yield create_app(settings, workspace=workspace, loader=FakeLoader(), poll_seconds=0.5)
+    workspace.registry.dispose()
+
+
+def test_pages_fit_wide_and_narrow_screens_and_show_what_matters(rich_app, live_server, browser, tmp_path):
+    """One server, four pages, two widths: no horizontal page overflow; headings, a per-class row, the
+    comparison and a map with points; a class label that is markup stays text. Screenshots go to
+    $STEWARD_SCREENSHOTS (default: the test's tmp dir)."""
+    import os
+
+    from tests.api.fakes import EVIL_LABEL
+
+    out = Path(os.environ.get("STEWARD_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    base = live_server(rich_app)
+    dialogs: list[str] = []
+    pages = {"dashboard": "/", "compare": "/compare?a=1&b=3", "map": "/map?version=2", "status": "/status"}
+    for width in (1280, 390):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        for name, path in pages.items():
+            assert page.goto(base + path).status == 200, path
+            fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            page.screenshot(path=str(out / f"{name}-{width}.png"), full_page=True)
+            assert fits, f"{path} overflows at {width} px: {page.evaluate(_OVERFLOWING)}"
+        page.close()
+    assert dialogs == []  # the label <script>alert(...)</script> never ran
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(base + "/")
+    headings = page.locator("h2").all_text_contents()
+    for wanted in ("Production history", "Model versions", "Quality per class", "Drift checks", "Alerts",
+                   "Training runs", "Indexes", "Embedding map"):
+        assert wanted in headings
+    row = page.locator(f"table.per-class tr[data-class='{EVIL_LABEL}']")
+    assert row.count() == 1 and EVIL_LABEL in row.inner_text()  # shown as text
+    ticks = page.locator(f"#drift-significance-{COLLECTION} .x-tick").all_text_contents()
+    assert ticks == ["b2", "b3", "b4"]  # one label per batch, none repeated
+    assert page.locator(f"#drift-significance-{COLLECTION} .version-mark").count() == 1  # v1 -> v2 embeddings
+    assert "answered: promoted to v1" in page.locator("table.alerts").inner_text()
+
+    page.goto(base + "/compare?a=1&b=3")
+    assert "v3 compared with v1" in page.locator("h1").inner_text()
+    assert "old classes lost 0.06 MAP@R" in page.locator("body").inner_text()
+    assert page.locator("table.compare-classes tbody tr").count() == 3
+
+    page.goto(base + "/map?version=2")
+    svg = page.locator("#map-svg svg")
+    assert svg.locator(".pt").count() == 90  # v2's index holds batches 1-3 (90 items), all shown
+    assert svg.locator(".pt.new").count() == 30 - 2 and svg.locator(".pt.novel").count() == 2  # batch 3; i61, i62
+    assert page.locator("ul.classes li").count() == 3
+
+    page.goto(base + "/status")
+    assert page.locator("h1").inner_text() == "Status" and "model v2" in page.locator("table.status").inner_text()
+    page.close()

@@ -203,6 +203,9 @@ def test_runs_are_named_tagged_logged_and_leave_artifacts(after_bootstrap, batch
         keys = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
             key={"any_": ["retrain-digits", "drift-digits", "ingest-digits"]}))}
         assert keys == {"retrain-digits", "drift-digits", "ingest-digits"}
+    # the training run names its flow run, so the dashboard can link to it
+    trained = max(_ws().registry.runs.list_training_runs("digits"), key=lambda r: r.id)
+    assert trained.details.get("prefect_flow_run_id") == str(run.id)
 
 
 def test_secrets_come_from_prefect_secret_blocks(prefect_harness, flow_home, monkeypatch) -> None:

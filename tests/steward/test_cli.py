@@ -156,3 +156,17 @@ def test_reading_contracts_and_running_the_cycle_imports_nothing_heavy() -> None
             f"print([m for m in {HEAVY[:5]!r} if m in sys.modules])\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_status_line_tells_significant_but_small_drift_from_none() -> None:
+    from monitoring.status import CollectionStatus, DriftCheckView
+    from steward.commands.registry import _status_line
+
+    def line(drifted: bool, flagged: tuple[str, ...]) -> str:
+        check = DriftCheckView(1, 4, drifted, flagged, 0.01, "2026-01-01T00:00:00Z")
+        return _status_line(CollectionStatus("c", None, 4, check, (), None, 1))
+
+    assert "last drift check significant, small on batch 4" in line(False, ("mmd",))
+    assert "last drift check DRIFT on batch 4" in line(True, ("mmd",))
+    assert "last drift check no drift on batch 4" in line(False, ())
+    assert "undelivered" not in line(False, ())  # no webhook configured: nothing is undelivered

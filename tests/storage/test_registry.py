@@ -150,6 +150,16 @@ def test_drift_reports_and_training_runs(reg) -> None:
     v = _model(reg)
     done = reg.runs.finish_training_run(run.id, status="finished", model_version=v, buffer_artifact="a" * 64, details={"epochs": 3})
     assert (done.status, done.model_version, done.batches, done.details["epochs"]) == ("finished", v, [1, 2], 3)
+    assert "prefect_flow_run_id" not in done.details
+
+
+def test_a_training_run_names_the_orchestrator_run_it_belongs_to(reg) -> None:
+    from core.run_context import current_run_ids, run_ids
+
+    with run_ids(prefect_flow_run_id="f-1"):
+        run = reg.runs.start_training_run("c", kind="full", batches=[1], details={"as_of": 1})
+    assert run.details == {"prefect_flow_run_id": "f-1", "as_of": 1}
+    assert current_run_ids() == {}  # only inside the block
 
 
 def test_lock_excludes_other_owners_until_released_or_expired(reg) -> None:

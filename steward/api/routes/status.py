@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
 
 from steward.api import views
 from steward.api.service import Service
@@ -46,11 +47,26 @@ def versions(svc: Service, collection: str | None = Query(None)) -> dict[str, An
     return {"collections": {n: views.versions_view(svc.workspace, svc.state, n) for n in names}}
 
 
-@router.get("/status")
-def status(svc: Service, collection: str | None = Query(None)) -> dict[str, Any]:
+def wants_html(request: Request, format: str | None) -> bool:
+    """HTML for a browser (its Accept header puts text/html before JSON), JSON for everything else;
+    ``?format=json`` or ``?format=html`` decides outright."""
+    if format is not None:
+        return format == "html"
+    accept = request.headers.get("accept", "").lower()
+    if "text/html" not in accept:
+        return False
+    return "application/json" not in accept or accept.index("text/html") < accept.index("application/json")
+
+
+@router.get("/status", response_model=None, responses={200: {
+    "description": "JSON (the `steward status --json` shape per collection, plus what this service serves); "
+                   "a readable HTML page when the client asks for text/html or ?format=html",
+    "content": {"application/json": {}, "text/html": {}}}})
+def status(request: Request, svc: Service, collection: str | None = Query(None),
+           format: Literal["json", "html"] | None = Query(None)) -> Response:
     names = [svc.pick_collection(collection)] if collection else svc.known_collections()
     state = svc.state
-    return {
+    body = {
         "collections": {n: views.status_view(svc.workspace, state, n) for n in names},
         "watcher": {
             "poll_seconds": state.poll_seconds,
@@ -59,6 +75,17 @@ def status(svc: Service, collection: str | None = Query(None)) -> dict[str, Any]
             "recent_swaps": state.swaps[-10:],
         },
     }
+    if not wants_html(request, format):
+        return JSONResponse(jsonable_encoder(body))
+    from monitoring.status import CollectionStatus
+    from steward.api.routes.dashboard import page_context
+    from steward.api.templating import TEMPLATES
+
+    extra_keys = ("serving", "serving_matches_production", "last_load_failure")
+    statuses = [(CollectionStatus.from_dict({k: v for k, v in d.items() if k not in extra_keys}),
+                 {k: d.get(k) for k in extra_keys}) for d in body["collections"].values()]
+    return TEMPLATES.TemplateResponse(request, "status.html", {
+        **page_context(svc), "statuses": statuses, "watcher": body["watcher"]})
 
 
 @router.get("/models")
