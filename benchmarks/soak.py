@@ -21,6 +21,7 @@ failed per kind and database to ``benchmarks/results/soak.json`` and RESULTS.md.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -169,7 +170,7 @@ def check_invariants(ws) -> list[str]:
     except Exception as e:  # noqa: BLE001 - any failure here is a broken invariant
         problems.append(f"production pair unusable: {type(e).__name__}: {e}")
     history = production.history(COLLECTION)
-    for before, after in zip(history, history[1:], strict=False):
+    for before, after in itertools.pairwise(history):
         if (after.from_model, after.from_index) != (before.to_model, before.to_index):
             problems.append(f"history chain broken at change {after.id}")
     if history and (history[-1].to_model, history[-1].to_index) != (target.model_version, target.index_version):
@@ -191,7 +192,7 @@ def check_invariants(ws) -> list[str]:
 def _spawn(op: str, home: str, db: str, seed: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "benchmarks.soak", "worker", op, home, db, str(seed)],
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: os.nice(10))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # niceness is inherited (make soak)
 
 
 def _traceback_in(err: bytes) -> bool:
