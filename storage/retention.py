@@ -43,6 +43,8 @@ class GcResult:
                 f"{self.keep} production pairs)")
         if self.shared_artifacts_kept:
             head += f"; {self.shared_artifacts_kept} of their artifacts stay, shared with kept versions"
+        if self.temporaries_removed:
+            head += f"; removed {len(self.temporaries_removed)} temporary files left by killed writers"
         now = "would go" if self.dry_run else "deleted"
 
         def label(r: Retention) -> str:

@@ -325,4 +325,5 @@ def test_abandoned_temporaries_are_swept_by_a_rerun_and_by_gc(workspace, tmp_pat
                                              artifacts={"weights": workspace.artifacts.put_bytes(b"w")})
     result = collect_garbage(workspace.registry, workspace.artifacts, "c", keep=1, store=workspace.store)
     assert sorted(Path(p).name for p in result.temporaries_removed) == [name, name]
+    assert "removed 2 temporary files left by killed writers" in result.describe()
     assert not (batches / name).exists() and not (art / name).exists()

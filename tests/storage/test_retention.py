@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from storage.production import Production
 from storage.retention import collect_garbage, explain_retention
 
@@ -60,6 +62,17 @@ def test_shared_artifacts_are_counted(workspace) -> None:
     assert result.model_versions == (1, 2) and result.artifacts_deleted == () and result.shared_artifacts_kept == 1
 
 
+@pytest.fixture
+def any_workspace(registry_url, tmp_path):
+    """A workspace on SQLite and on PostgreSQL (the locks differ: BEGIN IMMEDIATE vs row and advisory locks)."""
+    from storage.workspace import open_workspace
+    from tests.factories import make_settings
+
+    ws = open_workspace(make_settings(tmp_path / "home", STEWARD_DATABASE_URL=registry_url))
+    yield ws
+    ws.close()
+
+
 def _four_versions(workspace):
     reg, artifacts = workspace.registry, workspace.artifacts
     reg.catalog.ensure_collection("c", kind="features", dim=4)
@@ -77,7 +90,7 @@ def _four_versions(workspace):
     return production, pairs
 
 
-def test_a_promotion_racing_gc_never_leaves_production_on_deleted_artifacts(workspace, monkeypatch) -> None:
+def test_a_promotion_racing_gc_never_leaves_production_on_deleted_artifacts(any_workspace, monkeypatch) -> None:
     """Forced interleaving: a promotion of a version gc is retiring starts while gc plans; it either
     waits for gc's transaction and is refused, or (before gc) protects the version."""
     import threading
@@ -86,6 +99,7 @@ def test_a_promotion_racing_gc_never_leaves_production_on_deleted_artifacts(work
     from core.errors import StewardError
     from storage.registry.models import ModelRegistry
 
+    workspace = any_workspace
     production, pairs = _four_versions(workspace)
     outcome: dict[str, object] = {}
     real_plan = ModelRegistry._retention_plan
@@ -117,9 +131,10 @@ def test_a_promotion_racing_gc_never_leaves_production_on_deleted_artifacts(work
     production.verify(pair.model, pair.index)  # production's artifacts are all there and intact
 
 
-def test_a_version_registered_during_gc_keeps_an_artifact_it_shares(workspace, monkeypatch) -> None:
+def test_a_version_registered_during_gc_keeps_an_artifact_it_shares(any_workspace, monkeypatch) -> None:
     """Forced interleaving: between gc's reading of what is live and its deletes, a retrain
     registers a version whose weights are byte-identical to a retired one's (content addressing)."""
+    workspace = any_workspace
     reg, artifacts = workspace.registry, workspace.artifacts
     production, _ = _four_versions(workspace)
     shared = reg.models.get_model("c", 1).artifacts["weights"]
@@ -142,13 +157,11 @@ def test_a_version_registered_during_gc_keeps_an_artifact_it_shares(workspace, m
     production.promote("c", registered[0], index.id, reason="the new one")  # verifies every artifact
 
 
-def test_a_registration_after_gc_deleted_its_artifact_is_refused(workspace) -> None:
-    import pytest
-
+def test_a_registration_after_gc_deleted_its_artifact_is_refused(any_workspace) -> None:
     from core.errors import ArtifactIntegrityError
 
-    reg, artifacts = workspace.registry, workspace.artifacts
-    _four_versions(workspace)
+    reg, artifacts = any_workspace.registry, any_workspace.artifacts
+    _four_versions(any_workspace)
     sha = artifacts.put_bytes(b"w-a")  # exists (v1's weights), so put_bytes writes nothing...
     collect_garbage(reg, artifacts, "c", keep=1)  # ...and gc deletes it before the registration
     assert not artifacts.exists(sha)
