@@ -37,6 +37,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("hammer", "crash", "bad_input")
+WEIGHTS = (0.25, 0.45, 0.30)  # a hammer round starts 4 processes; the crash loop is the most varied
 CRASH_OPS = ("ingest", "retrain", "promote", "rollback", "gc")
 COLLECTION = "soak"
 DIM = 8
@@ -219,7 +220,7 @@ def soak(db_name: str, db_url: str, minutes: float, seed: int) -> dict[str, Any]
     round_no = 0
     while time.monotonic() < deadline:
         round_no += 1
-        kind = rng.choice(KINDS)
+        kind = rng.choices(KINDS, WEIGHTS)[0]
         counts[kind]["tried"] += 1
         ok, why = True, ""
         if kind == "hammer":

@@ -48,9 +48,6 @@ def test_labels_in_drift_reports_run_no_script(api_settings, api_workspace, pair
 
     evidently_id = _evidently_report(api_workspace, tmp_path)
     raw_id = _raw_report(api_workspace)
-    html = api_workspace.artifacts.get_bytes(
-        api_workspace.registry.monitoring.get_drift_report(evidently_id).report_artifact).decode()
-    assert XSS not in html  # sanitised where steward renders it
     base = live_server(create_app(api_settings, workspace=api_workspace, loader=FakeLoader(), poll_seconds=0.2))
 
     page = browser.new_page()
@@ -60,11 +57,14 @@ def test_labels_in_drift_reports_run_no_script(api_settings, api_workspace, pair
         page.goto(f"{base}/reports/drift/{rid}")
         page.wait_for_load_state("load")
         page.wait_for_timeout(500)
+    assert dialogs == [], f"{len(dialogs)} script dialogs opened"
     assert page.title() == "sandboxed"  # an opaque origin: the dashboard's storage is out of reach
-    assert dialogs == []
     page.goto(base + "/")  # the dashboard itself escapes labels (and stays dialog-free)
     page.wait_for_timeout(300)
     assert dialogs == []
+    html = api_workspace.artifacts.get_bytes(
+        api_workspace.registry.monitoring.get_drift_report(evidently_id).report_artifact).decode()
+    assert XSS not in html  # and it is sanitised where steward renders it, sandbox or not
 
 
 def test_offline_docs_render_under_the_content_security_policy(api_settings, api_workspace, pairs,
