@@ -9,7 +9,7 @@ CONSTRAINTS := constraints.txt
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test install install-dev lint bench clean
+.PHONY: demo test install install-dev lint bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: $(STAMP_DEV)
 	$(BIN)/python -m benchmarks.drift
 	$(BIN)/python -m benchmarks.index
 	$(BIN)/python -m benchmarks.continual
+
+# Not part of `make test`: hammers, a kill -9 crash loop and bad inputs for SOAK_MINUTES (default 5)
+# per database (PostgreSQL when STEWARD_SOAK_POSTGRES_URL or STEWARD_TEST_POSTGRES_URL is set).
+soak: $(STAMP_DEV)
+	nice -n 10 $(BIN)/python -m benchmarks.soak
 
 clean:
 	rm -rf $(VENV) .steward .pytest_cache

@@ -267,6 +267,10 @@ SCHEMA: dict[str, Any] = _schema()
 _FLAT: dict[str, str] = {key.replace(".", "_"): key for key in SCHEMA}
 
 
+# The short names the deployment docs use; the flat name (STEWARD_ARTIFACTS_URI) wins when both are set.
+_ENV_ALIASES = {"artifacts_uri": "STEWARD_ARTIFACTS", "data_uri": "STEWARD_DATA"}
+
+
 def _env_name(key: str) -> str:
     return "STEWARD_" + key.replace(".", "_").upper()
 
@@ -363,6 +367,8 @@ def load_settings(
         var = _env_name(key)
         if var in env:
             values[key] = env[var]
+        elif key in _ENV_ALIASES and _ENV_ALIASES[key] in env:
+            values[key] = env[_ENV_ALIASES[key]]
     for key, value in (overrides or {}).items():
         values[_canonical(key, "command line")] = value
     return _build(values)

@@ -145,6 +145,7 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
             artifacts=artifacts, parent_version=prod.version if incremental else None, trained_on_batch=as_of,
             status="candidate" if decision.accepted else "rejected",
             status_reason=None if decision.accepted else "; ".join(decision.reasons),
+            require_present=workspace.artifacts.require_present,
         )
         finished = registry.runs.finish_training_run(
             run.id, status="finished", model_version=mv.version, buffer_artifact=artifacts.get("buffer"),

@@ -8,6 +8,7 @@ and a PCA to ``max_dims`` fitted on the reference) to keep its cost bounded.
 
 from __future__ import annotations
 
+import html
 import logging
 import warnings
 from pathlib import Path
@@ -33,6 +34,10 @@ def _metadata_frame(table, idx: np.ndarray):
         if pa.types.is_nested(col.type) or pa.types.is_binary(col.type):
             continue
         values = col.to_pandas().to_numpy()[idx]
+        if values.dtype == object:
+            # Evidently embeds category values raw inside a <script> block: a label such as
+            # "</script><script>..." would end it and run. Escaped, it is inert text in the charts.
+            values = np.array([html.escape(v) if isinstance(v, str) else v for v in values], dtype=object)
         cols[f"meta_{name}"] = values
     return cols
 

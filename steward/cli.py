@@ -136,6 +136,33 @@ def add_command(subparsers: argparse._SubParsersAction, name: str, func: Any, *,
     return parser
 
 
+INT64_MAX = 2**63 - 1
+
+
+def int64(text: str) -> int:
+    """An integer flag: versions, ids and counts fit a 64-bit registry column, or argparse says so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
+    if not -INT64_MAX <= value <= INT64_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (at most {INT64_MAX})")
+    return value
+
+
+int64.__name__ = "integer"  # argparse names the type in its messages
+
+
+def _bound_integers(parser: argparse.ArgumentParser) -> None:
+    # Every ``type=int`` flag of every command becomes int64, so no command can pass an integer the
+    # registry (SQLite's driver, PostgreSQL's bigint) would refuse with a traceback.
+    for action in parser._actions:
+        if action.type is int:
+            action.type = int64
+        for sub in (action.choices or {}).values() if isinstance(action, argparse._SubParsersAction) else ():
+            _bound_integers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steward",
@@ -156,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"steward.commands.{info.name}")
         module.register(subparsers)
+    _bound_integers(parser)
     return parser
 
 

@@ -273,7 +273,7 @@ class Steward:
         from storage.retention import collect_garbage
 
         ws = self.workspace
-        return collect_garbage(ws.registry, ws.artifacts, collection, keep=keep, dry_run=dry_run)
+        return collect_garbage(ws.registry, ws.artifacts, collection, keep=keep, dry_run=dry_run, store=ws.store)
 
     # --- the maintenance cycle -------------------------------------------------------------------
 

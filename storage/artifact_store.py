@@ -55,6 +55,16 @@ class ArtifactStore:
     def exists(self, sha: str) -> bool:
         return self.location.exists(self._path(sha))
 
+    def require_present(self, shas) -> None:
+        """Raise :class:`ArtifactIntegrityError` for the first artifact that is missing (a cheap stat
+        each; registrations call it under the artifacts lock, see ``ModelRegistry.delete_unreferenced``)."""
+        for sha in shas:
+            if not self.exists(sha):
+                raise ArtifactIntegrityError(
+                    f"artifact {sha} is missing from {self.uri}: a concurrent `steward gc` deleted it before "
+                    "it was registered; run the command again"
+                )
+
     def get_bytes(self, sha: str) -> bytes:
         path = self._path(sha)
         if not self.location.exists(path):

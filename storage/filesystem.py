@@ -7,12 +7,53 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
 import uuid
 from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
 from core.errors import ConfigError
+
+TMP_PREFIX = ".tmp-"
+# A temporary whose writer cannot be identified as dead (another host, an old name) is removed only
+# once it is this old: no write of one batch or artifact takes a day.
+TMP_GRACE_SECONDS = 24 * 3600
+
+
+def _tmp_name() -> str:
+    # host and pid in the name, so a later sweep on this host can tell a dead writer's leftover from
+    # a live writer's file in progress (a concurrent ingest of the same content writes beside it).
+    host = socket.gethostname().replace("-", "_").replace("/", "_")[:40]
+    return f"{TMP_PREFIX}{host}-{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def temporary_is_abandoned(name: str, mtime: float, *, now: float | None = None,
+                           grace_seconds: float = TMP_GRACE_SECONDS) -> bool:
+    """Whether the temporary file ``name`` was left by a writer that died (pure apart from the pid check).
+
+    ``.tmp-<host>-<pid>-<uuid>`` written on this host by a process that no longer runs: abandoned.
+    Anything else (another host, an unparseable or older name) only once older than the grace period.
+    """
+    if not name.startswith(TMP_PREFIX):
+        return False
+    parts = name[len(TMP_PREFIX):].split("-")
+    host = socket.gethostname().replace("-", "_").replace("/", "_")[:40]
+    if (len(parts) == 3 and parts[0] == host and parts[1].isdigit() and int(parts[1]) != os.getpid()
+            and not _pid_alive(int(parts[1]))):
+        return True
+    return ((now if now is not None else time.time()) - mtime) > grace_seconds
 
 
 @dataclass(frozen=True)
@@ -45,7 +86,7 @@ class Location:
             with self.fs.open_output_stream(path) as out:
                 out.write(data)
             return
-        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        tmp = f"{parent}/{_tmp_name()}"
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
@@ -62,6 +103,28 @@ class Location:
 
     def delete(self, path: str) -> None:
         self.fs.delete_file(path)
+
+    def sweep_temporaries(self, folder: str, *, recursive: bool = False) -> list[str]:
+        """Remove the temporaries that writers killed mid-write left in ``folder`` (local only).
+
+        Object stores publish an object only when its upload completes, so nothing is left there.
+        Returns the removed paths.
+        """
+        if not self.is_local or not os.path.isdir(folder):
+            return []
+        removed = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    if temporary_is_abandoned(name, os.path.getmtime(path)):
+                        os.unlink(path)
+                        removed.append(path)
+                except FileNotFoundError:  # its writer finished (renamed it) or another sweep won
+                    continue
+            if not recursive:
+                dirnames.clear()
+        return removed
 
 
 def open_location(uri: str) -> Location:

@@ -86,6 +86,10 @@ def validate_batch(table: pa.Table, *, source: str, kind: str | None, dim: int |
 
     ``kind``/``dim`` are the collection's (None for a new collection: the first batch fixes them).
     """
+    if table.num_rows == 0:
+        # An empty file or a header without rows: nothing to store, and no shape to learn from.
+        raise _refuse(source, f"the file has no rows (columns: {table.column_names or 'none'}); "
+                              "send a file with at least one item")
     if "item_id" not in table.column_names:
         raise _refuse(source, f"no 'item_id' column (columns are {table.column_names}); every row needs a unique item_id")
     table = _gather_feature_columns(table, source)

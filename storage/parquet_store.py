@@ -27,14 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from core.errors import NotFoundError, ValidationError
+from core.errors import ConflictError, NotFoundError, ValidationError
 from storage.filesystem import open_location
 from storage.ingest_validation import validate_batch
 from storage.registry.catalog import CatalogStore
 from storage.registry.entities import Batch
 
 log = logging.getLogger(__name__)
-_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Matched with fullmatch: ``$`` alone would also accept a name ending in a newline.
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "json", ".ndjson": "json", ".json": "json"}
 
 
@@ -63,7 +64,7 @@ class IngestResult:
 
 
 def check_collection_name(name: str) -> str:
-    if not _COLLECTION_NAME.match(name or ""):
+    if not isinstance(name, str) or not _COLLECTION_NAME.fullmatch(name):
         raise ValidationError(
             f"collection name {name!r} is not allowed; use letters, digits, '.', '_' or '-' (max 128, no leading symbol)"
         )
@@ -134,16 +135,32 @@ class ParquetStore:
             writer.write_table(table)
         return self._ingest(table, collection, source=source, content_hash=hashlib.sha256(sink.getvalue()).hexdigest())
 
+    def sweep_temporaries(self, collection: str | None = None) -> list[str]:
+        """Remove what writers killed mid-write left behind (``.tmp-*`` beside batch files)."""
+        folders = [collection] if collection else [
+            c.name for c in self.catalog.list_collections()]
+        removed: list[str] = []
+        for name in folders:
+            for sub in ("batches", "quarantine"):
+                removed += self.location.sweep_temporaries(self.location.path(name, sub))
+        if removed:
+            log.info("removed %d abandoned temporary files: %s", len(removed), removed)
+        return removed
+
+    def _duplicate(self, previous: Batch, collection: str, source: str, content_hash: str) -> IngestResult:
+        log.info("%s already ingested as batch %s", source, previous.seq)
+        return IngestResult(
+            collection=collection, batch_seq=previous.seq, rows=previous.rows, new_items=0, updated_items=0,
+            deleted_items=0, quarantined=previous.quarantined, quarantine_path=previous.quarantine_path,
+            skipped_duplicate=True, content_hash=content_hash, source=source,
+        )
+
     def _ingest(self, table: pa.Table, collection: str, *, source: str, content_hash: str) -> IngestResult:
         check_collection_name(collection)
+        self.sweep_temporaries(collection)  # a rerun after a crash cleans up the crashed write
         previous = self.catalog.find_batch_by_hash(collection, content_hash)
         if previous is not None:
-            log.info("%s already ingested as batch %s", source, previous.seq)
-            return IngestResult(
-                collection=collection, batch_seq=previous.seq, rows=previous.rows, new_items=0, updated_items=0,
-                deleted_items=0, quarantined=previous.quarantined, quarantine_path=previous.quarantine_path,
-                skipped_duplicate=True, content_hash=content_hash, source=source,
-            )
+            return self._duplicate(previous, collection, source, content_hash)
         try:
             existing = self.catalog.get_collection(collection)
             kind, dim = existing.kind, existing.dim
@@ -167,11 +184,19 @@ class ParquetStore:
         n_deleted = int(pc.sum(pc.and_(deleted, is_known)).as_py() or 0)
         n_updated = int(pc.sum(pc.and_(pc.invert(deleted), is_known)).as_py() or 0)
         n_new = int(pc.sum(pc.and_(pc.invert(deleted), pc.invert(is_known))).as_py() or 0)
-        batch = self.catalog.add_batch(
-            collection, content_hash=content_hash, source=source, rows=validated.good.num_rows,
-            new_items=n_new, updated_items=n_updated, quarantined=validated.quarantined.num_rows,
-            data_path=data_rel, quarantine_path=quarantine_rel,
-        )
+        try:
+            batch = self.catalog.add_batch(
+                collection, content_hash=content_hash, source=source, rows=validated.good.num_rows,
+                new_items=n_new, updated_items=n_updated, quarantined=validated.quarantined.num_rows,
+                data_path=data_rel, quarantine_path=quarantine_rel,
+            )
+        except ConflictError:
+            # The same content ingested concurrently won the race (unique content hash): that is
+            # "already ingested", not a failure; the file it wrote is byte-identical to ours.
+            previous = self.catalog.find_batch_by_hash(collection, content_hash)
+            if previous is None:
+                raise
+            return self._duplicate(previous, collection, source, content_hash)
         return IngestResult(
             collection=collection, batch_seq=batch.seq, rows=batch.rows, new_items=n_new, updated_items=n_updated,
             deleted_items=n_deleted, quarantined=batch.quarantined,

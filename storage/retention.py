@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from core.errors import ConflictError
 from storage.artifact_store import ArtifactStore
+from storage.parquet_store import ParquetStore
 from storage.production import Production
 from storage.registry import Registry
 
@@ -33,6 +34,7 @@ class GcResult:
     dry_run: bool
     versions: tuple[Retention, ...] = ()  # every model version, oldest first, with its reasons
     shared_artifacts_kept: int = 0  # artifacts of retired versions that a kept version still uses
+    temporaries_removed: tuple[str, ...] = ()  # files writers killed mid-write left behind
 
     def describe(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
@@ -41,6 +43,8 @@ class GcResult:
                 f"{self.keep} production pairs)")
         if self.shared_artifacts_kept:
             head += f"; {self.shared_artifacts_kept} of their artifacts stay, shared with kept versions"
+        if self.temporaries_removed:
+            head += f"; removed {len(self.temporaries_removed)} temporary files left by killed writers"
         now = "would go" if self.dry_run else "deleted"
 
         def label(r: Retention) -> str:
@@ -85,11 +89,16 @@ def explain_retention(versions: Sequence[int], *, production: int | None,
 
 
 def collect_garbage(registry: Registry, artifacts: ArtifactStore, collection: str, *, keep: int,
-                    dry_run: bool = False) -> GcResult:
+                    dry_run: bool = False, store: ParquetStore | None = None) -> GcResult:
     """Delete artifacts of versions outside the retention window (see ``ModelRegistry.retire``).
 
     Rows stay (the history is an audit trail) but are marked deleted; an artifact shared with a
-    version that is kept (content addressing makes sharing common) is never deleted.
+    version that is kept (content addressing makes sharing common) is never deleted. Planning and
+    marking share one locked transaction (a promotion either happened before and is protected, or
+    comes after and is refused: the version is marked); deleting re-checks every reference under
+    the artifacts lock (``ModelRegistry.delete_unreferenced``), so a version registered meanwhile
+    with a shared artifact keeps it. ``store``: also remove the temporaries killed writers left
+    (data and artifacts).
     """
     if keep < 1:
         raise ConflictError(f"--keep {keep} would delete production; keep at least 1")
@@ -108,9 +117,12 @@ def collect_garbage(registry: Registry, artifacts: ArtifactStore, collection: st
             i.artifact for i in registry.models.list_indexes(collection) if i.id not in retired_indexes}
         live |= _other_collections_artifacts(registry, collection)
     deletable = sorted(doomed - live)
+    temporaries: list[str] = []
     if not dry_run:
-        for sha in deletable:
-            artifacts.delete(sha)
+        deletable = registry.models.delete_unreferenced(deletable, artifacts.delete)
+        temporaries = artifacts.location.sweep_temporaries(artifacts.location.root, recursive=True)
+        if store is not None:
+            temporaries += store.sweep_temporaries(collection)
     production = Production(registry.models, artifacts)
     target = production.target(collection)
     pairs = [(c.to_model, c.to_index) for c in reversed(production.history(collection))]
@@ -122,6 +134,7 @@ def collect_garbage(registry: Registry, artifacts: ArtifactStore, collection: st
         collection=collection, keep=keep, model_versions=tuple(m.version for m in models),
         index_versions=tuple(i.id for i in indexes), artifacts_deleted=tuple(deletable), dry_run=dry_run,
         versions=explained, shared_artifacts_kept=len(doomed) - len(deletable),
+        temporaries_removed=tuple(temporaries),
     )
 
 

@@ -68,6 +68,7 @@ def _save_and_register(
     iv = workspace.registry.models.register_index(
         collection, model_version, factory=ann.factory, params=params, metrics=metrics,
         artifact=sha, as_of_batch=as_of_batch, num_vectors=ann.ntotal,
+        require_present=workspace.artifacts.require_present,
     )
     log.info("registered index version %d for %s model %d: %s, %d vectors, %d bytes",
              iv.id, collection, model_version, ann.factory, ann.ntotal, size)

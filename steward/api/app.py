@@ -28,6 +28,7 @@ from core.errors import (
 )
 from steward.api.routes import admin, dashboard, docs, search, status
 from steward.api.schemas import MAX_BATCH, MAX_K
+from steward.api.security import SecurityMiddleware
 from steward.api.service import ApiService, BadQuery
 from steward.api.serving import PairLoader, ServingState, load_serving_pair
 
@@ -44,25 +45,6 @@ _STATUS_FOR_ERROR: tuple[tuple[type[StewardError], int], ...] = (
     (ValidationError, 422),
     (ConfigError, 500),
 )
-
-
-class _BodyLimit:
-    """Refuse bodies over ``limit`` bytes before they are read (oversized batches -> 413)."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers") or ()).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                response = JSONResponse(
-                    {"detail": f"request body of {int(length)} bytes exceeds {self.limit}; send fewer queries"},
-                    status_code=413,
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -135,7 +117,7 @@ def create_app(
     app.state.serving = state
     app.state.workspace = workspace
     app.state.settings = settings
-    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(SecurityMiddleware, max_body=MAX_BODY_BYTES)  # body limit, headers, sandboxed reports
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_error_handlers(app)
     for module in (search, admin, status, dashboard, docs):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_K = 1000
 MAX_BATCH = 1024
+MAX_ID = 2**63 - 1  # versions and ids fit the registry's 64-bit columns; larger ones are a 422, not a 500
 
 
 class SearchRequest(BaseModel):
@@ -64,8 +65,8 @@ class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     collection: str | None = None
-    model_version: int = Field(..., ge=1)
-    index_version: int | None = Field(None, ge=1)
+    model_version: int = Field(..., ge=1, le=MAX_ID)
+    index_version: int | None = Field(None, ge=1, le=MAX_ID)
     reason: str = Field("promoted through the API", max_length=500)
     actor: str | None = Field(None, max_length=100, description="who asks (recorded in the history)")
 
@@ -75,7 +76,7 @@ class RollbackRequest(BaseModel):
 
     collection: str | None = None
     to_version: int | None = Field(
-        None, ge=1, description="model version to go back to; default the previous"
+        None, ge=1, le=MAX_ID, description="model version to go back to; default the previous"
     )
     reason: str = Field("rolled back through the API", max_length=500)
     actor: str | None = Field(None, max_length=100, description="who asks (recorded in the history)")

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 _SQLITE_BUSY_MS = 60_000
+INT64_MAX = 2**63 - 1
+ARTIFACTS_LOCK = 727275  # advisory lock key (PostgreSQL) shared by gc's deletes and registrations  # the largest id or version any registry column holds
 
 
 def default_actor() -> str:
@@ -135,8 +137,22 @@ class Database:
             raise ConflictError(f"registry update conflicts with existing data: {e.orig}") from e
         except DataError as e:  # e.g. a number out of the column's range on PostgreSQL
             raise ValidationError(f"the registry refused a value: {e.orig}".strip()) from e
+        except OverflowError as e:  # SQLite's driver refuses integers beyond 64 bits before the query runs
+            raise ValidationError(f"a number is out of range for the registry ({e}); versions and ids are at "
+                                  f"most {INT64_MAX}") from e
         finally:
             session.close()
+
+    def lock_artifacts(self, s: Session) -> None:
+        """Serialise with garbage collection: gc deletes artifacts, and a registration starts to
+        reference one, only while holding this (to the end of the transaction).
+
+        SQLite already runs one writer at a time (``BEGIN IMMEDIATE``); PostgreSQL takes a
+        transaction-scoped advisory lock, global because content addressing shares artifacts
+        across collections.
+        """
+        if self.is_postgres:
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARTIFACTS_LOCK})
 
     def collection_row(self, s: Session, name: str, *, for_update: bool = False) -> CollectionRow:
         stmt = select(CollectionRow).where(CollectionRow.name == name)

@@ -5,7 +5,7 @@ Only :mod:`storage.production` reads or moves the ``production`` alias; everythi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,10 +15,20 @@ from core.errors import ConflictError, NotFoundError, PinnedError
 from storage.registry import convert
 from storage.registry import entities as E
 from storage.registry.database import Database, default_actor, now
-from storage.registry.orm import AliasHistoryRow, AliasRow, CollectionRow, IndexVersionRow, ModelVersionRow
+from storage.registry.orm import (
+    AliasHistoryRow,
+    AliasRow,
+    CollectionRow,
+    DriftReportRow,
+    IndexVersionRow,
+    ModelVersionRow,
+)
 from storage.serialization import jsonable
 
 AUTO_PROMOTE = "auto-promote"  # history kind of a promotion by a maintenance run (not a person)
+# Raises unless every artifact named is present; called under the artifacts lock before a row starts
+# to reference them, so an artifact gc deleted meanwhile is noticed instead of registered.
+RequirePresent = Callable[[Iterable[str]], None]
 
 
 class ModelRegistry:
@@ -30,12 +40,15 @@ class ModelRegistry:
     def register_model(
         self, collection: str, *, config: dict[str, Any], metrics: dict[str, Any], artifacts: dict[str, str],
         parent_version: int | None = None, trained_on_batch: int | None = None,
-        status: str = "candidate", status_reason: str | None = None,
+        status: str = "candidate", status_reason: str | None = None, require_present: RequirePresent | None = None,
     ) -> E.ModelVersion:
         if status not in ("candidate", "rejected"):
             raise ConflictError(f"a new model version starts as candidate or rejected, not {status!r}; promote it instead")
         with self.db.session() as s:
             c = self.db.collection_row(s, collection, for_update=True)
+            self.db.lock_artifacts(s)
+            if require_present is not None:
+                require_present([v for v in artifacts.values() if isinstance(v, str)])
             last = s.scalar(select(func.max(ModelVersionRow.version)).where(ModelVersionRow.collection_id == c.id))
             row = ModelVersionRow(
                 collection_id=c.id, version=(last or 0) + 1, parent_version=parent_version, status=status,
@@ -91,9 +104,13 @@ class ModelRegistry:
     def register_index(
         self, collection: str, model_version: int, *, factory: str, params: dict[str, Any],
         metrics: dict[str, Any], artifact: str, as_of_batch: int | None, num_vectors: int,
+        require_present: RequirePresent | None = None,
     ) -> E.IndexVersion:
         with self.db.session() as s:
             c = self.db.collection_row(s, collection, for_update=True)
+            self.db.lock_artifacts(s)
+            if require_present is not None:
+                require_present([artifact])
             self._model_row(s, c, model_version)
             row = IndexVersionRow(
                 collection_id=c.id, model_version=model_version, factory=factory, params=jsonable(params),
@@ -384,8 +401,30 @@ class ModelRegistry:
     def referenced_artifacts(self) -> set[str]:
         """Every artifact hash a live (not deleted) model or index still refers to."""
         with self.db.session() as s:
-            refs: set[str] = set()
-            for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.deleted_at.is_(None))):
-                refs.update(v for v in r.artifacts.values() if isinstance(v, str))
-            refs.update(s.scalars(select(IndexVersionRow.artifact).where(IndexVersionRow.deleted_at.is_(None))))
-            return refs
+            return self._referenced(s)
+
+    @staticmethod
+    def _referenced(s: Session) -> set[str]:
+        refs: set[str] = set()
+        for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.deleted_at.is_(None))):
+            refs.update(v for v in r.artifacts.values() if isinstance(v, str))
+        refs.update(s.scalars(select(IndexVersionRow.artifact).where(IndexVersionRow.deleted_at.is_(None))))
+        return refs
+
+    def delete_unreferenced(self, candidates: Iterable[str], delete: Callable[[str], None]) -> list[str]:
+        """Delete (with ``delete``) each candidate artifact that nothing live refers to, deciding and
+        deleting under the artifacts lock in one transaction.
+
+        Whatever committed before (a promotion, a new version or index that shares the artifact
+        through content addressing, a drift report) is seen and keeps its artifact; a registration
+        that starts meanwhile waits for the lock and then finds the artifact gone
+        (``require_present``) instead of registering a reference to nothing. Returns what was deleted.
+        """
+        with self.db.session() as s:
+            self.db.lock_artifacts(s)
+            live = self._referenced(s) | {x for x in s.scalars(select(DriftReportRow.report_artifact)) if x}
+            deleted = []
+            for sha in sorted(set(candidates) - live):
+                delete(sha)
+                deleted.append(sha)
+            return deleted

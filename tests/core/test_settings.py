@@ -77,3 +77,13 @@ def test_bad_settings_are_refused_with_the_value(tmp_path: Path, toml: str, env:
     cfg.write_text(toml)
     with pytest.raises(ConfigError, match=message):
         load_settings(env={"STEWARD_HOME": str(tmp_path), **env}, config_path=cfg)
+
+
+def test_short_storage_variables_from_the_deployment_docs() -> None:
+    from core.settings import load_settings
+
+    env = {"STEWARD_HOME": "/tmp/h", "STEWARD_ARTIFACTS": "s3://b/a", "STEWARD_DATA": "s3://b/d"}
+    s = load_settings(env=env, config_path=None)
+    assert (s.artifacts_uri, s.data_uri) == ("s3://b/a", "s3://b/d")
+    s = load_settings(env={**env, "STEWARD_ARTIFACTS_URI": "s3://b/long"}, config_path=None)
+    assert s.artifacts_uri == "s3://b/long"  # the full name wins

@@ -97,13 +97,18 @@ def test_cli_and_api_agree(home: Path, api, capsys, monkeypatch) -> None:
     change_cli = _cli(home, capsys, monkeypatch, "promote", "-c", "shop", "--model", "2")
     history = api.get("/versions", params={"collection": "shop"}).json()["collections"]["shop"]["history"]
     [same] = [c for c in history if c["id"] == change_cli["id"]]
-    assert same == {k: v for k, v in change_cli.items() if k != "pinned"}
+    from steward.api.security import redact_actors  # pages anyone can read show user@… (no host, no PID)
+
+    expected = {k: v for k, v in change_cli.items() if k != "pinned"}
+    expected["actor"] = redact_actors(expected["actor"].encode()).decode()
+    assert same == expected and expected["actor"].endswith("@\u2026")
     rolled = api.post("/rollback", json={"collection": "shop", "reason": "api test", "actor": "ana"},
                       headers={"Authorization": "Bearer t"}).json()
     assert set(rolled) - {"serving"} == set(change_cli) and rolled["kind"] == "rollback" and rolled["pinned"]
 
     alerts_cli = _cli(home, capsys, monkeypatch, "alerts", "list", "-c", "shop")
-    assert api.get("/alerts", params={"collection": "shop"}).json() == alerts_cli
+    redacted = json.loads(redact_actors(json.dumps(alerts_cli, ensure_ascii=False).encode()).decode())
+    assert api.get("/alerts", params={"collection": "shop"}).json() == redacted
     assert alerts_cli and alerts_cli[0]["kind"] == "drift"
     assert alerts_cli[0]["open"] is False and alerts_cli[0]["answered_by"]["kind"] == "promote"  # kept, answered
 

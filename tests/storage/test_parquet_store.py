@@ -208,6 +208,8 @@ def test_killed_writer_leaves_nothing_half_written(tmp_path, where) -> None:
     # re-running the ingest completes cleanly, exactly once
     result = ws.store.ingest(src, "c")
     assert (result.batch_seq, result.rows) == (2, 5000)
+    # ...and removes what the killed writer left behind (its temporary names a dead process)
+    assert [p.name for p in Path(settings.data_uri, "c").rglob(".tmp-*")] == []
     assert ws.store.read("c").num_rows == 5005
     assert not math.isnan(features_to_numpy(ws.store.read("c")).sum())
 
@@ -245,3 +247,83 @@ def test_an_unreadable_deleted_flag_refuses_the_file_naming_the_value(workspace)
     table = feature_table(2, dim=4).append_column("deleted", pa.array(["no", "maybe"]))
     with pytest.raises(ValidationError, match="'deleted' has the value 'maybe' at row 1"):
         workspace.store.ingest_table(table, "c")
+
+
+@pytest.mark.parametrize("kind", ["empty parquet", "header-only csv", "zero-byte parquet"])
+def test_files_without_rows_are_refused_clearly(workspace, tmp_path, kind) -> None:
+    if kind == "empty parquet":
+        path = tmp_path / "e.parquet"
+        pq.write_table(pa.table({"item_id": pa.array([], pa.string()),
+                                 "features": pa.array([], pa.list_(pa.float32(), 4))}), path)
+    elif kind == "header-only csv":
+        path = tmp_path / "h.csv"
+        path.write_text("item_id,label,feature_0,feature_1\n")
+    else:
+        path = tmp_path / "z.parquet"
+        path.write_bytes(b"")
+    with pytest.raises(ValidationError, match="no rows|unreadable") as info:
+        workspace.store.ingest(path, "c")
+    assert str(path) in str(info.value) and "nothing was written" in str(info.value)
+    assert workspace.registry.catalog.list_collections() == []
+
+
+@pytest.mark.parametrize("name", ["trail\n", "a/b", "", ".hidden", "x" * 129, "new\nline"])
+def test_collection_names_are_matched_whole(workspace, name) -> None:
+    from storage.parquet_store import check_collection_name
+
+    with pytest.raises(ValidationError, match="not allowed"):
+        check_collection_name(name)
+    with pytest.raises(ValidationError):
+        workspace.store.ingest_table(feature_table(2, dim=4), name)
+    assert workspace.registry.catalog.list_collections() == []
+
+
+def test_identical_concurrent_ingests_all_say_already_ingested(workspace, monkeypatch) -> None:
+    """Forced interleaving: the second ingest passes the duplicate check before the first registers."""
+    table = feature_table(3, dim=4)
+    first = workspace.store.ingest_table(table, "c")
+    real = workspace.registry.catalog.find_batch_by_hash
+    calls = []
+
+    def not_yet_on_the_first_look(collection, content_hash):
+        calls.append(content_hash)
+        return None if len(calls) == 1 else real(collection, content_hash)
+
+    monkeypatch.setattr(workspace.registry.catalog, "find_batch_by_hash", not_yet_on_the_first_look)
+    second = workspace.store.ingest_table(table, "c")
+    assert second.skipped_duplicate and second.batch_seq == first.batch_seq == 1
+    assert "already ingested" in second.describe()
+    assert [b.seq for b in workspace.registry.catalog.list_batches("c")] == [1]
+
+
+def test_abandoned_temporaries_are_swept_by_a_rerun_and_by_gc(workspace, tmp_path) -> None:
+    import socket
+
+    from storage.filesystem import temporary_is_abandoned
+    from storage.retention import collect_garbage
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    host = socket.gethostname().replace("-", "_").replace("/", "_")[:40]
+    name = f".tmp-{host}-{dead}-{'0' * 32}"
+    assert temporary_is_abandoned(name, time.time())
+    assert not temporary_is_abandoned(f".tmp-{host}-{os.getpid()}-{'0' * 32}", time.time())  # a live writer
+    assert not temporary_is_abandoned(".tmp-otherhost-1-x", time.time())  # another host: only once old
+    assert temporary_is_abandoned(".tmp-0123abcd", time.time() - 3 * 24 * 3600)  # the old naming, days old
+
+    workspace.store.ingest_table(feature_table(3, dim=4), "c")
+    batches = Path(workspace.settings.data_uri, "c", "batches")
+    (batches / name).write_bytes(b"half a parquet file")
+    workspace.store.ingest_table(feature_table(3, dim=4, seed=5, prefix="n"), "c")  # a rerun sweeps
+    assert not (batches / name).exists()
+
+    (batches / name).write_bytes(b"half a parquet file")
+    art = Path(workspace.settings.artifacts_uri) / "ab"
+    art.mkdir(parents=True, exist_ok=True)
+    (art / name).write_bytes(b"half an index")
+    workspace.registry.models.register_model("c", config={}, metrics={},
+                                             artifacts={"weights": workspace.artifacts.put_bytes(b"w")})
+    result = collect_garbage(workspace.registry, workspace.artifacts, "c", keep=1, store=workspace.store)
+    assert sorted(Path(p).name for p in result.temporaries_removed) == [name, name]
+    assert "removed 2 temporary files left by killed writers" in result.describe()
+    assert not (batches / name).exists() and not (art / name).exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from storage.production import Production
 from storage.retention import collect_garbage, explain_retention
 
@@ -58,3 +60,111 @@ def test_shared_artifacts_are_counted(workspace) -> None:
     Production(reg.models, artifacts).promote("c", 3, reason="v3")
     result = collect_garbage(reg, artifacts, "c", keep=1)
     assert result.model_versions == (1, 2) and result.artifacts_deleted == () and result.shared_artifacts_kept == 1
+
+
+@pytest.fixture
+def any_workspace(registry_url, tmp_path):
+    """A workspace on SQLite and on PostgreSQL (the locks differ: BEGIN IMMEDIATE vs row and advisory locks)."""
+    from storage.workspace import open_workspace
+    from tests.factories import make_settings
+
+    ws = open_workspace(make_settings(tmp_path / "home", STEWARD_DATABASE_URL=registry_url))
+    yield ws
+    ws.close()
+
+
+def _four_versions(workspace):
+    reg, artifacts = workspace.registry, workspace.artifacts
+    reg.catalog.ensure_collection("c", kind="features", dim=4)
+    pairs = []
+    for tag in "abcd":
+        v = reg.models.register_model("c", config={}, metrics={}, artifacts={
+            "weights": artifacts.put_bytes(f"w-{tag}".encode())}).version
+        i = reg.models.register_index("c", v, factory="Flat", params={}, metrics={},
+                                      artifact=artifacts.put_bytes(f"i-{tag}".encode()), as_of_batch=None,
+                                      num_vectors=1).id
+        pairs.append((v, i))
+    production = Production(reg.models, artifacts)
+    production.promote("c", *pairs[0], reason="v1")
+    production.promote("c", *pairs[1], reason="v2")
+    return production, pairs
+
+
+def test_a_promotion_racing_gc_never_leaves_production_on_deleted_artifacts(any_workspace, monkeypatch) -> None:
+    """Forced interleaving: a promotion of a version gc is retiring starts while gc plans; it either
+    waits for gc's transaction and is refused, or (before gc) protects the version."""
+    import threading
+    import time
+
+    from core.errors import StewardError
+    from storage.registry.models import ModelRegistry
+
+    workspace = any_workspace
+    production, pairs = _four_versions(workspace)
+    outcome: dict[str, object] = {}
+    real_plan = ModelRegistry._retention_plan
+
+    def plan_then_let_a_promotion_in(self, s, c, keep):
+        plan = real_plan(self, s, c, keep)
+
+        def promote_v1():
+            try:
+                outcome["change"] = production.promote("c", *pairs[0], reason="operator wants v1 back")
+            except StewardError as e:  # refused: v1 is marked deleted, or its artifacts are gone
+                outcome["refused"] = str(e)
+
+        worker = threading.Thread(target=promote_v1)
+        worker.start()
+        outcome["worker"] = worker
+        time.sleep(0.5)  # the promotion now waits on gc's lock (SQLite: the write lock)
+        return plan
+
+    monkeypatch.setattr(ModelRegistry, "_retention_plan", plan_then_let_a_promotion_in)
+    result = collect_garbage(workspace.registry, workspace.artifacts, "c", keep=1)
+    outcome["worker"].join(30)
+    assert 1 in result.model_versions
+    assert "change" not in outcome
+    assert "garbage-collected" in outcome["refused"] or "missing" in outcome["refused"]
+    target = production.target("c")
+    assert (target.model_version, target.index_version) == pairs[1]
+    pair = production.pair("c")
+    production.verify(pair.model, pair.index)  # production's artifacts are all there and intact
+
+
+def test_a_version_registered_during_gc_keeps_an_artifact_it_shares(any_workspace, monkeypatch) -> None:
+    """Forced interleaving: between gc's reading of what is live and its deletes, a retrain
+    registers a version whose weights are byte-identical to a retired one's (content addressing)."""
+    workspace = any_workspace
+    reg, artifacts = workspace.registry, workspace.artifacts
+    production, _ = _four_versions(workspace)
+    shared = reg.models.get_model("c", 1).artifacts["weights"]
+    real = reg.monitoring.referenced_artifacts
+    registered = []
+
+    def read_live_then_register():
+        live = real()
+        sha = artifacts.put_bytes(b"w-a")  # the same bytes as v1's weights: nothing is written
+        registered.append(reg.models.register_model("c", config={}, metrics={}, artifacts={"weights": sha},
+                                                    require_present=artifacts.require_present).version)
+        return live
+
+    monkeypatch.setattr(reg.monitoring, "referenced_artifacts", read_live_then_register)
+    result = collect_garbage(reg, artifacts, "c", keep=1)
+    assert 1 in result.model_versions and shared not in result.artifacts_deleted
+    assert artifacts.exists(shared)
+    index = reg.models.register_index("c", registered[0], factory="Flat", params={}, metrics={},
+                                      artifact=artifacts.put_bytes(b"i-new"), as_of_batch=None, num_vectors=1)
+    production.promote("c", registered[0], index.id, reason="the new one")  # verifies every artifact
+
+
+def test_a_registration_after_gc_deleted_its_artifact_is_refused(any_workspace) -> None:
+    from core.errors import ArtifactIntegrityError
+
+    reg, artifacts = any_workspace.registry, any_workspace.artifacts
+    _four_versions(any_workspace)
+    sha = artifacts.put_bytes(b"w-a")  # exists (v1's weights), so put_bytes writes nothing...
+    collect_garbage(reg, artifacts, "c", keep=1)  # ...and gc deletes it before the registration
+    assert not artifacts.exists(sha)
+    with pytest.raises(ArtifactIntegrityError, match="concurrent `steward gc`"):
+        reg.models.register_model("c", config={}, metrics={}, artifacts={"weights": sha},
+                                  require_present=artifacts.require_present)

@@ -1,4 +1,4 @@
-"""``GET /health``, ``/versions`` and ``/status``: what is served, what production is, what happened."""
+"""``GET /health`` (liveness), ``/ready`` (readiness), ``/versions`` and ``/status``: what is served, what production is, what happened."""
 
 from __future__ import annotations
 
@@ -39,6 +39,34 @@ def health(svc: Service) -> JSONResponse:
         "poll_seconds": state.poll_seconds,
     }
     return JSONResponse(body, status_code=200 if not missing else 503)
+
+
+@router.get("/ready")
+def ready(svc: Service) -> JSONResponse:
+    """Readiness: 200 only while every collection with production serves exactly its production pair.
+
+    ``/health`` is liveness (the process answers; 503 only when a collection serves nothing). A
+    service still answering with an earlier pair, because production moved to a pair that does
+    not load (altered or missing artifacts), is alive but not ready: take it out of rotation.
+    """
+    serving = svc.state.snapshot()
+    problems: dict[str, str] = {}
+    try:
+        for c in svc.workspace.registry.catalog.list_collections():
+            target = svc.workspace.production.target(c.name)
+            if target is None:
+                continue
+            pair = serving.get(c.name)
+            wanted = (target.model_version, target.index_version)
+            if pair is None:
+                problems[c.name] = f"production is model {wanted[0]}, index {wanted[1]}; nothing is served"
+            elif pair.model_version != wanted[0] or (wanted[1] is not None and pair.index_version != wanted[1]):
+                problems[c.name] = (f"production is model {wanted[0]}, index {wanted[1]}; serving model "
+                                    f"{pair.model_version}, index {pair.index_version}")
+    except Exception as e:  # noqa: BLE001 - readiness must answer even when the registry does not
+        problems["registry"] = f"{type(e).__name__}: {e}"
+    body = {"ready": not problems, "not_ready": problems, "last_poll_error": svc.state.last_poll_error}
+    return JSONResponse(body, status_code=200 if not problems else 503)
 
 
 @router.get("/versions")
