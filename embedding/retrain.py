@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
+NO_PARENT = 0  # ``retrain(parent=NO_PARENT)``: no parent version (versions count from 1)
+
+
 @dataclass(frozen=True)
 class RetrainOutcome:
     model: ModelVersion  # registered: status "candidate" (gate accepted) or "rejected"
@@ -110,8 +113,8 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
             device: str | None = None, parent: int | None = None, from_run: int | None = None) -> RetrainOutcome:
     """Train a candidate for ``collection`` and register it (candidate or rejected). See module doc.
 
-    ``parent``: the version to start from and compare with (default: production). ``from_run``: only
-    recorded with the new run (what :func:`retrain_from_run` reproduces).
+    ``parent``: the version to start from and compare with (default: production; ``NO_PARENT``: none,
+    as for a first model). ``from_run``: only recorded with the new run (see :func:`retrain_from_run`).
     """
     registry = workspace.registry
     coll = registry.catalog.get_collection(collection)
@@ -119,7 +122,9 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
     if latest is None:
         raise NotFoundError(f"collection {collection!r} has no batches; ingest data first")
     as_of = latest.seq if as_of is None else as_of
-    if parent is not None:
+    if parent == NO_PARENT:
+        prod = None
+    elif parent is not None:
         prod = registry.models.get_model(collection, parent)
     else:
         target = workspace.production.target(collection)
@@ -276,8 +281,8 @@ def retrain_from_run(workspace: Workspace, collection: str, run_id: int, *, prog
     config = TrainConfig.from_dict(d["train_config"])
     thresholds = GateSettings(**d["gate"]) if d.get("gate") else None
     return retrain(workspace, collection, full=bool(d.get("full")), config=config, as_of=int(d["as_of"]),
-                   thresholds=thresholds, progress=progress, device=device, parent=d.get("parent_version"),
-                   from_run=run_id)
+                   thresholds=thresholds, progress=progress, device=device,
+                   parent=NO_PARENT if d.get("parent_version") is None else int(d["parent_version"]), from_run=run_id)
 
 
 def _training_summary(outcome: StepOutcome, holdout_items: int, suspects: SuspectReport | None = None,
