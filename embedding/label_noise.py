@@ -10,15 +10,20 @@ L2-normalised rows (cosine, as the index serves).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.errors import ValidationError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from storage.workspace import Workspace
+
+SCHEMA_VERSION = 1
 DEFAULT_K = 10
 # "Most of its neighbours disagree": fewer than half share the item's label.
 DEFAULT_MIN_AGREEMENT = 0.5
@@ -43,6 +48,8 @@ class SuspectReport:
     reference: int  # labelled items their neighbours were drawn from
     suspects: tuple[SuspectLabel, ...] = ()
     model_version: int | None = None  # the version whose embeddings were used (None: raw features)
+    collection: str | None = None
+    batch: int | None = None  # the batch checked (None: every batch)
 
     @property
     def rate(self) -> float:
@@ -52,7 +59,8 @@ class SuspectReport:
         return [s.item_id for s in self.suspects]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"k": self.k, "min_agreement": self.min_agreement, "checked": self.checked,
+        return {"schema_version": SCHEMA_VERSION, "collection": self.collection, "batch": self.batch,
+                "k": self.k, "min_agreement": self.min_agreement, "checked": self.checked,
                 "reference": self.reference, "flagged": len(self.suspects), "rate": self.rate,
                 "model_version": self.model_version, "suspects": [asdict(s) for s in self.suspects]}
 
@@ -60,6 +68,7 @@ class SuspectReport:
     def from_dict(cls, d: Mapping[str, Any]) -> SuspectReport:
         return cls(k=int(d["k"]), min_agreement=float(d["min_agreement"]), checked=int(d["checked"]),
                    reference=int(d["reference"]), model_version=d.get("model_version"),
+                   collection=d.get("collection"), batch=d.get("batch"),
                    suspects=tuple(SuspectLabel(**s) for s in d.get("suspects") or ()))
 
 
@@ -145,3 +154,46 @@ def flip_labels(labels: np.ndarray, fraction: float, rng: np.random.Generator) -
         out[i] = rng.choice(classes[classes != labels[i]])
     flipped[idx] = True
     return out, flipped
+
+
+def check_collection(workspace: Workspace, collection: str, *, batch: int | None = None, model: int | None = None,
+                     k: int = DEFAULT_K, min_agreement: float = DEFAULT_MIN_AGREEMENT,
+                     device: str = "cpu") -> SuspectReport:
+    """The suspect labels of a collection's batch ``batch`` (default: every batch), each with the batch
+    that brought it, under model version ``model`` (default: production; the raw input features when
+    there is none). Neighbours: every labelled item as of that batch that training may use (excluded
+    batches left out). I/O wrapper around :func:`find_suspects`.
+    """
+    from embedding.retrain import load_labelled
+
+    registry = workspace.registry
+    coll = registry.catalog.get_collection(collection)
+    batches = [b for b in registry.catalog.list_batches(collection) if batch is None or b.seq <= batch]
+    if not batches:
+        raise ValidationError(f"collection {collection!r} has no batches{'' if batch is None else f' up to {batch}'}; "
+                              "ingest data first")
+    if batch is not None:
+        registry.catalog.get_batch(collection, batch)  # NotFoundError names the batch
+        if next(b for b in batches if b.seq == batch).excluded:
+            raise ValidationError(f"batch {batch} of {collection!r} is excluded from training; include it "
+                                  "(`steward batches include`) to check its labels")
+    as_of = batches[-1].seq
+    data = load_labelled(workspace, collection, as_of, coll.kind, device)
+    seq_of: dict[str, int] = {}
+    for b in batches:  # a later batch that re-sends an item owns it
+        if not b.excluded:
+            ids = workspace.store.read_batch(collection, b.seq, columns=[]).column("item_id").to_pylist()
+            seq_of.update(dict.fromkeys(ids, b.seq))
+    seqs = np.array([seq_of.get(i, -1) for i in data.item_ids], dtype=np.int64)
+    target = workspace.production.target(collection) if model is None else None
+    version = model if model is not None else (target.model_version if target is not None else None)
+    if version is not None:
+        from embedding.inference import load_embedder
+
+        emb = load_embedder(workspace, collection, version, device=device).embed_features(data.features)
+    else:
+        emb = data.features
+    check = None if batch is None else seqs == batch
+    report = find_suspects(emb, data.labels, data.item_ids, check=check, k=k, min_agreement=min_agreement,
+                           batch_seqs=seqs, model_version=version)
+    return dataclasses.replace(report, collection=collection, batch=batch)

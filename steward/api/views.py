@@ -24,6 +24,7 @@ from storage.serialization import iso_utc
 MODEL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("map_at_r_all", "MAP@R all"), ("map_at_r_old", "MAP@R old"), ("map_at_r_new", "MAP@R new"),
     ("p_at_1_all", "P@1 all"), ("forgetting_max", "forgetting max"), ("forgetting_mean", "forgetting mean"),
+    ("worst_group_map_at_r", "worst group MAP@R"), ("group_gap", "group gap"),
 )
 INDEX_COLUMNS: tuple[tuple[str, str], ...] = (
     ("recall_at_10", "recall@10"), ("latency_p50_ms", "p50 ms"), ("latency_p99_ms", "p99 ms"),
@@ -43,13 +44,32 @@ def model_row(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     head = report.headline()
     ev = report.evaluation
     forgetting = [v for v in report.forgetting.values() if _number(v) is not None]
+    groups = [m.map_at_r for m in (ev.per_group.values() if ev is not None else ()) if _number(m.map_at_r) is not None]
     return {
         "map_at_r_all": _number(head["overall"]), "map_at_r_old": _number(head["old"]),
         "map_at_r_new": _number(head["new"]),
         "p_at_1_all": None if ev is None else _number(ev.overall.precision_at_1),
         "forgetting_max": max(forgetting) if forgetting else None,
         "forgetting_mean": sum(forgetting) / len(forgetting) if forgetting else None,
+        "worst_group_map_at_r": min(groups) if groups else None,
+        "group_gap": None if ev is None else _number(ev.group_gap),
     }
+
+
+def group_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One version's per-group numbers (``evaluation.group_column``), worst group first, with
+    production's on the same items beside them: what ``partials/groups.html`` renders."""
+    report = ModelReport.from_dict(metrics or {})
+    ev, base = report.evaluation, report.baselines.get("production")
+    if ev is None:
+        return []
+    rows = []
+    for g, m in ev.per_group.items():
+        was = base.per_group.get(g) if base is not None else None
+        rows.append({"group": g, "column": ev.group_column, "items": m.items, "map_at_r": _number(m.map_at_r),
+                     "precision_at_1": _number(m.precision_at_1),
+                     "production_map_at_r": None if was is None else _number(was.map_at_r)})
+    return sorted(rows, key=lambda r: (r["map_at_r"] is None, r["map_at_r"] or 0.0))
 
 
 def index_row(metrics: Mapping[str, Any]) -> dict[str, float | None]:
