@@ -86,8 +86,10 @@ def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     ``init_model``: warm start (copied, never modified). ``teacher``: the previous model, used for
     distillation on items where ``rehearsal_mask`` is True and for the BCT term. Classes not in
     ``init_classes`` are appended, and a parametric loss grows to hold them, new rows initialised
-    from their prototypes under the warm-started model. ``sample_weight``: per-item weights of the
-    metric-loss terms (e.g. ``TrainConfig.suspect_weight`` for suspect labels); None: all 1.
+    from their prototypes under the warm-started model. ``sample_weight``: per-item weights in [0, 1]
+    (e.g. ``TrainConfig.suspect_weight`` for suspect labels; None: all 1): each sampled batch keeps an
+    item with that probability, so in expectation every loss term it takes part in (as anchor,
+    positive or negative) counts w times, and weight 0 leaves it out.
     """
     with _torch_threads(config.cpu_threads):
         return _train(features, labels, config, init_model=init_model, init_classes=init_classes,
@@ -171,16 +173,18 @@ class _Best:
 
 def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x: torch.Tensor, y: torch.Tensor,
            y_idx: np.ndarray, optimizers: list[torch.optim.Optimizer], config: TrainConfig,
-           rng: np.random.Generator, weights: tuple[Any, torch.Tensor] | None = None) -> tuple[float, int]:
+           rng: np.random.Generator, keep: np.ndarray | None = None) -> tuple[float, int]:
     """One pass over freshly sampled batches; returns (mean loss, optimizer steps)."""
     batches = make_batches(y_idx, sampler=config.sampler, m=config.m_per_class,
                            batch_size=config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
     total, n_steps = 0.0, 0
     for b in batches:
+        if keep is not None:  # per-item weights: thin the batch (the generator is only drawn from here)
+            b = b[rng.random(len(b)) < keep[b]]
+            if len(b) < 2:
+                continue
         bt = torch.as_tensor(b, device=x.device)
         emb = model(x[bt])
-        if weights is not None:  # (the loss's WeightedReducer, every training item's weight)
-            weights[0].weights = weights[1][bt]
         loss = bundle(emb, y[bt])
         if teacher is not None:
             loss = loss + teacher.loss(emb, bt)
@@ -211,6 +215,8 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     if len(np.unique(labels[val_mask])) < 2:
         val_mask[:] = False
     x_tr, y_tr, reh_tr = features[~val_mask], labels[~val_mask], rehearsal_mask[~val_mask]
+    if sample_weight is not None and len(sample_weight) != len(labels):
+        raise ValidationError(f"{len(sample_weight)} sample weights for {len(labels)} training items")
     w_tr = None if sample_weight is None else np.asarray(sample_weight, np.float32)[~val_mask]
     x_val, y_val = features[val_mask], labels[val_mask]
 
@@ -231,12 +237,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         optimizers.append(torch.optim.Adam(bundle.loss.parameters(), lr=config.loss_lr))
 
     x_t, y_t = torch.as_tensor(x_tr, device=device), torch.as_tensor(y_idx, device=device)
-    weighting = None
-    if w_tr is not None and bool((w_tr != 1.0).any()):
-        from embedding.sample_weights import attach
-
-        reducer = attach(bundle.loss)
-        weighting = None if reducer is None else (reducer, torch.as_tensor(w_tr, device=device))
+    keep = w_tr if w_tr is not None and bool((w_tr < 1.0).any()) else None
     rng = np.random.default_rng([config.seed, 11])
     history: list[dict[str, float]] = []
     best = _Best(copy.deepcopy(model.state_dict()),
@@ -247,7 +248,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
 
     for epoch in report_progress(range(1, epochs + 1), desc, total=epochs, unit="epoch", enabled=progress,
                                  status=last_epoch):
-        mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng, weighting)
+        mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng, keep)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
         if has_val:
@@ -258,10 +259,6 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         if has_val and best.bad_epochs >= config.patience:
             stopped_early = True
             break
-    if weighting is not None:
-        from embedding.sample_weights import detach
-
-        detach(bundle.loss)
     model.load_state_dict(best.model_state)
     model.to("cpu").eval()
     loss_state = ({k: v.detach().cpu().clone() for k, v in best.loss_state.items()}
