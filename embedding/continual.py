@@ -132,9 +132,12 @@ def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelSt
     def embed(a: np.ndarray) -> np.ndarray:
         return embed_array(result.model, a, device="cpu")
 
-    new_buffer = update_buffer(buffer, data.item_ids, data.labels, data.features, embed_fn=embed)
-    prototypes = refresh_prototypes(embed, np.concatenate([kept.features, data.features]),
-                                    np.concatenate([kept.labels, data.labels]))
+    # Items weighted 0 (suspect labels left out of training) neither enter the rehearsal buffer nor
+    # move their (wrong) class's prototype.
+    admitted = data if sample_weight is None else data.select(np.asarray(sample_weight) > 0)
+    new_buffer = update_buffer(buffer, admitted.item_ids, admitted.labels, admitted.features, embed_fn=embed)
+    prototypes = refresh_prototypes(embed, np.concatenate([kept.features, admitted.features]),
+                                    np.concatenate([kept.labels, admitted.labels]))
     candidate = ModelState(result.model, result.classes, result.loss_state, new_buffer)
     outcome = StepOutcome(candidate, prototypes, result, "incremental" if incremental else "full",
                           new_items=len(data), rehearsal_items=int(is_rehearsal.sum()))
