@@ -79,3 +79,11 @@ def test_zero_weight_items_never_reach_the_loss_and_unit_weights_change_nothing(
     assert np.isfinite(embed_array(res.model, x)).all()
     with pytest.raises(ValidationError, match="sample weights"):
         train(x, y, cfg, sample_weight=np.ones(3), progress=False)
+
+
+def test_suspect_weight_is_a_weight():
+    from core.errors import ConfigError
+
+    assert TrainConfig().suspect_weight == 1.0
+    with pytest.raises(ConfigError, match="suspect_weight"):
+        TrainConfig(suspect_weight=1.5)
