@@ -118,3 +118,20 @@ def test_a_run_records_its_experiment_and_from_run_reproduces_its_metrics(worksp
     with pytest.raises(ValidationError, match="belongs to collection"):
         workspace.store.ingest_table(_table(x, y, 9000), "other")
         retrain_from_run(workspace, "other", run1.id, progress=False)
+
+
+def test_an_incremental_run_is_reproduced_from_its_parent_even_after_production_moved(workspace):
+    x, y = make_blobs_nonlinear(n_classes=4, per_class=60, dim=12, seed=6)
+    half = np.arange(len(y)) % 2 == 0
+    workspace.store.ingest_table(_table(x[half], y[half], 0), "shop")
+    retrain(workspace, "shop", config=CFG, progress=False)
+    workspace.registry.models.switch_alias("shop", 1, actor="test", reason="first")
+    workspace.store.ingest_table(_table(x[~half], y[~half], 1000), "shop")
+    out2 = retrain(workspace, "shop", progress=False)
+    run2 = workspace.registry.runs.list_training_runs("shop")[-1]
+    assert run2.details["full"] is False and run2.details["parent_version"] == 1 and run2.batches == [2]
+    workspace.registry.models.switch_alias("shop", 2, actor="test", reason="second")  # production moves on
+    out3 = retrain_from_run(workspace, "shop", run2.id, progress=False)
+    assert out3.model.parent_version == 1 and out3.report.training.mode == "incremental"
+    assert out3.report.evaluation.to_dict() == out2.report.evaluation.to_dict()
+    assert out3.report.baselines["production"].to_dict() == out2.report.baselines["production"].to_dict()
