@@ -103,6 +103,11 @@ def test_cli_and_api_agree(home: Path, api, capsys, monkeypatch) -> None:
                       headers={"Authorization": "Bearer t"}).json()
     assert set(rolled) - {"serving"} == set(change_cli) and rolled["kind"] == "rollback" and rolled["pinned"]
 
+    suspects_cli = _cli(home, capsys, monkeypatch, "labels", "suspect", "-c", "shop", "--batch", "2")
+    assert api.get("/labels/suspect", params={"collection": "shop", "batch": 2}).json() == suspects_cli
+    runs_cli = _cli(home, capsys, monkeypatch, "runs", "list", "-c", "shop")
+    assert api.get("/runs", params={"collection": "shop"}).json() == runs_cli and len(runs_cli) == 2
+
     alerts_cli = _cli(home, capsys, monkeypatch, "alerts", "list", "-c", "shop")
     assert api.get("/alerts", params={"collection": "shop"}).json() == alerts_cli
     assert alerts_cli and alerts_cli[0]["kind"] == "drift"
