@@ -188,6 +188,13 @@ class Steward:
         from embedding.retrain import retrain, retrain_from_run
 
         if from_run is not None:
+            given = sorted(k for k, v in config.items() if v is not None and k != "device")
+            if given or full or as_of is not None:
+                from core.errors import ConfigError
+
+                extra = given + (["full"] if full else []) + (["as_of"] if as_of is not None else [])
+                raise ConfigError(f"--from-run {from_run} reproduces that run's own config and data; drop {extra} "
+                                  "(or retrain without --from-run to change them)")
             return retrain_from_run(self.workspace, collection, from_run, progress=progress,
                                     device=config.get("device"))
         return retrain(self.workspace, collection, full=full, config=self.train_config(collection, full=full, **config),

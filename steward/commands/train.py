@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "`steward labels suspect`)")
     p.add_argument("--from-run", type=int, metavar="RUN_ID",
                    help="reproduce training run RUN_ID (its config, seed, data as of, parent version and gate "
-                        "settings; other training options are ignored); see `steward runs list`")
+                        "settings; refused with other training options); see `steward runs list`")
     p.add_argument("--as-of", type=int, help="train on data as of this batch seq (default: latest)")
     p.add_argument("--device", help="cpu or cuda (default: the device setting)")
     setting_flag(p, "--max-old-drop", setting="gate.max_old_map_drop", type=float,

@@ -61,6 +61,8 @@ def test_labels_groups_and_reproducible_runs_from_the_cli(tmp_path, monkeypatch,
     assert main(["runs", "show", "2"]) == 0
     assert '"from_run": 1' in capsys.readouterr().out
     assert main(["retrain", "-c", "c", "--from-run", "99"]) == 4  # not found
+    assert main(["retrain", "-c", "c", "--from-run", "1", "--seed", "4"]) == 2  # options it would ignore
+    assert "drop ['seed']" in capsys.readouterr().err
 
 
 def test_python_api_mirrors_the_cli(tmp_path):
