@@ -82,10 +82,16 @@ class GateSettings:
     # point values decide.
     bootstrap_samples: int = 1000
     confidence: float = 0.95
+    # Fairness: the largest allowed widening of the gap between the best and the worst group's MAP@R
+    # (groups: ``evaluation.group_column``), beyond noise (None: not checked).
+    max_group_gap_increase: float | None = 0.05
 
     def __post_init__(self) -> None:
         # A negative largest drop is allowed: it demands an improvement of at least that much.
         _require(0 <= self.min_overall_map <= 1, "gate.min_overall_map", self.min_overall_map, "in [0, 1]")
+        if self.max_group_gap_increase is not None:
+            _require(self.max_group_gap_increase >= 0, "gate.max_group_gap_increase", self.max_group_gap_increase,
+                     "0 or more")
         _require(self.bootstrap_samples >= 0, "gate.bootstrap_samples", self.bootstrap_samples, "0 or more")
         _require(0.5 <= self.confidence < 1, "gate.confidence", self.confidence, "in [0.5, 1)")
 
@@ -95,9 +101,28 @@ class EvaluationSettings:
     """The stable evaluation set every model version of a collection is scored on (embedding.holdout)."""
 
     per_class: int = 50  # held-out items per class in the set; a class's items are fixed once it has them
+    # A metadata column of the collection's rows (e.g. "language", "region", "source") whose values are
+    # its groups: every evaluation then reports MAP@R and P@1 per group and the largest gap (None: off).
+    group_column: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.per_class >= 2, "evaluation.per_class", self.per_class, "at least 2")
+        if self.group_column is not None:
+            _require(self.group_column not in ("item_id", "label", "features", "text", "deleted", ""),
+                     "evaluation.group_column", self.group_column, "a metadata column, not a reserved one")
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """Suspect labels (embedding.label_noise): an item is flagged when fewer than ``min_agreement`` of
+    its ``k`` nearest labelled neighbours under production share its label."""
+
+    k: int = 10
+    min_agreement: float = 0.5
+
+    def __post_init__(self) -> None:
+        _require(self.k >= 1, "labels.k", self.k, "at least 1")
+        _require(0 < self.min_agreement <= 1, "labels.min_agreement", self.min_agreement, "in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -184,6 +209,7 @@ SECTIONS: dict[str, type] = {
     "alert": AlertSettings,
     "gate": GateSettings,
     "evaluation": EvaluationSettings,
+    "labels": LabelSettings,
     "quality": QualitySettings,
     "index": IndexSettings,
     "maintenance": MaintenanceSettings,
@@ -205,6 +231,7 @@ class Settings:
     alert: AlertSettings = field(default_factory=AlertSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    labels: LabelSettings = field(default_factory=LabelSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)

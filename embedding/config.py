@@ -60,6 +60,9 @@ class TrainConfig:
     distill_relational: float = 1.0
     bct_weight: float = 0.0
     bct_temperature: float = 0.05
+    # Noisy labels: weight of the metric-loss terms of items flagged as suspect labels (their label
+    # disagrees with most of their neighbours under production, embedding.label_noise); 1.0 = off.
+    suspect_weight: float = 1.0
     # Misc
     seed: int = 0
     device: str = "cpu"
@@ -84,6 +87,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.buffer_budget < 0 or self.buffer_min_quota < 0:
             raise ConfigError("buffer_budget and buffer_min_quota must be >= 0")
+        if not 0.0 <= self.suspect_weight <= 1.0:
+            raise ConfigError(f"suspect_weight must be in [0, 1] (1 = off), got {self.suspect_weight}")
         if not 0.0 <= self.val_fraction < 0.9:
             raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
         if self.batch_size < 2 * self.m_per_class:

@@ -36,6 +36,7 @@ class LabelledData:
     item_ids: np.ndarray  # str (n,)
     labels: np.ndarray  # str (n,)
     features: np.ndarray  # float32 (n, in_dim)
+    groups: np.ndarray | None = None  # str (n,): values of the collection's group column, when named
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "item_ids", np.asarray(self.item_ids).astype(str))
@@ -46,12 +47,18 @@ class LabelledData:
                 f"{len(self.item_ids)} item ids, {len(self.labels)} labels and features of shape "
                 f"{self.features.shape} do not line up"
             )
+        if self.groups is not None:
+            object.__setattr__(self, "groups", np.array(["(none)" if g is None or g == "" else str(g)
+                                                         for g in self.groups], dtype=str))
+            if len(self.groups) != len(self.item_ids):
+                raise ValidationError(f"{len(self.groups)} group values for {len(self.item_ids)} items")
 
     def __len__(self) -> int:
         return len(self.item_ids)
 
     def select(self, mask: np.ndarray) -> LabelledData:
-        return LabelledData(self.item_ids[mask], self.labels[mask], self.features[mask])
+        return LabelledData(self.item_ids[mask], self.labels[mask], self.features[mask],
+                            None if self.groups is None else self.groups[mask])
 
     @property
     def classes(self) -> list[str]:
@@ -90,12 +97,14 @@ def _fresh_buffer(dim: int, config: TrainConfig) -> RehearsalBuffer:
 
 def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelState | None = None,
                    full: bool = False, evaluation: LabelledData | None = None, progress: bool = False,
-                   desc: str = "train") -> StepOutcome:
+                   desc: str = "train", sample_weight: np.ndarray | None = None,
+                   group_column: str | None = None) -> StepOutcome:
     """Train a candidate from ``data`` (the new items; everything, for a full step); see module doc.
 
     ``previous``: the version the candidate would replace (required for an incremental step; for a
     full step it is only evaluated beside the candidate). ``evaluation``: held-out items scored for
-    both; none of them may be in ``data``.
+    both; none of them may be in ``data``. ``sample_weight``: per item of ``data``, the weight of its
+    loss terms (rehearsal items weigh 1). ``group_column``: the name of ``evaluation.groups``.
     """
     from embedding.model import embed_array
     from embedding.trainer import train
@@ -109,44 +118,51 @@ def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelSt
         x = np.concatenate([data.features, buffer.features[rehearse]])
         y = np.concatenate([data.labels, buffer.labels[rehearse]])
         is_rehearsal = np.concatenate([np.zeros(len(data), bool), np.ones(int(rehearse.sum()), bool)])
+        weights = None if sample_weight is None else np.concatenate(
+            [np.asarray(sample_weight, np.float32), np.ones(int(rehearse.sum()), np.float32)])
         result = train(x, y, config, init_model=previous.model, init_classes=previous.classes,
                        init_loss_state=previous.loss_state, teacher=previous.model,
-                       rehearsal_mask=is_rehearsal, progress=progress, desc=desc)
+                       rehearsal_mask=is_rehearsal, progress=progress, desc=desc, sample_weight=weights)
         kept = buffer.select(rehearse)
     else:
         buffer = kept = _fresh_buffer(data.features.shape[1], config)
-        result = train(data.features, data.labels, config, progress=progress, desc=desc)
+        result = train(data.features, data.labels, config, progress=progress, desc=desc, sample_weight=sample_weight)
         is_rehearsal = np.zeros(len(data), bool)
 
     def embed(a: np.ndarray) -> np.ndarray:
         return embed_array(result.model, a, device="cpu")
 
-    new_buffer = update_buffer(buffer, data.item_ids, data.labels, data.features, embed_fn=embed)
-    prototypes = refresh_prototypes(embed, np.concatenate([kept.features, data.features]),
-                                    np.concatenate([kept.labels, data.labels]))
+    # Items weighted 0 (suspect labels left out of training) neither enter the rehearsal buffer nor
+    # move their (wrong) class's prototype.
+    admitted = data if sample_weight is None else data.select(np.asarray(sample_weight) > 0)
+    new_buffer = update_buffer(buffer, admitted.item_ids, admitted.labels, admitted.features, embed_fn=embed)
+    prototypes = refresh_prototypes(embed, np.concatenate([kept.features, admitted.features]),
+                                    np.concatenate([kept.labels, admitted.labels]))
     candidate = ModelState(result.model, result.classes, result.loss_state, new_buffer)
     outcome = StepOutcome(candidate, prototypes, result, "incremental" if incremental else "full",
                           new_items=len(data), rehearsal_items=int(is_rehearsal.sum()))
     if evaluation is not None and len(set(evaluation.labels.tolist())) >= 2:
-        outcome = _evaluated(outcome, evaluation, previous, embed)
+        outcome = _evaluated(outcome, evaluation, previous, embed, group_column)
     return outcome
 
 
-def _evaluated(outcome: StepOutcome, items: LabelledData, previous: ModelState | None, embed) -> StepOutcome:
+def _evaluated(outcome: StepOutcome, items: LabelledData, previous: ModelState | None, embed,
+               group_column: str | None = None) -> StepOutcome:
     """``outcome`` with the candidate (and the previous model, on the same items) evaluated."""
     import dataclasses
 
     from embedding.model import embed_array
 
     old_classes = previous.classes if previous is not None else None
+    groups = {"groups": items.groups, "group_column": group_column or "group"} if items.groups is not None else {}
     cand_emb = embed(items.features)
-    evaluation = evaluate_embeddings(cand_emb, items.labels, old_classes=old_classes)
+    evaluation = evaluate_embeddings(cand_emb, items.labels, old_classes=old_classes, **groups)
     # The raw input features, normalised, with no model: what serving without a model would give.
-    raw = evaluate_embeddings(_l2(items.features), items.labels, old_classes=old_classes, per_class=False)
+    raw = evaluate_embeddings(_l2(items.features), items.labels, old_classes=old_classes, per_class=False, **groups)
     if previous is None:
         return dataclasses.replace(outcome, evaluation=evaluation, baselines={"raw": raw})
     prev_emb = embed_array(previous.model, items.features)
-    baseline = evaluate_embeddings(prev_emb, items.labels, old_classes=old_classes)
+    baseline = evaluate_embeddings(prev_emb, items.labels, old_classes=old_classes, **groups)
     forgetting = {c: baseline.per_class[c].map_at_r - m.map_at_r for c, m in evaluation.per_class.items()
                   if c in baseline.per_class and c in set(old_classes)}
     return dataclasses.replace(outcome, evaluation=evaluation, baselines={"production": baseline, "raw": raw},

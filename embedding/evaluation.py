@@ -22,7 +22,7 @@ from pytorch_metric_learning.utils.accuracy_calculator import (
 from pytorch_metric_learning.utils.inference import FaissKMeans
 
 from core.errors import ValidationError
-from embedding.metrics import ClassMetrics, EvaluationReport, QueryScores, RetrievalMetrics
+from embedding.metrics import ClassMetrics, EvaluationReport, QueryScores, RetrievalMetrics, group_metrics
 
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
 _BASE_METRICS = ("precision_at_1", "r_precision", "mean_average_precision_at_r")
@@ -167,10 +167,12 @@ def _subset_metrics(emb: np.ndarray, labels: np.ndarray, mask: np.ndarray, ks: S
 
 
 def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, old_classes: Iterable[str] | None = None,
-                        ks: Sequence[int] = DEFAULT_KS, per_class: bool = True) -> EvaluationReport:
+                        ks: Sequence[int] = DEFAULT_KS, per_class: bool = True, groups: np.ndarray | None = None,
+                        group_column: str | None = None) -> EvaluationReport:
     """The full evaluation of one model on a labelled held-out set (with its per-query scores).
 
     ``old_classes``: classes the previous version knew; "old" and "new" are reported when given.
+    ``groups``: each item's group (values of ``group_column``): MAP@R and P@1 are then reported per group.
     """
     labels = np.asarray(labels).astype(str)
     old = new = None
@@ -180,11 +182,21 @@ def evaluate_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, old_class
         new = _subset_metrics(embeddings, labels, ~old_mask, ks)
     queries: dict[str, np.ndarray] = {}
     overall = retrieval_metrics(embeddings, labels, ks=ks, per_query=queries)
+    group_of = None
+    if groups is not None:
+        # Rows without a group value form their own group, so no item silently drops out.
+        group_of = np.array(["" if g is None else str(g) for g in groups], dtype=object).astype(str)
+        group_of[group_of == ""] = "(none)"
+        if len(group_of) != len(labels):
+            raise ValidationError(f"{len(group_of)} group values for {len(labels)} items")
+    scores = QueryScores(labels, queries["map_at_r"], queries["precision_at_1"], group_of)
     return EvaluationReport(
         num_items=len(labels), num_classes=len(np.unique(labels)), overall=overall, old=old, new=new,
         per_class=per_class_metrics(embeddings, labels) if per_class else {},
         old_classes=tuple(sorted(set(old_classes))) if old_classes is not None else (),
-        queries=QueryScores(labels, queries["map_at_r"], queries["precision_at_1"]),
+        per_group=group_metrics(scores, group_of) if group_of is not None else {},
+        group_column=group_column if group_of is not None else None,
+        queries=scores,
     )
 
 

@@ -138,6 +138,11 @@ def decide(candidate: EvaluationReport | None, production: EvaluationReport | No
                                       f"no production model: first model (MAP@R overall {cand_overall:.3f})"))
     else:
         _against_production(judge, candidate, production, cand, settings)
+        if settings.max_group_gap_increase is not None:
+            check = group_gap_check(candidate, production, settings.max_group_gap_increase,
+                                    samples=settings.bootstrap_samples, confidence=conf, rng=judge.rng)
+            if check is not None:
+                judge.checks.append(check)
     if raw is not None and settings.max_drop_vs_raw is not None:
         judge.compare("raw", "against the raw input features", _scores(raw), cand,
                       (raw.map_at_r("overall"), cand_overall), settings.max_drop_vs_raw, conf)
@@ -147,6 +152,67 @@ def decide(candidate: EvaluationReport | None, production: EvaluationReport | No
                                   f"{'meets' if floor_ok else 'is below'} the floor {settings.min_overall_map:.3f}"))
     checks = tuple(judge.checks)
     return GateDecision(all(c.passed for c in checks), _reasons(checks), checks)
+
+
+def _group_scores(report: EvaluationReport, groups: list[str]) -> list[np.ndarray] | None:
+    q = report.queries
+    if q is None or q.groups is None:
+        return None
+    return [q.map_at_r[q.groups == g] for g in groups]
+
+
+def _gap_of(means: np.ndarray) -> np.ndarray:
+    return means.max(axis=0) - means.min(axis=0)
+
+
+def group_gap_check(candidate: EvaluationReport, production: EvaluationReport, limit: float, *,
+                    samples: int = 1000, confidence: float = 0.95,
+                    rng: np.random.Generator | None = None) -> GateCheck | None:
+    """Fail when the candidate widens the gap between the best and the worst group's MAP@R by more
+    than ``limit`` beyond noise: each group's queries are resampled in pairs (both models' AP@R of
+    the same query together) and the widening's lower bound must exceed the limit. None when the
+    two reports do not share two measured groups."""
+    import math
+
+    groups = sorted(g for g in set(candidate.per_group) & set(production.per_group)
+                    if not math.isnan(candidate.per_group[g].map_at_r)
+                    and not math.isnan(production.per_group[g].map_at_r))
+    if len(groups) < 2:
+        return None
+    cand_gap = float(_gap_of(np.array([candidate.per_group[g].map_at_r for g in groups])))
+    prod_gap = float(_gap_of(np.array([production.per_group[g].map_at_r for g in groups])))
+    value, low, high = cand_gap - prod_gap, None, None
+    c_scores, p_scores = _group_scores(candidate, groups), _group_scores(production, groups)
+    paired = (samples > 0 and c_scores is not None and p_scores is not None
+              and all(len(c) == len(p) for c, p in zip(c_scores, p_scores, strict=True)))
+    if paired:
+        rng = rng or np.random.default_rng(0)
+        c_means, p_means = [], []
+        for c, p in zip(c_scores, p_scores, strict=True):
+            ok = ~(np.isnan(c) | np.isnan(p))
+            c, p = c[ok], p[ok]
+            if len(c) == 0:
+                paired = False
+                break
+            idx = rng.integers(0, len(c), size=(samples, len(c)), dtype=np.int32)
+            c_means.append(c[idx].mean(axis=1))
+            p_means.append(p[idx].mean(axis=1))
+        if paired:
+            widening = _gap_of(np.array(c_means)) - _gap_of(np.array(p_means))
+            low, high = (float(v) for v in np.quantile(widening, [1 - confidence, confidence]))
+    decisive = low if low is not None else value
+    failed = decisive > limit + 1e-12
+    worst = min(groups, key=lambda g: candidate.per_group[g].map_at_r)
+    ci = (f" ({low:+.3f} to {high:+.3f}, {100 * (2 * confidence - 1):.4g}% bootstrap interval)"
+          if low is not None else "")
+    gaps = f"gap between groups {prod_gap:.3f} -> {cand_gap:.3f} (worst group {worst!r})"
+    if failed:
+        detail = f"{gaps}: widened {value:+.3f}{ci}, limit {limit:g}"
+    elif value > limit + 1e-12:
+        detail = f"{gaps}: widened {value:+.3f}{ci}, above the {limit:g} limit but within noise"
+    else:
+        detail = f"{gaps}: changed {value:+.3f}{ci}, limit +{limit:g}"
+    return GateCheck("group_gap", not failed, value, low, high, limit, detail)
 
 
 def _reasons(checks: tuple[GateCheck, ...]) -> tuple[str, ...]:

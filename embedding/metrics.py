@@ -23,6 +23,7 @@ class QueryScores:
     labels: np.ndarray  # str (n,)
     map_at_r: np.ndarray  # float (n,)
     precision_at_1: np.ndarray  # float (n,)
+    groups: np.ndarray | None = None  # str (n,): each query's group, when the collection names a group column
 
 
 SCHEMA_VERSION = 1
@@ -65,6 +66,35 @@ class ClassMetrics:
 
 
 @dataclass(frozen=True)
+class GroupMetrics:
+    """One group's queries (searching the whole evaluation set): their mean AP@R and P@1."""
+
+    map_at_r: float
+    precision_at_1: float
+    items: int  # the group's evaluation items (queries whose class has another item count in the means)
+
+
+def group_metrics(scores: QueryScores, groups: np.ndarray) -> dict[str, GroupMetrics]:
+    """Per group: the mean of its queries' AP@R and P@1 (NaN where none of its queries has a
+    same-class item). Each query searched the whole set, so a group faces every other group."""
+    groups = np.asarray(groups).astype(str)
+    out = {}
+    for g in sorted(set(groups.tolist())):
+        m = groups == g
+        ap, p1 = scores.map_at_r[m], scores.precision_at_1[m]
+        ok = ~np.isnan(ap)
+        out[g] = GroupMetrics(float(ap[ok].mean()) if ok.any() else math.nan,
+                              float(p1[ok].mean()) if ok.any() else math.nan, int(m.sum()))
+    return out
+
+
+def largest_gap(per_group: Mapping[str, GroupMetrics]) -> float | None:
+    """Best minus worst group MAP@R; None with fewer than two measured groups."""
+    values = [m.map_at_r for m in per_group.values() if not math.isnan(m.map_at_r)]
+    return float(max(values) - min(values)) if len(values) >= 2 else None
+
+
+@dataclass(frozen=True)
 class EvaluationReport:
     """One model evaluated on one labelled held-out set: overall, old/new classes, and per class.
 
@@ -79,6 +109,9 @@ class EvaluationReport:
     new: RetrievalMetrics | None = None
     per_class: dict[str, ClassMetrics] = field(default_factory=dict)
     old_classes: tuple[str, ...] = ()  # the classes the previous version knew (what "old" means here)
+    # Fairness: per value of the collection's group column (``evaluation.group_column``), when named.
+    per_group: dict[str, GroupMetrics] = field(default_factory=dict)
+    group_column: str | None = None
     # Not part of the JSON shape (it is stored as an artifact when kept): per-query scores.
     queries: QueryScores | None = field(default=None, compare=False, repr=False)
 
@@ -86,6 +119,11 @@ class EvaluationReport:
         """MAP@R of ``part`` ("overall", "old" or "new"); None when it was not measured."""
         metrics = getattr(self, part)
         return None if metrics is None or math.isnan(metrics.map_at_r) else metrics.map_at_r
+
+    @property
+    def group_gap(self) -> float | None:
+        """The largest MAP@R gap between two groups (None without groups)."""
+        return largest_gap(self.per_group)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +133,9 @@ class EvaluationReport:
             "new": None if self.new is None else self.new.to_dict(),
             "per_class": {c: asdict(m) for c, m in self.per_class.items()},
             "old_classes": list(self.old_classes),
+            "group_column": self.group_column,
+            "per_group": {g: asdict(m) for g, m in self.per_group.items()},
+            "group_gap": self.group_gap,
         }
 
     @classmethod
@@ -108,4 +149,8 @@ class EvaluationReport:
             per_class={str(c): ClassMetrics(_num(v.get("map_at_r")), _num(v.get("precision_at_1")))
                        for c, v in (d.get("per_class") or {}).items()},
             old_classes=tuple(str(c) for c in d.get("old_classes") or ()),
+            per_group={str(g): GroupMetrics(_num(v.get("map_at_r")), _num(v.get("precision_at_1")),
+                                            int(v.get("items") or 0))
+                       for g, v in (d.get("per_group") or {}).items()},
+            group_column=d.get("group_column"),
         )

@@ -30,6 +30,12 @@ class TrainingSummary:
     rehearsal_items: int = 0
     holdout_items: int = 0
     history: tuple[dict[str, float], ...] = ()
+    suspects_flagged: int | None = None  # new items flagged as suspect labels (None: not checked)
+    suspect_weight: float = 1.0  # the weight their loss terms got (1: not down-weighted)
+
+    @property
+    def suspects_downweighted(self) -> int:
+        return (self.suspects_flagged or 0) if self.suspect_weight < 1.0 else 0
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainingSummary:

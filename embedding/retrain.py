@@ -25,10 +25,14 @@ from embedding.report import ModelReport, TrainingSummary
 from storage.serialization import jsonable
 
 if TYPE_CHECKING:  # pragma: no cover
+    from embedding.label_noise import SuspectReport
     from storage.registry.entities import EvaluationSet, ModelVersion, TrainingRun
     from storage.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+
+NO_PARENT = 0  # ``retrain(parent=NO_PARENT)``: no parent version (versions count from 1)
 
 
 @dataclass(frozen=True)
@@ -39,13 +43,15 @@ class RetrainOutcome:
     training_run: TrainingRun | None = None
 
 
-def load_labelled(workspace: Workspace, collection: str, as_of: int, input_kind: str, device: str) -> LabelledData:
+def load_labelled(workspace: Workspace, collection: str, as_of: int, input_kind: str, device: str,
+                  group_column: str | None = None) -> LabelledData:
     """Every labelled item as of ``as_of`` (excluded batches left out) as head inputs (features, or
-    encoded text)."""
+    encoded text), with its group when ``group_column`` names one (rows without it: "(none)")."""
     from storage.parquet_store import features_to_numpy
 
     column = "features" if input_kind == "features" else "text"
-    table = workspace.store.read(collection, as_of=as_of, columns=["label", column], skip_excluded=True)
+    columns = ["label", column] + ([group_column] if group_column else [])
+    table = workspace.store.read(collection, as_of=as_of, columns=columns, skip_excluded=True)
     labels = table.column("label").to_pylist() if "label" in table.schema.names else [None] * table.num_rows
     keep = np.array([lab is not None and lab != "" for lab in labels], dtype=bool)
     ids = np.array(table.column("item_id").to_pylist(), dtype=str)[keep]
@@ -57,7 +63,13 @@ def load_labelled(workspace: Workspace, collection: str, as_of: int, input_kind:
 
         texts = [t or "" for t, k in zip(table.column("text").to_pylist(), keep, strict=True) if k]
         inputs = get_text_encoder(device).encode(texts)
-    return LabelledData(ids, labs, inputs)
+    groups = None
+    if group_column:
+        raw = (table.column(group_column).to_pylist() if group_column in table.schema.names
+               else [None] * table.num_rows)
+        groups = np.array(["(none)" if g is None or g == "" else str(g)
+                           for g, k in zip(raw, keep, strict=True) if k], dtype=str)
+    return LabelledData(ids, labs, inputs, groups)
 
 
 def _new_item_ids(workspace: Workspace, collection: str, after: int | None, upto: int) -> tuple[set[str], list[int]]:
@@ -98,23 +110,33 @@ def _check_architecture(prod: ModelVersion, config: TrainConfig) -> None:
 
 def retrain(workspace: Workspace, collection: str, *, full: bool = False, config: TrainConfig | None = None,
             as_of: int | None = None, thresholds: GateSettings | None = None, progress: bool = True,
-            device: str | None = None) -> RetrainOutcome:
-    """Train a candidate for ``collection`` and register it (candidate or rejected). See module doc."""
+            device: str | None = None, parent: int | None = None, from_run: int | None = None) -> RetrainOutcome:
+    """Train a candidate for ``collection`` and register it (candidate or rejected). See module doc.
+
+    ``parent``: the version to start from and compare with (default: production; ``NO_PARENT``: none,
+    as for a first model). ``from_run``: only recorded with the new run (see :func:`retrain_from_run`).
+    """
     registry = workspace.registry
     coll = registry.catalog.get_collection(collection)
     latest = registry.catalog.latest_batch(collection)
     if latest is None:
         raise NotFoundError(f"collection {collection!r} has no batches; ingest data first")
     as_of = latest.seq if as_of is None else as_of
-    target = workspace.production.target(collection)
-    prod = registry.models.get_model(collection, target.model_version) if target else None
+    if parent == NO_PARENT:
+        prod = None
+    elif parent is not None:
+        prod = registry.models.get_model(collection, parent)
+    else:
+        target = workspace.production.target(collection)
+        prod = registry.models.get_model(collection, target.model_version) if target else None
     config = _resolve_config(prod, config, device)
     thresholds = thresholds or workspace.settings.gate
     incremental = not full and prod is not None
     if incremental:
         _check_architecture(prod, config)
 
-    data = load_labelled(workspace, collection, as_of, coll.kind, config.device)
+    group_column = workspace.settings.evaluation.group_column
+    data = load_labelled(workspace, collection, as_of, coll.kind, config.device, group_column)
     held_out = holdout_mask(data.item_ids)
     train_data = data.select(~held_out)
     eval_set = evaluation_set(workspace, collection, data.select(held_out), as_of)
@@ -126,16 +148,22 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
             f"no new labelled training items in {collection!r} since model v{prod.version} (trained on "
             f"batch {prod.trained_on_batch}); ingest labelled data or retrain with --full"
         )
+    record = experiment_record(workspace, config, as_of=as_of, parent=prod.version if prod else None,
+                               full=not incremental, thresholds=thresholds, from_run=from_run)
     run = registry.runs.start_training_run(collection, kind="incremental" if incremental else "full", batches=seqs,
-                                           details={"as_of": as_of, "parent_version": prod.version if prod else None})
+                                           details=record)
     try:
         previous = load_state(workspace, prod) if prod else None
+        suspects, weights = _suspect_weights(workspace, step_data, train_data, config, previous,
+                                             prod.version if prod else None)
         outcome = continual_step(step_data, config, previous=previous, full=not incremental, evaluation=eval_data,
-                                 progress=progress, desc=f"{'retrain' if incremental else 'full retrain'} {collection}")
+                                 progress=progress, desc=f"{'retrain' if incremental else 'full retrain'} {collection}",
+                                 sample_weight=weights, group_column=group_column)
         decision = _gate(outcome, eval_data, thresholds, seed=config.seed)
         report = ModelReport(
             evaluation=outcome.evaluation, gate=decision, baselines=outcome.baselines, forgetting=outcome.forgetting,
-            compatibility=outcome.compatibility, training=_training_summary(outcome, len(eval_data)),
+            compatibility=outcome.compatibility, training=_training_summary(outcome, len(eval_data), suspects,
+                                                                            config.suspect_weight),
             evaluation_set={"revision": eval_set.revision, "items": len(eval_data),
                             "classes": len(set(eval_data.labels.tolist()))},
         )
@@ -149,7 +177,8 @@ def retrain(workspace: Workspace, collection: str, *, full: bool = False, config
         )
         finished = registry.runs.finish_training_run(
             run.id, status="finished", model_version=mv.version, buffer_artifact=artifacts.get("buffer"),
-            details={"seconds": round(outcome.training.seconds, 3), "accepted": decision.accepted},
+            details={"seconds": round(outcome.training.seconds, 3), "accepted": decision.accepted,
+                     "suspects_flagged": None if suspects is None else len(suspects.suspects)},
         )
     except BaseException as e:
         registry.runs.finish_training_run(run.id, status="failed", details={"error": f"{type(e).__name__}: {e}"})
@@ -182,13 +211,91 @@ def _gate(outcome: StepOutcome, eval_data: LabelledData, thresholds: GateSetting
                   raw=outcome.baselines.get("raw"), seed=seed)
 
 
-def _training_summary(outcome: StepOutcome, holdout_items: int) -> TrainingSummary:
+def _suspect_weights(workspace: Workspace, step_data: LabelledData, train_data: LabelledData, config: TrainConfig,
+                     previous: ModelState | None, version: int | None) -> tuple[SuspectReport | None, np.ndarray | None]:
+    """With ``config.suspect_weight`` < 1: flag the new items' suspect labels (neighbours among every
+    training item, under the previous model, else the raw features) and weight them down."""
+    from embedding.label_noise import find_suspects, suspect_weights
+
+    if config.suspect_weight >= 1.0 or len(step_data) == 0:
+        return None, None
+    if previous is not None:
+        from embedding.model import embed_array
+
+        emb = embed_array(previous.model, train_data.features, device="cpu")
+    else:
+        emb = train_data.features
+    s = workspace.settings.labels
+    report = find_suspects(emb, train_data.labels, train_data.item_ids,
+                           check=np.isin(train_data.item_ids, step_data.item_ids), k=s.k,
+                           min_agreement=s.min_agreement, model_version=version)
+    log.info("%d of %d new items have suspect labels; weighted %.2g", len(report.suspects), report.checked,
+             config.suspect_weight)
+    return report, suspect_weights(step_data.item_ids, report, config.suspect_weight)
+
+
+def library_versions() -> dict[str, str | None]:
+    """The versions of what a training run's numbers depend on."""
+    import importlib.metadata as md
+    import platform
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("steward", "torch", "numpy", "faiss-cpu", "pytorch-metric-learning", "scikit-learn"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def experiment_record(workspace: Workspace, config: TrainConfig, *, as_of: int, parent: int | None, full: bool,
+                      thresholds: GateSettings, from_run: int | None = None) -> dict[str, Any]:
+    """What a training run records so that ``steward retrain --from-run`` can reproduce it: the full
+    config (with its seed), the data (as of which batch, the batches trained on), the parent version,
+    the settings that shape data and gate, and the library versions."""
+    import dataclasses
+
+    settings = workspace.settings
+    return jsonable({
+        "as_of": as_of, "parent_version": parent, "full": full, "seed": config.seed,
+        "train_config": config.to_dict(), "gate": dataclasses.asdict(thresholds),
+        "evaluation": dataclasses.asdict(settings.evaluation), "labels": dataclasses.asdict(settings.labels),
+        "libraries": library_versions(), "from_run": from_run,
+    })
+
+
+def retrain_from_run(workspace: Workspace, collection: str, run_id: int, *, progress: bool = True,
+                     device: str | None = None) -> RetrainOutcome:
+    """Run training run ``run_id`` again: same config and seed, same data (as of the same batch), same
+    parent version and gate settings. Library versions that differ are logged (numbers may then move)."""
+    run = workspace.registry.runs.get_training_run(run_id)
+    if run.collection != collection:
+        raise ValidationError(f"training run {run_id} belongs to collection {run.collection!r}, not {collection!r}")
+    d = run.details
+    if "train_config" not in d:
+        raise ValidationError(f"training run {run_id} predates experiment records (no train_config); "
+                              "it cannot be reproduced, retrain with explicit options instead")
+    changed = {k: (v, now) for k, now in library_versions().items()
+               if (v := (d.get("libraries") or {}).get(k)) != now}
+    if changed:
+        log.warning("library versions differ from run %d: %s", run_id, changed)
+    config = TrainConfig.from_dict(d["train_config"])
+    thresholds = GateSettings(**d["gate"]) if d.get("gate") else None
+    return retrain(workspace, collection, full=bool(d.get("full")), config=config, as_of=int(d["as_of"]),
+                   thresholds=thresholds, progress=progress, device=device,
+                   parent=NO_PARENT if d.get("parent_version") is None else int(d["parent_version"]), from_run=run_id)
+
+
+def _training_summary(outcome: StepOutcome, holdout_items: int, suspects: SuspectReport | None = None,
+                      suspect_weight: float = 1.0) -> TrainingSummary:
     t = outcome.training
     return TrainingSummary(
         mode=outcome.mode, epochs_run=t.epochs_run, best_epoch=t.best_epoch, best_val_map_at_r=t.best_val_map,
         stopped_early=t.stopped_early, seconds=round(t.seconds, 3),
         train_items=outcome.new_items + outcome.rehearsal_items, new_items=outcome.new_items,
         rehearsal_items=outcome.rehearsal_items, holdout_items=holdout_items, history=tuple(t.history),
+        suspects_flagged=None if suspects is None else len(suspects.suspects),
+        suspect_weight=suspect_weight,
     )
 
 

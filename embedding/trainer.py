@@ -80,18 +80,21 @@ def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
           init_model: EmbeddingHead | None = None, init_classes: tuple[str, ...] = (),
           init_loss_state: dict[str, Any] | None = None, teacher: EmbeddingHead | None = None,
           rehearsal_mask: np.ndarray | None = None, epochs: int | None = None, lr: float | None = None,
-          progress: bool = True, desc: str = "train") -> TrainResult:
+          progress: bool = True, desc: str = "train", sample_weight: np.ndarray | None = None) -> TrainResult:
     """Train (or continue training) an embedding head on labelled features.
 
     ``init_model``: warm start (copied, never modified). ``teacher``: the previous model, used for
     distillation on items where ``rehearsal_mask`` is True and for the BCT term. Classes not in
     ``init_classes`` are appended, and a parametric loss grows to hold them, new rows initialised
-    from their prototypes under the warm-started model.
+    from their prototypes under the warm-started model. ``sample_weight``: per-item weights in [0, 1]
+    (e.g. ``TrainConfig.suspect_weight`` for suspect labels; None: all 1): each sampled batch keeps an
+    item with that probability, so in expectation every loss term it takes part in (as anchor,
+    positive or negative) counts w times, and weight 0 leaves it out.
     """
     with _torch_threads(config.cpu_threads):
         return _train(features, labels, config, init_model=init_model, init_classes=init_classes,
                       init_loss_state=init_loss_state, teacher=teacher, rehearsal_mask=rehearsal_mask,
-                      epochs=epochs, lr=lr, progress=progress, desc=desc)
+                      epochs=epochs, lr=lr, progress=progress, desc=desc, sample_weight=sample_weight)
 
 
 def _check_inputs(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,12 +173,16 @@ class _Best:
 
 def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x: torch.Tensor, y: torch.Tensor,
            y_idx: np.ndarray, optimizers: list[torch.optim.Optimizer], config: TrainConfig,
-           rng: np.random.Generator) -> tuple[float, int]:
+           rng: np.random.Generator, keep: np.ndarray | None = None) -> tuple[float, int]:
     """One pass over freshly sampled batches; returns (mean loss, optimizer steps)."""
     batches = make_batches(y_idx, sampler=config.sampler, m=config.m_per_class,
                            batch_size=config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
     total, n_steps = 0.0, 0
     for b in batches:
+        if keep is not None:  # per-item weights: thin the batch (the generator is only drawn from here)
+            b = b[rng.random(len(b)) < keep[b]]
+            if len(b) < 2:
+                continue
         bt = torch.as_tensor(b, device=x.device)
         emb = model(x[bt])
         loss = bundle(emb, y[bt])
@@ -195,7 +202,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
            init_model: EmbeddingHead | None, init_classes: tuple[str, ...],
            init_loss_state: dict[str, Any] | None, teacher: EmbeddingHead | None,
            rehearsal_mask: np.ndarray | None, epochs: int | None, lr: float | None,
-           progress: bool, desc: str) -> TrainResult:
+           progress: bool, desc: str, sample_weight: np.ndarray | None = None) -> TrainResult:
     t0 = time.perf_counter()
     features, labels = _check_inputs(features, labels)
     device = str(resolve_device(config.device))
@@ -208,6 +215,9 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     if len(np.unique(labels[val_mask])) < 2:
         val_mask[:] = False
     x_tr, y_tr, reh_tr = features[~val_mask], labels[~val_mask], rehearsal_mask[~val_mask]
+    if sample_weight is not None and len(sample_weight) != len(labels):
+        raise ValidationError(f"{len(sample_weight)} sample weights for {len(labels)} training items")
+    w_tr = None if sample_weight is None else np.asarray(sample_weight, np.float32)[~val_mask]
     x_val, y_val = features[val_mask], labels[val_mask]
 
     if init_model is None:
@@ -227,6 +237,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         optimizers.append(torch.optim.Adam(bundle.loss.parameters(), lr=config.loss_lr))
 
     x_t, y_t = torch.as_tensor(x_tr, device=device), torch.as_tensor(y_idx, device=device)
+    keep = w_tr if w_tr is not None and bool((w_tr < 1.0).any()) else None
     rng = np.random.default_rng([config.seed, 11])
     history: list[dict[str, float]] = []
     best = _Best(copy.deepcopy(model.state_dict()),
@@ -237,7 +248,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
 
     for epoch in report_progress(range(1, epochs + 1), desc, total=epochs, unit="epoch", enabled=progress,
                                  status=last_epoch):
-        mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng)
+        mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng, keep)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
         if has_val:

@@ -53,8 +53,11 @@ def candidate_outcome(model: Any, *, resumed: bool = False) -> CandidateOutcome:
 
     report = ModelReport.from_dict(model.metrics or {})
     reasons = report.gate.reasons or ((model.status_reason,) if model.status_reason else ())
+    ev = report.evaluation
     return CandidateOutcome(model.version, model.status, model.status != "rejected", tuple(reasons),
-                            report.headline(), resumed)
+                            report.headline(), resumed, suspects_flagged=report.training.suspects_flagged,
+                            suspects_downweighted=report.training.suspects_downweighted,
+                            group_gap=None if ev is None else ev.group_gap)
 
 
 def retrain(ws: Workspace, collection: str, full: bool) -> CandidateOutcome:

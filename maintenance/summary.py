@@ -38,6 +38,9 @@ class CandidateOutcome:
     reasons: tuple[str, ...]
     map_at_r: dict[str, float | None]  # overall / old / new classes, on the held-out items
     resumed: bool = False  # registered by an earlier, interrupted run and picked up
+    suspects_flagged: int | None = None  # new items whose label disagrees with their neighbours (None: not checked)
+    suspects_downweighted: int = 0  # of those, how many trained with a smaller weight (TrainConfig.suspect_weight)
+    group_gap: float | None = None  # best minus worst group MAP@R (evaluation.group_column), when groups are named
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class MaintenanceSummary:
             ("retrain", self.retrain_reason or "—"),
             ("candidate", f"v{cand.model_version} {cand.status}" if cand else "—"),
             ("gate reasons", "; ".join(cand.reasons) if cand and cand.reasons else "—"),
+            ("suspect labels", (f"{cand.suspects_flagged} flagged, {cand.suspects_downweighted} down-weighted"
+                                if cand and cand.suspects_flagged is not None else "—")),
             ("index", f"#{index.id} {index.factory} recall@10={_fmt(index.recall_at_10)} "
                       f"p50={_fmt(index.latency_p50_ms)} ms" if index else "—"),
             ("production now", (f"model v{prod['model_version']} + index {prod['index_version']}"

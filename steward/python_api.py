@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from core.settings import Settings
     from embedding.config import TrainConfig
+    from embedding.label_noise import SuspectReport
     from embedding.report import ModelReport
     from embedding.retrain import RetrainOutcome
     from maintenance.summary import MaintenanceSummary
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
         Collection,
         IndexVersion,
         ModelVersion,
+        TrainingRun,
     )
     from storage.retention import GcResult
     from storage.workspace import Workspace
@@ -180,12 +182,40 @@ class Steward:
         return base.replace(**{k: v for k, v in changes.items() if v is not None})
 
     def retrain(self, collection: str, *, full: bool = False, as_of: int | None = None, progress: bool = True,
-                **config: Any) -> RetrainOutcome:
-        """Train, evaluate and gate a candidate (never promotes); ``config``: TrainConfig fields."""
-        from embedding.retrain import retrain
+                from_run: int | None = None, **config: Any) -> RetrainOutcome:
+        """Train, evaluate and gate a candidate (never promotes); ``config``: TrainConfig fields.
+        ``from_run``: reproduce that training run (its config, seed, data as of, parent and gate settings)."""
+        from embedding.retrain import retrain, retrain_from_run
 
+        if from_run is not None:
+            given = sorted(k for k, v in config.items() if v is not None and k != "device")
+            if given or full or as_of is not None:
+                from core.errors import ConfigError
+
+                extra = given + (["full"] if full else []) + (["as_of"] if as_of is not None else [])
+                raise ConfigError(f"--from-run {from_run} reproduces that run's own config and data; drop {extra} "
+                                  "(or retrain without --from-run to change them)")
+            return retrain_from_run(self.workspace, collection, from_run, progress=progress,
+                                    device=config.get("device"))
         return retrain(self.workspace, collection, full=full, config=self.train_config(collection, full=full, **config),
                        as_of=as_of, thresholds=self.settings.gate, progress=progress)
+
+    def training_runs(self, collection: str) -> list[TrainingRun]:
+        """Every training run of ``collection``, oldest first, each with its experiment record."""
+        return self.workspace.registry.runs.list_training_runs(collection)
+
+    def training_run(self, run_id: int) -> TrainingRun:
+        return self.workspace.registry.runs.get_training_run(run_id)
+
+    def suspect_labels(self, collection: str, *, batch: int | None = None, model: int | None = None,
+                       device: str | None = None) -> SuspectReport:
+        """Items (of ``batch``, default every batch) whose label disagrees with most of their k nearest
+        neighbours under ``model`` (default production); k and the agreement from the ``labels`` settings."""
+        from embedding.label_noise import check_collection
+
+        s = self.settings.labels
+        return check_collection(self.workspace, collection, batch=batch, model=model, k=s.k,
+                                min_agreement=s.min_agreement, device=device or self.settings.device or "cpu")
 
     # --- the registry ----------------------------------------------------------------------------
 
@@ -403,6 +433,7 @@ def to_json(obj: Any, *, data_uri: str = "") -> Any:
     by_type = {
         "ModelVersion": shapes.model_version, "IndexVersion": shapes.index_version, "AliasChange": shapes.alias_change,
         "AliasTarget": shapes.alias_target, "AlertRecord": shapes.alert, "GcResult": shapes.gc_result,
+        "TrainingRun": shapes.training_run,
         "RetrainOutcome": lambda o: shapes.retrain_outcome(o.model.collection, o),
         "Batch": lambda b: shapes.batch(b, data_uri), "IngestResult": lambda r: shapes.ingest_result(r, data_uri),
     }

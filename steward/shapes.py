@@ -99,6 +99,12 @@ def retrain_outcome(collection: str, outcome: Any) -> dict[str, Any]:
             "report": outcome.report.to_dict()}
 
 
+def training_run(run: Any) -> dict[str, Any]:
+    """A training run (``storage.registry.entities.TrainingRun``); ``details`` is its experiment record
+    (``embedding.retrain.experiment_record``: config, seed, as_of, parent, gate settings, library versions)."""
+    return _entity(run)
+
+
 def gc_result(result: Any) -> dict[str, Any]:
     """A garbage collection (``storage.retention.GcResult``): what went and why the rest stayed."""
     return _entity(result)

@@ -35,6 +35,8 @@ MODEL_METRICS: tuple[Metric, ...] = (
     Metric("p_at_1_all", "precision@1", "0–1", True),
     Metric("forgetting_max", "forgetting, worst class", "MAP@R drop", False),
     Metric("forgetting_mean", "forgetting, mean", "MAP@R drop", False),
+    Metric("worst_group_map_at_r", "MAP@R, worst group", "0–1", True),
+    Metric("group_gap", "group gap (best − worst group)", "MAP@R", False),
 )
 # Index metrics are the index tuner's flat dict (embedding.index.tune.TuneResult.metrics).
 INDEX_METRICS: tuple[Metric, ...] = (
@@ -72,13 +74,32 @@ def model_numbers(report: ModelReport) -> dict[str, float | None]:
     head = report.headline()
     ev = report.evaluation
     forgetting = [v for v in report.forgetting.values() if number(v) is not None]
+    groups = [m.map_at_r for m in (ev.per_group.values() if ev is not None else ()) if number(m.map_at_r) is not None]
     return {
         "map_at_r_all": number(head["overall"]), "map_at_r_old": number(head["old"]),
         "map_at_r_new": number(head["new"]),
         "p_at_1_all": None if ev is None else number(ev.overall.precision_at_1),
         "forgetting_max": max(forgetting) if forgetting else None,
         "forgetting_mean": sum(forgetting) / len(forgetting) if forgetting else None,
+        "worst_group_map_at_r": min(groups) if groups else None,
+        "group_gap": None if ev is None else number(ev.group_gap),
     }
+
+
+def group_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One version's per-group numbers (``evaluation.group_column``), worst group first, with
+    production's on the same items beside them: what ``partials/groups.html`` renders."""
+    report = ModelReport.from_dict(metrics or {})
+    ev, base = report.evaluation, report.baselines.get("production")
+    if ev is None:
+        return []
+    rows = []
+    for g, m in ev.per_group.items():
+        was = base.per_group.get(g) if base is not None else None
+        rows.append({"group": g, "column": ev.group_column, "items": m.items, "map_at_r": number(m.map_at_r),
+                     "precision_at_1": number(m.precision_at_1),
+                     "production_map_at_r": None if was is None else number(was.map_at_r)})
+    return sorted(rows, key=lambda r: (r["map_at_r"] is None, r["map_at_r"] or 0.0))
 
 
 def index_row(metrics: Mapping[str, Any]) -> dict[str, float | None]:

@@ -21,6 +21,7 @@ from steward.api.model_view import (
     INDEX_METRICS,
     MODEL_METRICS,
     compare,
+    group_rows,
     index_row,
     model_numbers,
     model_row,
@@ -164,6 +165,8 @@ def dashboard_view(workspace: Any, state: ServingState, collection: str, *, alph
         "indexes": [(i, index_row(i.metrics)) for i in indexes],
         "index_metrics": INDEX_METRICS,
         "per_class": per_class_view(models, target.model_version if target else None),
+        "groups": [(v, rows) for v, rows in ((m.version, group_rows(m.metrics)) for m in models[:PER_CLASS_VERSIONS])
+                   if rows],
         "drift": drift_view(reports, alpha=alpha),
         "open_alerts": open_alerts(alerts, target.updated_at if target else None),
         "alerts": alert_rows(alert_history(workspace, collection, limit=50)),

@@ -24,6 +24,20 @@ def _models_list(args, ctx) -> int:
     return 0
 
 
+def _group_lines(ev, base) -> list[str]:
+    """Per group (the collection's group column): MAP@R and P@1, production's beside, and the gap."""
+    lines = [f"  groups ({ev.group_column}):"]
+    for g, m in sorted(ev.per_group.items(), key=lambda kv: kv[1].map_at_r):
+        was = base.per_group.get(g) if base is not None else None
+        vs = f" (production {was.map_at_r:.4f})" if was is not None else ""
+        lines.append(f"    {g:<16} MAP@R {m.map_at_r:.4f}{vs}   P@1 {m.precision_at_1:.4f}   {m.items} items")
+    gap = ev.group_gap
+    if gap is not None:
+        was = base.group_gap if base is not None else None
+        lines.append(f"    largest gap {gap:.4f}" + (f" (production {was:.4f})" if was is not None else ""))
+    return lines
+
+
 def _show_text(m, report, indexes) -> str:
     """A model version for a person: lineage, status, headline metrics, gate reasons, training, indexes."""
     ev, training = report.evaluation, report.training
@@ -39,6 +53,11 @@ def _show_text(m, report, indexes) -> str:
                 was = getattr(base, part, None) if base is not None else None
                 vs = f" (production {was.map_at_r:.4f})" if was is not None else ""
                 lines.append(f"  MAP@R {part:<8} {metrics.map_at_r:.4f}{vs}   P@1 {metrics.precision_at_1:.4f}")
+    if ev is not None and ev.per_group:
+        lines += _group_lines(ev, report.baselines.get("production"))
+    if training.suspects_flagged is not None:
+        lines.append(f"  suspect labels: {training.suspects_flagged} of the new items, trained with weight "
+                     f"{training.suspect_weight:g}")
     lines.append(f"  gate: {'accepted' if report.gate.accepted else 'rejected'}")
     lines += [f"    - {r}" for r in report.gate.reasons]
     worst = sorted(report.forgetting.items(), key=lambda kv: -kv[1])[:3]

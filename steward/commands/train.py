@@ -11,7 +11,7 @@ use `steward promote` (or the maintenance flow) for an accepted candidate."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from embedding.config import BUFFER_POLICIES, LOSSES
-    from steward.cli import add_command, setting_flag
+    from steward.cli import add_command, add_subcommand, setting_flag
 
     p = add_command(
         subparsers, "retrain", run_retrain,
@@ -32,11 +32,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--buffer-policy", choices=BUFFER_POLICIES)
     p.add_argument("--bct-weight", type=float, help="weight of the backward-compatibility term (0 = off)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--suspect-weight", type=float,
+                   help="weight of new items whose label disagrees with their neighbours (1 = off; see "
+                        "`steward labels suspect`)")
+    p.add_argument("--from-run", type=int, metavar="RUN_ID",
+                   help="reproduce training run RUN_ID (its config, seed, data as of, parent version and gate "
+                        "settings; refused with other training options); see `steward runs list`")
     p.add_argument("--as-of", type=int, help="train on data as of this batch seq (default: latest)")
     p.add_argument("--device", help="cpu or cuda (default: the device setting)")
     setting_flag(p, "--max-old-drop", setting="gate.max_old_map_drop", type=float,
                  help="gate: largest allowed MAP@R drop on old classes (default: the gate.max_old_map_drop setting)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    r = add_subcommand(subparsers, "runs", help="training runs and their experiment records")
+    rsub = r.add_subparsers(dest="runs_command", required=True)
+    add_command(rsub, "list", run_runs_list, help="a collection's training runs, oldest first")
+    show = add_command(rsub, "show", run_runs_show, collection="none",
+                       help="one training run: config, seed, data, parent, gate settings, library versions")
+    show.add_argument("run_id", type=int, metavar="RUN_ID")
 
     e = add_command(
         subparsers, "embed", run_embed,
@@ -55,9 +68,11 @@ def run_retrain(args: argparse.Namespace, ctx) -> int:
 
     changes = {"loss": args.loss, "epochs": args.epochs, "buffer_budget": args.buffer_budget,
                "buffer_policy": args.buffer_policy, "bct_weight": args.bct_weight, "seed": args.seed,
-               "device": args.device or ctx.settings.device or "cpu"}
-    with ctx.stage(f"training a {'full' if args.full else 'candidate'} model of {args.collection}"):
-        out = ctx.api.retrain(args.collection, full=args.full, as_of=args.as_of,
+               "suspect_weight": args.suspect_weight, "device": args.device or ctx.settings.device or "cpu"}
+    what = f"reproducing training run {args.from_run}" if args.from_run is not None else (
+        f"training a {'full' if args.full else 'candidate'} model")
+    with ctx.stage(f"{what} of {args.collection}"):
+        out = ctx.api.retrain(args.collection, full=args.full, as_of=args.as_of, from_run=args.from_run,
                               progress=not args.no_progress and not args.json, **changes)
     mv, report = out.model, out.report
     ev, training = report.evaluation, report.training
@@ -74,10 +89,46 @@ def run_retrain(args: argparse.Namespace, ctx) -> int:
          f"{training.train_items} items ({training.rehearsal_items} from the rehearsal buffer)"),
         *(f"  - {r}" for r in out.decision.reasons),
     ]
+    if training.suspects_flagged is not None:
+        lines.insert(3, f"  {training.suspects_flagged} suspect labels among the new items, weighted "
+                        f"{training.suspect_weight:g}")
+    if out.training_run is not None:
+        lines.append(f"  training run {out.training_run.id} (reproduce: steward retrain -c {args.collection} "
+                     f"--from-run {out.training_run.id})")
     if out.decision.accepted:
         lines.append(f"  promote with: steward promote --collection {args.collection} --model {mv.version}")
     ctx.emit(shapes.retrain_outcome(args.collection, out), "\n".join(lines))
     return 0 if out.decision.accepted else 7
+
+
+def _run_line(run) -> str:
+    d = run.details or {}
+    cfg = d.get("train_config") or {}
+    return (f"run {run.id:<4} {run.status:<8} {run.kind:<11} model v{run.model_version!s:<4} as of batch "
+            f"{d.get('as_of', '?')!s:<4} seed {d.get('seed', cfg.get('seed', '?'))!s:<4} parent "
+            f"v{d.get('parent_version')!s:<4} {run.started_at:%Y-%m-%d %H:%M}Z"
+            + (f"  (reproduces run {d['from_run']})" if d.get("from_run") is not None else ""))
+
+
+def run_runs_list(args: argparse.Namespace, ctx) -> int:
+    from steward import shapes
+
+    runs = ctx.api.training_runs(args.collection)
+    ctx.emit([shapes.training_run(r) for r in runs], "\n".join(_run_line(r) for r in runs) or "no training runs")
+    return 0
+
+
+def run_runs_show(args: argparse.Namespace, ctx) -> int:
+    import json
+
+    from steward import shapes
+
+    run = ctx.api.training_run(args.run_id)
+    payload = shapes.training_run(run)
+    text = "\n".join([f"{run.collection}: " + _run_line(run), f"  batches trained on: {run.batches}",
+                      json.dumps(payload["details"], indent=2, default=str)])
+    ctx.emit(payload, text)
+    return 0
 
 
 def run_embed(args: argparse.Namespace, ctx) -> int:

@@ -90,6 +90,11 @@ class RunStore:
                     failed.append(convert.run(row, collection))
             return failed
 
+    def get_training_run(self, run_id: int) -> E.TrainingRun:
+        with self.db.session() as s:
+            row, name = self.db.row_by_id(s, TrainingRunRow, run_id, "training run")
+            return convert.run(row, name)
+
     def list_training_runs(self, collection: str) -> list[E.TrainingRun]:
         with self.db.session() as s:
             c = self.db.collection_row(s, collection)

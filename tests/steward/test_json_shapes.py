@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -106,6 +107,12 @@ def test_cli_and_api_agree(home: Path, api, capsys, monkeypatch) -> None:
                       headers={"Authorization": "Bearer t"}).json()
     assert set(rolled) - {"serving"} == set(change_cli) and rolled["kind"] == "rollback" and rolled["pinned"]
 
+    suspects_cli = _cli(home, capsys, monkeypatch, "labels", "suspect", "-c", "shop", "--batch", "2")
+    assert api.get("/labels/suspect", params={"collection": "shop", "batch": 2}).json() == suspects_cli
+    runs_cli = _cli(home, capsys, monkeypatch, "runs", "list", "-c", "shop")
+    runs_redacted = json.loads(redact_actors(json.dumps(runs_cli, ensure_ascii=False).encode()).decode())
+    assert api.get("/runs", params={"collection": "shop"}).json() == runs_redacted and len(runs_cli) == 2
+
     alerts_cli = _cli(home, capsys, monkeypatch, "alerts", "list", "-c", "shop")
     redacted = json.loads(redact_actors(json.dumps(alerts_cli, ensure_ascii=False).encode()).decode())
     assert api.get("/alerts", params={"collection": "shop"}).json() == redacted
@@ -133,7 +140,11 @@ def _documented() -> dict[str, set[str]]:
 
 def test_docs_list_every_field(home: Path, capsys, monkeypatch, tmp_path: Path) -> None:
     docs = _documented()
-    pq.write_table(feature_table(30, dim=8, seed=5, start=9000), tmp_path / "b3.parquet")
+    b3 = feature_table(30, dim=8, seed=5, start=9000)
+    labels = b3.column("label").to_pylist()
+    labels[0] = "c1" if labels[0] != "c1" else "c0"  # one wrong label for `labels suspect` to find
+    b3 = b3.set_column(b3.schema.get_field_index("label"), "label", pa.array(labels))
+    pq.write_table(b3, tmp_path / "b3.parquet")
     produced = {
         "collection_status": _cli(home, capsys, monkeypatch, "status", "-c", "shop"),
         "model_version": _cli(home, capsys, monkeypatch, "models", "show", "-c", "shop", "1"),
@@ -147,7 +158,12 @@ def test_docs_list_every_field(home: Path, capsys, monkeypatch, tmp_path: Path) 
         "ingest_result": _cli(home, capsys, monkeypatch, "ingest", "-c", "shop", str(tmp_path / "b3.parquet")),
         "drift_summary": _cli(home, capsys, monkeypatch, "drift", "-c", "shop", "--no-notify"),
         "gc_result": _cli(home, capsys, monkeypatch, "gc", "-c", "shop", "--keep", "1", "--dry-run"),
+        "training_run": _cli(home, capsys, monkeypatch, "runs", "list", "-c", "shop")[0],
+        "suspect_labels": _cli(home, capsys, monkeypatch, "labels", "suspect", "-c", "shop"),
     }
+    assert produced["training_run"] == _cli(home, capsys, monkeypatch, "runs", "show", str(produced["training_run"]["id"]))
+    produced["suspect_labels.suspects[]"] = produced["suspect_labels"]["suspects"][0]
+    assert produced["suspect_labels"]["suspects"][0]["item_id"] == "i9000"
     produced["search_result.results[]"] = produced["search_result"]["results"][0]
     produced["gc_result.versions[]"] = produced["gc_result"]["versions"][0]
     for name, obj in produced.items():

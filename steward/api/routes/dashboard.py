@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # section adds its partial and its entry here.
 SECTIONS: dict[str, str] = {
     "overview": "Overview", "history": "Production history", "models": "Model versions",
-    "per_class": "Per class", "drift": "Drift", "alerts": "Alerts", "training": "Training runs",
+    "per_class": "Per class", "groups": "Per group", "drift": "Drift", "alerts": "Alerts", "training": "Training runs",
     "indexes": "Indexes", "map": "Map",
 }
 

@@ -144,3 +144,25 @@ def alerts(svc: Service, collection: str | None = Query(None), open_only: bool =
 
     name = svc.pick_collection(collection)
     return [shapes.alert(r) for r in alert_history(svc.workspace, name, open_only=open_only, limit=limit)]
+
+
+@router.get("/labels/suspect")
+def suspect_labels(svc: Service, collection: str | None = Query(None),
+                   batch: int | None = Query(None, description="only the items this batch brought")) -> dict[str, Any]:
+    """Items whose label disagrees with most of their nearest neighbours under production (as
+    ``steward labels suspect --json``; k and the agreement from the ``labels`` settings)."""
+    from embedding.label_noise import check_collection
+
+    name = svc.pick_collection(collection)
+    s = svc.settings.labels
+    return check_collection(svc.workspace, name, batch=batch, k=s.k, min_agreement=s.min_agreement,
+                            device=svc.settings.device or "cpu").to_dict()
+
+
+@router.get("/runs")
+def training_runs(svc: Service, collection: str | None = Query(None)) -> list[dict[str, Any]]:
+    """A collection's training runs with their experiment records (as ``steward runs list --json``)."""
+    from steward import shapes
+
+    name = svc.pick_collection(collection)
+    return [shapes.training_run(r) for r in svc.workspace.registry.runs.list_training_runs(name)]
