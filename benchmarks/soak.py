@@ -25,6 +25,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -259,6 +260,8 @@ def soak(db_name: str, db_url: str, minutes: float, seed: int) -> dict[str, Any]
             print(f"  FAILED round {round_no} ({kind}): {why[:300]}", flush=True)
     history = ws.production.history(COLLECTION)
     ws.close()
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(corpus[0][1].parent, ignore_errors=True)
     return {"database": db_name, "minutes": minutes, "rounds": round_no, "counts": counts,
             "crash_ops": crash_ops, "killed": killed, "history_rows": len(history), "failures": failures[:20]}
 
