@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import pty
 import struct
 import subprocess
@@ -74,5 +75,6 @@ def test_on_a_terminal_slow_stages_show_and_quick_ones_stay_silent() -> None:
     screen = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0 and out.strip() == "end"
     assert "quick step" not in screen
-    assert "slow step (" in screen and "slow step: done in 1 s" in screen  # live line, then the summary
+    # live line, then the summary (its seconds depend on the machine's load)
+    assert "slow step (" in screen and re.search(r"slow step: done in \d+ s", screen)
     assert "inner loop" in screen  # the bar of the loop inside it
