@@ -5,8 +5,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import pty
+import re
 import struct
 import subprocess
 import sys
