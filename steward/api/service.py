@@ -12,6 +12,7 @@ from fastapi import Depends, Header, HTTPException, Request
 
 from core.errors import ConflictError, NotFoundError
 from steward.api.serving import ServingPair, ServingState
+from steward.api.shadow import ShadowMirror
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class ApiService:
     settings: Any
     workspace: Any
     state: ServingState
+    shadow: ShadowMirror | None = None  # shadow A/B (steward.api.shadow), when shadow.fraction > 0
 
     def known_collections(self) -> list[str]:
         return sorted(c.name for c in self.workspace.registry.catalog.list_collections())

@@ -33,7 +33,10 @@ def dashboard(request: Request, svc: Service, collection: str | None = Query(Non
         raise NotFoundError(f"collection {collection!r} does not exist; known: {', '.join(names) or 'none'}")
     shown = [collection] if collection else names
     data = [views.dashboard_view(svc.workspace, svc.state, n, alpha=svc.settings.drift.alpha) for n in shown]
+    from steward.api.routes.shadow import shadow_view  # its module imports this one's TEMPLATES
+
     return TEMPLATES.TemplateResponse(request, "dashboard.html", {
+        "shadows": {n: shadow_view(svc, n) for n in shown},
         "collections": data, "all_names": names, "token_configured": bool(svc.settings.api_token),
         "poll_seconds": svc.state.poll_seconds, "last_poll_error": svc.state.last_poll_error,
     })

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,11 @@ def search(req: SearchRequest, svc: Service) -> SearchResponse:
             f"collection {name!r} has no model in service yet (no production alias, or its first load failed; "
             "see /status)",
         )
-    return answer(pair, req)
+    started = time.perf_counter()
+    response = answer(pair, req)
+    if svc.shadow is not None:  # after the answer exists; offer() only queues (or drops), never waits
+        svc.shadow.offer(pair, req, response, time.perf_counter() - started)
+    return response
 
 
 def _query_vectors(pair: ServingPair, req: SearchRequest) -> np.ndarray:
