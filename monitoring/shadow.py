@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from storage.serialization import iso_utc
+
 SCHEMA_VERSION = 1
 _CHUNK = 200  # bootstrap resamples drawn at a time (bounds memory at n_requests * _CHUNK)
 
@@ -186,8 +188,8 @@ def summarise(records: Sequence[Any], *, collection: str, confidence: float = 0.
         production_latency=_latency(np.array([r.production_ms for r in records], np.float64)),
         shadow_latency=_latency(np.array([r.shadow_ms for r in records], np.float64)),
         confidence=confidence,
-        first_at=times[0].isoformat() if times else None,
-        last_at=times[-1].isoformat() if times else None,
+        first_at=iso_utc(times[0]) if times else None,
+        last_at=iso_utc(times[-1]) if times else None,
         pairs=tuple({"production_model": p, "shadow_model": s, "queries": q} for p, s, q in pairs),
     )
 
