@@ -16,8 +16,8 @@ def _rec(prod: int, shadow: int, queries: int, collection: str = "c") -> ShadowR
                         1.5, 2.5, datetime.now(UTC))
 
 
-def test_records_round_trip_and_are_counted_per_pair(tmp_path) -> None:
-    reg = open_registry(f"sqlite:///{tmp_path / 'r.db'}")
+def test_records_round_trip_and_are_counted_per_pair(registry_url) -> None:
+    reg = open_registry(registry_url)
     try:
         reg.catalog.ensure_collection("c", kind="features", dim=4)
         assert reg.shadow.record([_rec(1, 2, 3), _rec(1, 2, 4), _rec(1, 3, 5)]) == 3
