@@ -4,7 +4,7 @@ The production answer never waits for the shadow. A search request that is sampl
 and production's answer to :meth:`ShadowMirror.offer`, which only puts them on a bounded queue
 (constant time; when the queue is full the request is dropped from the shadow and counted, never
 blocked). One background worker thread answers the queued queries with the shadow pair (the same
-:func:`steward.api.routes.search.answer` production uses), compares the two answers, and buffers one
+:func:`steward.api.routes.search.neighbours` production's answer runs), compares the two answers, and buffers one
 :class:`~storage.registry.entities.ShadowRecord` per request; buffered records go to the registry in
 batches (``shadow.flush_records`` or every ``shadow.flush_seconds``, and on shutdown).
 
@@ -177,18 +177,17 @@ class ShadowMirror:
 
     def process(self, job: ShadowJob) -> Any | None:
         """Answer one mirrored request with the shadow pair and buffer the comparison (worker thread)."""
-        from steward.api.routes.search import answer
+        from steward.api.routes.search import neighbours
         from storage.registry.entities import ShadowRecord
 
         shadow = self.target(job.pair)
         if shadow is None:
             return None
         started = time.perf_counter()
-        result = answer(shadow, job.request)
+        shadow_ids, _ = neighbours(shadow, job.request)  # what production's answer() runs, unshaped
         shadow_ms = (time.perf_counter() - started) * 1000
         req = job.request
         k = min(req.k, *(len(ids) for ids in job.production_ids)) if job.production_ids else req.k
-        shadow_ids = [tuple(h.item_ids) for h in result.results]
         n = len(job.production_ids)
         expected = list(req.expected_item_ids or [None] * n)
         wanted = list(req.labels or [None] * n)
@@ -247,6 +246,8 @@ class ShadowMirror:
         if time.monotonic() - at < _RESOLVE_SECONDS:
             return pair
         version, why = self._resolve_version(name, production.model_version)
+        if version == production.model_version:  # e.g. the shadowed version has been promoted since
+            version, why = None, f"model v{version} is production now; nothing to compare it with"
         if version is None:
             self._targets[name] = (time.monotonic(), None, why)
             return None

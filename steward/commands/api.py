@@ -52,6 +52,9 @@ def run_api(args: argparse.Namespace, ctx) -> int:
     settings = ctx.settings
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         log.warning("serving on %s without an api_token: promote/rollback stay disabled", args.host)
+    if settings.shadow.version is not None and settings.shadow.fraction == 0:
+        log.warning("shadow version v%s is set but shadow.fraction is 0: nothing is mirrored (add "
+                    "--shadow-fraction)", settings.shadow.version)
     app = create_app(settings, poll_seconds=args.poll_seconds, workspace=ctx.workspace)
     level = logging.getLogger().getEffectiveLevel()
     uvicorn.run(

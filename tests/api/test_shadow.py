@@ -149,3 +149,14 @@ def test_labelled_queries_use_the_item_labels(api_workspace, pairs) -> None:
     (r,) = written
     assert seen.is_set() and (r.queries, r.labelled, r.production_hits, r.shadow_hits) == (3, 2, 1, 1)
     assert (r.production_model, r.shadow_model, r.production_ms) == (1, 2, pytest.approx(2.0))
+
+
+def test_shadowing_the_production_version_itself_records_nothing(api_settings, api_workspace, pairs) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(_app(api_settings, api_workspace, FakeLoader(), fraction=1.0, version=1)) as c:
+        assert c.post("/search", json=_queries(1)[0]).status_code == 200
+        c.app.state.shadow.drain()
+        live = c.get("/shadow").json()["live"]
+    assert live["answered"] == 0 and "is production now" in live["targets"][COLLECTION]["why_none"]
+    assert api_workspace.registry.shadow.list_records(COLLECTION) == []
