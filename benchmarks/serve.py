@@ -119,12 +119,24 @@ def server_app() -> Any:
     from steward.api.app import create_app
 
     real = os.environ.get("BENCH_LOADER") == "real"
-    return create_app(
+    app = create_app(
         load_settings(),
         loader=None if real else artifact_loader,
         poll_seconds=float(os.environ["BENCH_POLL_SECONDS"]),
         cache_size=int(os.environ["BENCH_CACHE_SIZE"]),
     )
+    if os.environ.get("BENCH_SHADOW_SWITCH") == "1":
+        import dataclasses
+
+        def set_fraction(fraction: float) -> dict[str, float]:
+            # Benchmark only: switch mirroring on and off in the running process, so the shadow-on and
+            # shadow-off blocks run in one server and differ in nothing else.
+            mirror = app.state.shadow
+            mirror.settings = dataclasses.replace(mirror.settings, fraction=fraction)
+            return {"fraction": fraction}
+
+        app.add_api_route("/bench/shadow", set_fraction, methods=["POST"])
+    return app
 
 
 def build_world(home: Path, n_items: int, versions: int, *, real: bool = False) -> dict[int, int]:
@@ -553,30 +565,31 @@ def run_shadow_ab(
     home = Path(tmp.name) / "home"
     build_world(home, n_items, versions=2)
     ids, feats = _gallery(n_items)
-    servers = {}
+    log_path = Path(tmp.name) / "server.log"
+    extra = {"STEWARD_SHADOW_FRACTION": "0.5", "STEWARD_SHADOW_VERSION": "2", "BENCH_SHADOW_SWITCH": "1"}
+    proc, log_file, base = _start_server(home, log_path, poll_seconds=poll_seconds, cache_size=1, extra_env=extra)
+    fractions = {"off": 0.0, "on": fraction}
     try:
-        for arm, extra in (("off", {}), ("on", {"STEWARD_SHADOW_FRACTION": str(fraction),
-                                                "STEWARD_SHADOW_VERSION": "2"})):
-            log_path = Path(tmp.name) / f"server-{arm}.log"
-            proc, log_file, base = _start_server(home, log_path, poll_seconds=poll_seconds, cache_size=1,
-                                                 extra_env=extra)
-            servers[arm] = (proc, log_file, base, log_path)
-        for proc, _, base, log_path in servers.values():
-            _wait_healthy(base, proc, log_path)
-        for arm in ("off", "on"):  # warm both (first requests, the shadow's pair load)
-            _load_block(servers[arm][2], 2.0, clients, rate, ids, feats, seed=99)
+        _wait_healthy(base, proc, log_path)
+
+        def switch(arm: str) -> None:
+            r = httpx.post(base + "/bench/shadow", params={"fraction": fractions[arm]}, timeout=30)
+            r.raise_for_status()
+
+        switch("on")
+        _load_block(base, 3.0, clients, rate, ids, feats, seed=99)  # warm up, and the shadow loads its pair
         blocks: dict[str, list[list[float]]] = {"off": [], "on": []}
         errors = {"off": 0, "on": 0}
         for j in range(pairs_of_blocks):
             for arm in (("off", "on") if j % 2 == 0 else ("on", "off")):
-                lat, err = _load_block(servers[arm][2], block_seconds, clients, rate, ids, feats, seed=j)
+                switch(arm)
+                lat, err = _load_block(base, block_seconds, clients, rate, ids, feats, seed=j)
                 blocks[arm].append(lat)
                 errors[arm] += err
-        shadow = httpx.get(servers["on"][2] + "/shadow", timeout=60).json()
+        shadow = httpx.get(base + "/shadow", timeout=60).json()
     finally:
-        for proc, log_file, _, _ in servers.values():
-            _stop_server(proc, log_file)
-        logs = {arm: s[3].read_text()[-1000:] for arm, s in servers.items()}
+        _stop_server(proc, log_file)
+        logs = log_path.read_text()[-1000:]
         tmp.cleanup()
 
     def arm_stats(arm: str) -> dict[str, Any]:
@@ -646,7 +659,7 @@ def shadow_main(args: argparse.Namespace) -> int:
                             f"{p99['ratio']:.3f}{ci}; target <= 1.10 {'met' if p99['ratio'] <= 1.10 else 'NOT met'}"
                             " by the point value.")
         else:
-            verdicts.append(f"{row['load']}, A/A control (both servers mirror nothing): p99 ratio {p99['ratio']:.3f}{ci}"
+            verdicts.append(f"{row['load']}, A/A control (both arms mirror nothing): p99 ratio {p99['ratio']:.3f}{ci}"
                             ": the width of this interval is what the machine's noise alone produces.")
     cfg = results[0]["config"]
     md = "\n\n".join([

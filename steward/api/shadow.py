@@ -86,7 +86,7 @@ class ShadowMirror:
         self._queue: queue.Queue[ShadowJob | None] = queue.Queue(maxsize=settings.queue_size)
         self._lock = threading.Lock()
         self._n = 0
-        self.offered = self.mirrored = self.dropped = self.answered = self.errors = 0
+        self.offered = self.mirrored = self.dropped = self.answered = self.errors = self.skipped = 0
         self.written = self.lost = 0
         self.last_error: str | None = None
         self._buffer: list[Any] = []
@@ -181,7 +181,9 @@ class ShadowMirror:
         from storage.registry.entities import ShadowRecord
 
         shadow = self.target(job.pair)
-        if shadow is None:
+        if shadow is None:  # nothing to compare with (why: stats()["targets"]); counted, not silent
+            with self._lock:
+                self.skipped += 1
             return None
         started = time.perf_counter()
         shadow_ids, _ = neighbours(shadow, job.request)  # what production's answer() runs, unshaped
@@ -285,7 +287,8 @@ class ShadowMirror:
                 "fraction": self.settings.fraction, "version": self.settings.version,
                 "collection": self.settings.collection, "queue_size": self.settings.queue_size,
                 "offered": self.offered, "mirrored": self.mirrored, "dropped": self.dropped,
-                "answered": self.answered, "errors": self.errors, "written": self.written, "lost": self.lost,
+                "answered": self.answered, "errors": self.errors, "skipped": self.skipped, "written": self.written,
+                "lost": self.lost,
                 "pending": len(self._buffer), "queued": self._queue.qsize(), "last_error": self.last_error,
             }
         out["targets"] = {
