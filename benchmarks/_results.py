@@ -37,9 +37,24 @@ def write_results(name: str, data: dict[str, Any], markdown: str) -> Path:
     payload = {"benchmark": name, "written_at": datetime.now(UTC).isoformat(), "machine": machine(), **data}
     json_path = RESULTS_DIR / f"{name}.json"
     _atomic_write(json_path, json.dumps(payload, indent=2, default=str) + "\n")
+    write_section(name, markdown, raw=json_path.name)
+    return json_path
 
+
+def merge_results(name: str, key: str, data: dict[str, Any]) -> Path:
+    """Set ``key`` of ``results/<name>.json`` to ``data``, keeping every other key (a second measurement
+    of the same benchmark that runs on its own)."""
+    json_path = RESULTS_DIR / f"{name}.json"
+    payload = json.loads(json_path.read_text()) if json_path.exists() else {"benchmark": name}
+    payload[key] = {"written_at": datetime.now(UTC).isoformat(), "machine": machine(), **data}
+    _atomic_write(json_path, json.dumps(payload, indent=2, default=str) + "\n")
+    return json_path
+
+
+def write_section(name: str, markdown: str, *, raw: str | None = None) -> None:
+    """Replace (or append) the ``<name>`` section of RESULTS.md; ``raw`` names its JSON file."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    section = f"{start}\n{markdown.strip()}\n\n_Raw numbers: `benchmarks/results/{name}.json`._\n{end}"
+    section = f"{start}\n{markdown.strip()}\n\n_Raw numbers: `benchmarks/results/{raw or name + '.json'}`._\n{end}"
     text = RESULTS_MD.read_text() if RESULTS_MD.exists() else _HEADER
     if start in text and end in text:
         before, rest = text.split(start, 1)
@@ -48,7 +63,6 @@ def write_results(name: str, data: dict[str, Any], markdown: str) -> Path:
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     _atomic_write(RESULTS_MD, text)
-    return json_path
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:

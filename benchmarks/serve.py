@@ -13,6 +13,7 @@ that mixed versions is caught.
 
     python -m benchmarks.serve            # 60 s
     python -m benchmarks.serve --quick    # 10 s
+    python -m benchmarks.serve --shadow   # production latency with and without shadow A/B
 """
 
 from __future__ import annotations
@@ -118,12 +119,24 @@ def server_app() -> Any:
     from steward.api.app import create_app
 
     real = os.environ.get("BENCH_LOADER") == "real"
-    return create_app(
+    app = create_app(
         load_settings(),
         loader=None if real else artifact_loader,
         poll_seconds=float(os.environ["BENCH_POLL_SECONDS"]),
         cache_size=int(os.environ["BENCH_CACHE_SIZE"]),
     )
+    if os.environ.get("BENCH_SHADOW_SWITCH") == "1":
+        import dataclasses
+
+        def set_fraction(fraction: float) -> dict[str, float]:
+            # Benchmark only: switch mirroring on and off in the running process, so the shadow-on and
+            # shadow-off blocks run in one server and differ in nothing else.
+            mirror = app.state.shadow
+            mirror.settings = dataclasses.replace(mirror.settings, fraction=fraction)
+            return {"fraction": fraction}
+
+        app.add_api_route("/bench/shadow", set_fraction, methods=["POST"])
+    return app
 
 
 def build_world(home: Path, n_items: int, versions: int, *, real: bool = False) -> dict[int, int]:
@@ -222,6 +235,74 @@ def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
+def _start_server(
+    home: Path,
+    log_path: Path,
+    *,
+    poll_seconds: float,
+    cache_size: int,
+    real: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen, Any, str]:
+    """A uvicorn process serving ``home`` on a free loopback port: (process, its log file, base URL)."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "STEWARD_HOME": str(home),
+        "STEWARD_API_TOKEN": TOKEN,
+        "BENCH_POLL_SECONDS": str(poll_seconds),
+        "BENCH_CACHE_SIZE": str(cache_size),
+        "BENCH_LOADER": "real" if real else "synthetic",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "OMP_NUM_THREADS": "1",
+        **(extra_env or {}),
+    }
+    log_file = log_path.open("w")  # the caller closes it through _stop_server
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "benchmarks.serve:server_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+    )
+    return server, log_file, f"http://127.0.0.1:{port}"
+
+
+def _wait_healthy(base: str, server: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise RuntimeError(f"server did not start; see {log_path}")
+        time.sleep(0.1)
+
+
+def _stop_server(server: subprocess.Popen, log_file: Any) -> None:
+    server.terminate()  # SIGTERM: uvicorn runs the app's shutdown (the shadow worker flushes)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log_file.close()
+
+
 def run(
     duration: float,
     clients: int,
@@ -242,52 +323,16 @@ def run(
     pairs = build_world(home, n_items, versions=3, real=real)
     build_seconds = time.perf_counter() - built
     ids, feats = _gallery(n_items)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "STEWARD_HOME": str(home),
-        "STEWARD_API_TOKEN": TOKEN,
-        "BENCH_POLL_SECONDS": str(poll_seconds),
-        "BENCH_CACHE_SIZE": str(cache_size),
-        "BENCH_LOADER": "real" if real else "synthetic",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-        "OMP_NUM_THREADS": "1",
-    }
-    server_log_file = (Path(tmp.name) / "server.log").open("w")  # closed in the finally below
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "benchmarks.serve:server_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=server_log_file,
+    server_log_path = Path(tmp.name) / "server.log"
+    server, server_log_file, base = _start_server(
+        home, server_log_path, poll_seconds=poll_seconds, cache_size=cache_size, real=real
     )
-    base = f"http://127.0.0.1:{port}"
     samples: list[Sample] = []
     changes: list[dict[str, Any]] = []
     lock = threading.Lock()
     stop = threading.Event()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"server did not start; see {Path(tmp.name) / 'server.log'}")
-            time.sleep(0.1)
+        _wait_healthy(base, server, server_log_path)
 
         def client(seed: int) -> None:
             rng = np.random.default_rng(seed)
@@ -367,13 +412,8 @@ def run(
         status = httpx.get(base + "/status", timeout=10).json()
         ws.registry.dispose()
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        server_log_file.close()
-        server_log = (Path(tmp.name) / "server.log").read_text()[-2000:]
+        _stop_server(server, server_log_file)
+        server_log = server_log_path.read_text()[-2000:]
         tmp.cleanup()
 
     # A swap window runs from the alias change until the service answers with the new pair, plus 1 s.
@@ -439,6 +479,226 @@ def run(
     }
 
 
+# ---- shadow A/B: what mirroring costs production's answers ------------------------------------
+
+
+def _load_block(
+    base: str, duration: float, clients: int, rate: float, ids: list[str], feats: np.ndarray, seed: int
+) -> tuple[list[float], int]:
+    """``duration`` seconds of queries against ``base``: latencies (ms) of the answers, and the errors.
+
+    ``rate`` > 0: open loop, each client sends on a fixed schedule (``rate`` requests per second in all;
+    a late client sends at once and does not catch up); 0: closed loop, as fast as answers come back.
+    Each client's first request (connection set-up) is not counted. Queries carry an expected item
+    (the query item itself), so the shadow records hit rates too.
+    """
+    import httpx
+
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        rng = np.random.default_rng(seed * 1000 + i)
+        interval = clients / rate if rate > 0 else 0.0
+        start = time.perf_counter()
+        due = start + interval * i / clients
+        first = True
+        with httpx.Client(base_url=base, timeout=30) as http:
+            while True:
+                now = time.perf_counter()
+                if now - start >= duration:
+                    return
+                if due > now:
+                    time.sleep(due - now)
+                due = max(due + interval, time.perf_counter()) if interval else 0.0
+                row = int(rng.integers(0, len(ids)))
+                body = {"vectors": [feats[row].tolist()], "k": 10, "expected_item_ids": [ids[row]]}
+                t = time.perf_counter()
+                try:
+                    ok = http.post("/search", json=body).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                took = (time.perf_counter() - t) * 1000
+                with lock:
+                    if not ok:
+                        errors[0] += 1
+                    elif not first:
+                        latencies.append(took)
+                first = False
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(duration + 60)
+    return latencies, errors[0]
+
+
+def _ratio_ci(off: list[list[float]], on: list[list[float]], q: float, *, samples: int = 2000, seed: int = 0
+              ) -> dict[str, float | None]:
+    """Pooled percentile ``q`` of on / off, with a 95% bootstrap interval that resamples the block pairs."""
+    rng = np.random.default_rng(seed)
+    point = float(np.percentile(np.concatenate(on), q) / np.percentile(np.concatenate(off), q))
+    n = len(off)
+    if n < 2:
+        return {"ratio": point, "low": None, "high": None}
+    boot = []
+    for _ in range(samples):
+        pick = rng.integers(0, n, size=n)
+        boot.append(np.percentile(np.concatenate([on[j] for j in pick]), q)
+                    / np.percentile(np.concatenate([off[j] for j in pick]), q))
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return {"ratio": point, "low": float(low), "high": float(high)}
+
+
+def run_shadow_ab(
+    pairs_of_blocks: int, block_seconds: float, clients: int, rate: float, n_items: int, fraction: float,
+    poll_seconds: float = 5.0,
+) -> dict[str, Any]:
+    """Two servers over one workspace, identical but for the shadow (``fraction`` of requests mirrored to
+    model v2 while v1 serves), loaded in alternating blocks (off-on, on-off, ...) so that load drift on
+    the shared machine falls on both alike."""
+    import httpx
+
+    tmp = tempfile.TemporaryDirectory(prefix="steward-bench-shadow-")
+    home = Path(tmp.name) / "home"
+    build_world(home, n_items, versions=2)
+    ids, feats = _gallery(n_items)
+    log_path = Path(tmp.name) / "server.log"
+    extra = {"STEWARD_SHADOW_FRACTION": "0.5", "STEWARD_SHADOW_VERSION": "2", "BENCH_SHADOW_SWITCH": "1"}
+    proc, log_file, base = _start_server(home, log_path, poll_seconds=poll_seconds, cache_size=1, extra_env=extra)
+    fractions = {"off": 0.0, "on": fraction}
+    try:
+        _wait_healthy(base, proc, log_path)
+
+        def switch(arm: str) -> None:
+            r = httpx.post(base + "/bench/shadow", params={"fraction": fractions[arm]}, timeout=30)
+            r.raise_for_status()
+
+        switch("on")
+        _load_block(base, 3.0, clients, rate, ids, feats, seed=99)  # warm up, and the shadow loads its pair
+        blocks: dict[str, list[list[float]]] = {"off": [], "on": []}
+        errors = {"off": 0, "on": 0}
+        for j in range(pairs_of_blocks):
+            for arm in (("off", "on") if j % 2 == 0 else ("on", "off")):
+                switch(arm)
+                lat, err = _load_block(base, block_seconds, clients, rate, ids, feats, seed=j)
+                blocks[arm].append(lat)
+                errors[arm] += err
+        shadow = httpx.get(base + "/shadow", timeout=60).json()
+    finally:
+        _stop_server(proc, log_file)
+        logs = log_path.read_text()[-1000:]
+        tmp.cleanup()
+
+    def arm_stats(arm: str) -> dict[str, Any]:
+        pooled = np.concatenate(blocks[arm])
+        return {
+            "requests": len(pooled),
+            "errors": errors[arm],
+            "p50_ms": float(np.percentile(pooled, 50)),
+            "p99_ms": float(np.percentile(pooled, 99)),
+            "block_p99_ms": [float(np.percentile(b, 99)) for b in blocks[arm]],
+        }
+
+    live = shadow.get("live") or {}
+    return {
+        "config": {
+            "pairs_of_blocks": pairs_of_blocks, "block_seconds": block_seconds, "clients": clients,
+            "rate_qps": rate, "items": n_items, "fraction": fraction, "shadow_version": 2,
+            "production_version": 1, "loader": "synthetic", "poll_seconds": poll_seconds,
+        },
+        "off": arm_stats("off"),
+        "on": arm_stats("on"),
+        "p50_on_over_off": _ratio_ci(blocks["off"], blocks["on"], 50),
+        "p99_on_over_off": _ratio_ci(blocks["off"], blocks["on"], 99),
+        "mirror": {k: live.get(k) for k in ("offered", "mirrored", "dropped", "answered", "errors", "written")},
+        "shadow_report": {
+            "requests": shadow.get("requests"),
+            "overlap_at_k": shadow.get("overlap_at_k"),
+            "production_hit_rate": shadow.get("production_hit_rate"),
+            "shadow_hit_rate": shadow.get("shadow_hit_rate"),
+            "shadow_latency": shadow.get("shadow_latency"),
+        },
+        "server_log_tail": logs,
+    }
+
+
+def shadow_main(args: argparse.Namespace) -> int:
+    from benchmarks._results import merge_results, write_section
+
+    results = []
+    for rate in args.shadow_rates:
+        for fraction in args.shadow_fraction:
+            results.append(run_shadow_ab(args.shadow_pairs, args.shadow_block, args.clients, rate,
+                                         args.items or 20000, fraction))
+    stored = [{k: v for k, v in r.items() if k != "server_log_tail"} for r in results]
+    merge_results("serve", "shadow_ab", {"runs": stored, "clients": args.clients})
+    write_section("serve_shadow", shadow_markdown(stored, args.clients), raw="serve.json")
+    print(json.dumps(stored, indent=2, default=str))
+    return 0
+
+
+def shadow_markdown(results: list[dict[str, Any]], clients: int) -> str:
+    """The RESULTS.md section of ``--shadow`` from its stored runs."""
+    from benchmarks._results import markdown_table
+
+    rows = []
+    for r in results:
+        p99, p50 = r["p99_on_over_off"], r["p50_on_over_off"]
+        fraction = r["config"]["fraction"]
+        rows.append({
+            "load": f"{r['config']['rate_qps']:g} qps" if r["config"]["rate_qps"] else f"closed loop, {clients} clients",
+            "fraction": f"{fraction:g}" if fraction else "0 (A/A control)",
+            "requests off/on": f"{r['off']['requests']}/{r['on']['requests']}",
+            "p50 off ms": r["off"]["p50_ms"], "p50 on ms": r["on"]["p50_ms"],
+            "p99 off ms": r["off"]["p99_ms"], "p99 on ms": r["on"]["p99_ms"],
+            "p99 on/off": p99["ratio"],
+            "p99 ratio 95% CI": "" if p99["low"] is None else f"{p99['low']:.3f}-{p99['high']:.3f}",
+            "p50 on/off": p50["ratio"],
+            "p50 ratio 95% CI": "" if p50["low"] is None else f"{p50['low']:.3f}-{p50['high']:.3f}",
+            "mirrored": r["mirror"]["mirrored"], "dropped": r["mirror"]["dropped"],
+            "errors off/on": f"{r['off']['errors']}/{r['on']['errors']}",
+        })
+    verdicts = []
+    for row, r in zip(rows, results, strict=True):
+        p99 = r["p99_on_over_off"]
+        ci = "" if p99["low"] is None else f" (95% interval {p99['low']:.3f}-{p99['high']:.3f})"
+        if r["config"]["fraction"]:
+            shadow_mean = (r["shadow_report"].get("shadow_latency") or {}).get("mean_ms")
+            work = ""
+            if shadow_mean is not None:
+                added = r["config"]["fraction"] * shadow_mean
+                work = (f" The shadow's own search took {shadow_mean:.2f} ms on average, i.e. about {added:.3f} ms "
+                        f"of background work per production request, {100 * added / r['off']['p50_ms']:.1f}% of "
+                        "the production p50.")
+            verdicts.append(f"{row['load']}, fraction {row['fraction']}: p99 with the shadow / without = "
+                            f"{p99['ratio']:.3f}{ci}; target <= 1.10 {'met' if p99['ratio'] <= 1.10 else 'NOT met'}"
+                            f" by the point value.{work}")
+        else:
+            verdicts.append(f"{row['load']}, A/A control (both arms mirror nothing): p99 ratio {p99['ratio']:.3f}{ci}"
+                            ": what the machine's noise alone produces.")
+    cfg = results[0]["config"]
+    return "\n\n".join([
+        "## serve_shadow: what shadow A/B costs production (`python -m benchmarks.serve --shadow`)",
+        (f"One uvicorn server (`steward.api.app.create_app`, synthetic pairs as in `serve` above, {cfg['items']} "
+         f"items, k=10, model v1 in production) with its shadow mirror (`shadow.version` = 2, background "
+         f"worker, records flushed in batches to the SQLite registry) switched between off and the fraction "
+         f"shown, in {cfg['block_seconds']:g} s blocks, {cfg['pairs_of_blocks']} pairs ordered off-on, on-off, "
+         f"... (the switch is a benchmark-only route; nothing else differs between the arms, and load drift on "
+         f"the machine falls on both). Latency is the client's wall time per request; each client's first "
+         f"request is not counted. The ratios' intervals resample block pairs (2000 bootstrap draws). The A/A "
+         f"rows switch between 0 and 0: their spread is the machine's noise. Measured on 2 shared CPU cores "
+         f"while other work ran on the machine (load average well above 2), with the benchmark under `nice`."),
+        markdown_table(rows),
+        " ".join(verdicts),
+        ("Shadow report at the end of the first run (v2 is an unrelated random projection, hence the low overlap; "
+         "each query's expected item is itself): " + json.dumps(results[0]["shadow_report"], default=str)),
+        "Stored in `serve.json` under the key `shadow_ab`.",
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 s instead of 60 s")
@@ -455,7 +715,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="torch heads + indexes built by embedding.index.service, served by the default loader",
     )
+    parser.add_argument("--shadow", action="store_true",
+                        help="instead: production latency with and without shadow A/B, interleaved blocks")
+    parser.add_argument("--shadow-fraction", type=float, nargs="+", default=[0.1, 0.0],
+                        help="fractions mirrored by the 'on' server, one run each (0: an A/A control)")
+    parser.add_argument("--shadow-pairs", type=int, default=8, help="off/on block pairs")
+    parser.add_argument("--shadow-block", type=float, default=5.0, help="seconds per block")
+    parser.add_argument("--shadow-rates", type=float, nargs="+", default=[100.0, 0.0],
+                        help="offered load in requests/s per run (0: closed loop with --clients)")
     args = parser.parse_args(argv)
+    if args.shadow:
+        return shadow_main(args)
     duration = args.duration or (10.0 if args.quick else 60.0)
     items = args.items or (5000 if args.quick else 20000)
     result = run(
@@ -513,7 +783,11 @@ def main(argv: list[str] | None = None) -> int:
             f"Pairs served: {', '.join(result['pairs_served'])}.",
         ]
     )
-    write_results(name, {k: v for k, v in result.items() if k != "server_log_tail"}, md)
+    kept = {}
+    previous = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    if previous.exists():  # the shadow A/B measurement (--shadow) lives in the same file
+        kept = {k: v for k, v in json.loads(previous.read_text()).items() if k == "shadow_ab"}
+    write_results(name, {**{k: v for k, v in result.items() if k != "server_log_tail"}, **kept}, md)
     print(
         json.dumps(
             {k: v for k, v in result.items() if k not in ("server_log_tail", "service_status")}, indent=2

@@ -3,7 +3,7 @@
 Precedence: explicit overrides (CLI flags, ``--set``) > environment variables > ``steward.toml`` >
 the defaults below. The toml file is looked up at ``$STEWARD_CONFIG`` or ``./steward.toml``.
 
-Knobs are grouped in sections (``drift``, ``alert``, ``gate``, ``index``, ``maintenance``); each key
+Knobs are grouped in sections (``drift``, ``alert``, ``gate``, ``index``, ``maintenance``, ``shadow``, ...); each key
 has a dotted name, and the same value can be given
 
 - in toml as a table entry (``[drift]`` / ``alpha = 0.01``) or flat (``drift_alpha = 0.01``),
@@ -85,8 +85,12 @@ class GateSettings:
     # Fairness: the largest allowed widening of the gap between the best and the worst group's MAP@R
     # (groups: ``evaluation.group_column``), beyond noise (None: not checked).
     max_group_gap_increase: float | None = 0.05
+    # Auto-promotion waits until the candidate has answered at least this many mirrored live queries
+    # as a shadow of production (``steward api --shadow-version``); 0: not required.
+    min_shadow_queries: int = 0
 
     def __post_init__(self) -> None:
+        _require(self.min_shadow_queries >= 0, "gate.min_shadow_queries", self.min_shadow_queries, "0 or more")
         # A negative largest drop is allowed: it demands an improvement of at least that much.
         _require(0 <= self.min_overall_map <= 1, "gate.min_overall_map", self.min_overall_map, "in [0, 1]")
         if self.max_group_gap_increase is not None:
@@ -186,6 +190,27 @@ class MaintenanceSettings:
 
 
 @dataclass(frozen=True)
+class ShadowSettings:
+    """Shadow A/B in ``steward api``: a share of live queries is also answered by another model version
+    (never served) and compared with production. Off while ``fraction`` is 0."""
+
+    fraction: float = 0.0  # share of search requests mirrored (deterministic: every 1/fraction-th)
+    version: int | None = None  # model version to shadow; None: the newest version that is not production
+    collection: str | None = None  # only this collection; None: every served collection
+    queue_size: int = 256  # mirrored requests waiting for the shadow worker; more are dropped (counted)
+    flush_records: int = 100  # records written to the registry in one batch ...
+    flush_seconds: float = 10.0  # ... or at least this often while records wait
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.fraction <= 1, "shadow.fraction", self.fraction, "in [0, 1]")
+        if self.version is not None:
+            _require(self.version >= 1, "shadow.version", self.version, "at least 1 (or unset: the newest candidate)")
+        _require(self.queue_size >= 1, "shadow.queue_size", self.queue_size, "at least 1")
+        _require(self.flush_records >= 1, "shadow.flush_records", self.flush_records, "at least 1")
+        _require(self.flush_seconds > 0, "shadow.flush_seconds", self.flush_seconds, "positive")
+
+
+@dataclass(frozen=True)
 class SecretsSettings:
     """Where secrets come from besides the environment and steward.toml: names of Prefect ``Secret``
     blocks, read at run time (by the CLI, the API and every flow run) when the secret itself is not
@@ -213,6 +238,7 @@ SECTIONS: dict[str, type] = {
     "quality": QualitySettings,
     "index": IndexSettings,
     "maintenance": MaintenanceSettings,
+    "shadow": ShadowSettings,
     "secrets": SecretsSettings,
     "mlflow": MlflowSettings,
 }
@@ -235,6 +261,7 @@ class Settings:
     quality: QualitySettings = field(default_factory=QualitySettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
+    shadow: ShadowSettings = field(default_factory=ShadowSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
 

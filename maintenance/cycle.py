@@ -73,7 +73,13 @@ def train_gate_index_promote(ws: Workspace, steps: Steps, collection: str, *, fu
         return MaintenanceSummary(collection, f"candidate v{candidate.model_version} rejected; production unchanged",
                                   candidate=candidate)
     blocked = ws.production.may_promote_automatically(collection, candidate.model_version)
-    decision = promotion(mode=ws.settings.maintenance.promotion, blocked_because=blocked)
+    needed = ws.settings.gate.min_shadow_queries
+    shadowed = 0
+    if needed > 0 and target is not None:  # the first model has no production to be a shadow of
+        shadowed = ws.registry.shadow.query_count(collection, candidate.model_version, target.model_version)
+    decision = promotion(mode=ws.settings.maintenance.promotion, blocked_because=blocked,
+                         min_shadow_queries=needed if target is not None else 0, shadow_queries=shadowed,
+                         model_version=candidate.model_version)
     if blocked is not None:  # no index either: it would be built for a version that cannot serve now
         return MaintenanceSummary(collection, f"candidate v{candidate.model_version} passed the gate, "
                                   f"{decision.reason}", candidate=candidate)

@@ -58,14 +58,25 @@ class PromotionDecision:
     reason: str
 
 
-def promotion(*, mode: str, blocked_because: str | None) -> PromotionDecision:
+def promotion(*, mode: str, blocked_because: str | None, min_shadow_queries: int = 0,
+              shadow_queries: int = 0, model_version: int | None = None) -> PromotionDecision:
     """What a run does with a candidate that passed the gate.
 
     ``blocked_because``: why automation may not move production now (a pin, or an operator rolled
     away from this version), from ``storage.production.Production.may_promote_automatically``.
+    ``min_shadow_queries`` (``gate.min_shadow_queries``): automation also waits until the candidate has
+    answered that many mirrored live queries as a shadow of production (``shadow_queries`` so far); it
+    stays a candidate, so the search service can shadow it and a later run promotes it.
     """
     if blocked_because is not None:
         return PromotionDecision(False, "candidate", f"not promoted: {blocked_because}")
     if mode == "manual":
         return PromotionDecision(False, "approved", "approved; waiting for `steward promote` (promotion mode manual)")
+    if shadow_queries < min_shadow_queries:
+        which = f"--shadow-version {model_version}" if model_version is not None else "--shadow-version V"
+        return PromotionDecision(
+            False, "candidate",
+            f"not promoted yet: gate.min_shadow_queries needs {min_shadow_queries} shadow queries against "
+            f"production and it has {shadow_queries}; mirror live traffic to it (steward api --shadow-fraction F "
+            f"{which}) and a later run promotes it, or promote it by hand")
     return PromotionDecision(True, "production", "promoted")

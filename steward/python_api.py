@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from embedding.retrain import RetrainOutcome
     from maintenance.summary import MaintenanceSummary
     from monitoring.alerts import AlertRecord
+    from monitoring.shadow import ShadowReport
     from monitoring.status import CollectionStatus
     from monitoring.summary import DriftSummary
     from storage.parquet_store import IngestResult
@@ -161,6 +162,15 @@ class Steward:
         from monitoring.alerts import alert_history
 
         return alert_history(self.workspace, collection, open_only=open_only, limit=limit)
+
+    def shadow_report(self, collection: str, *, version: int | None = None,
+                      production_version: int | None = None) -> ShadowReport:
+        """Shadow A/B (``steward api --shadow-fraction``): how ``version`` (default: the newest recorded)
+        answered mirrored live queries against production: overlap@k, hit rates, latency."""
+        from monitoring.shadow import shadow_report
+
+        return shadow_report(self.workspace.registry, collection, shadow_model=version,
+                             production_model=production_version)
 
     # --- training --------------------------------------------------------------------------------
 

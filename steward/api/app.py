@@ -26,11 +26,12 @@ from core.errors import (
     StewardError,
     ValidationError,
 )
-from steward.api.routes import admin, dashboard, docs, search, status
+from steward.api.routes import admin, dashboard, docs, search, shadow, status
 from steward.api.schemas import MAX_BATCH, MAX_K
 from steward.api.security import SecurityMiddleware
 from steward.api.service import ApiService, BadQuery
 from steward.api.serving import PairLoader, ServingState, load_serving_pair
+from steward.api.shadow import ShadowMirror
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,20 @@ def create_app(
 
         workspace = open_workspace(settings)
     state = ServingState(workspace, loader or load_serving_pair, cache_size=cache_size, retry_seconds=retry_seconds)
+    mirror = ShadowMirror(settings.shadow, workspace, state.loader) if settings.shadow.fraction > 0 else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         state.poll_once()
         state.start(poll_seconds)
+        if mirror is not None:
+            mirror.start()
         try:
             yield
         finally:
             state.stop()
+            if mirror is not None:
+                mirror.stop()  # answers what is queued and writes every buffered record
 
     app = FastAPI(
         title="steward search service",
@@ -113,14 +119,15 @@ def create_app(
         redoc_url=None,
     )
     extra = {} if gallery_reader is None else {"gallery_reader": gallery_reader}
-    app.state.service = ApiService(settings=settings, workspace=workspace, state=state, **extra)
+    app.state.service = ApiService(settings=settings, workspace=workspace, state=state, shadow=mirror, **extra)
     app.state.serving = state
+    app.state.shadow = mirror
     app.state.workspace = workspace
     app.state.settings = settings
     app.add_middleware(SecurityMiddleware, max_body=MAX_BODY_BYTES)  # body limit, headers, sandboxed reports
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_error_handlers(app)
-    for module in (search, admin, status, dashboard, docs):
+    for module in (search, admin, status, dashboard, shadow, docs):
         app.include_router(module.router)
     return app
 

@@ -32,6 +32,16 @@ class SearchRequest(BaseModel):
         None, max_length=MAX_BATCH, description="ids of indexed items to find neighbours of"
     )
     k: int = Field(10, ge=1, le=MAX_K, description=f"neighbours per query, 1..{MAX_K}")
+    labels: list[str | None] | None = Field(
+        None, max_length=MAX_BATCH,
+        description="optional, one per query: the label its top neighbour should carry (shadow A/B hit rate; "
+        "never changes the answer)",
+    )
+    expected_item_ids: list[str | None] | None = Field(
+        None, max_length=MAX_BATCH,
+        description="optional, one per query: an item that should be among the k neighbours (shadow A/B hit "
+        "rate; never changes the answer)",
+    )
 
     @model_validator(mode="after")
     def _one_query_kind(self) -> SearchRequest:
@@ -42,6 +52,12 @@ class SearchRequest(BaseModel):
             )
         if not getattr(self, given[0]):
             raise ValueError(f"{given[0]} is empty; give at least one query")
+        n = len(getattr(self, given[0]))
+        for extra in ("labels", "expected_item_ids"):
+            values = getattr(self, extra)
+            if values is not None and len(values) != n:
+                raise ValueError(f"{extra} has {len(values)} entries but there are {n} queries; give one per "
+                                 "query (null where unknown)")
         return self
 
 

@@ -13,6 +13,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from core.errors import ConflictError, NotFoundError
 from steward.api.gallery_map import GalleryReader, MapCache, read_index_sample
 from steward.api.serving import ServingPair, ServingState
+from steward.api.shadow import ShadowMirror
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class ApiService:
     state: ServingState
     maps: MapCache = field(default_factory=MapCache)  # the dashboard's gallery maps, per index
     gallery_reader: GalleryReader = read_index_sample  # how a map reads vectors (tests pass a double)
+    shadow: ShadowMirror | None = None  # shadow A/B (steward.api.shadow), when shadow.fraction > 0
 
     def known_collections(self) -> list[str]:
         return sorted(c.name for c in self.workspace.registry.catalog.list_collections())

@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from steward.cli import add_command
+    from steward.cli import add_command, setting_flag
 
     parser = add_command(
         subparsers, "api", run_api, collection="none", json=False,
@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--poll-seconds", type=float, default=2.0, help="how often to check the production alias (default 2)"
     )
+    setting_flag(parser, "--shadow-fraction", setting="shadow.fraction", type=float,
+                 help="shadow A/B: share of search requests also answered by --shadow-version in the background, "
+                      "never served, and compared with production (default: the shadow.fraction setting, 0 = off); "
+                      "see `steward shadow report`")
+    setting_flag(parser, "--shadow-version", setting="shadow.version", type=int,
+                 help="model version the shadow answers with (default: the shadow.version setting; unset: the "
+                      "newest version that is not production and has an index)")
 
 
 def run_api(args: argparse.Namespace, ctx) -> int:
@@ -45,6 +52,9 @@ def run_api(args: argparse.Namespace, ctx) -> int:
     settings = ctx.settings
     if args.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_token:
         log.warning("serving on %s without an api_token: promote/rollback stay disabled", args.host)
+    if settings.shadow.version is not None and settings.shadow.fraction == 0:
+        log.warning("shadow version v%s is set but shadow.fraction is 0: nothing is mirrored (add "
+                    "--shadow-fraction)", settings.shadow.version)
     app = create_app(settings, poll_seconds=args.poll_seconds, workspace=ctx.workspace)
     level = logging.getLogger().getEffectiveLevel()
     uvicorn.run(

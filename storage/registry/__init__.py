@@ -3,10 +3,11 @@
 - :class:`~storage.registry.catalog.CatalogStore`: collections and batches;
 - :class:`~storage.registry.models.ModelRegistry`: model and index versions, aliases, history, retention;
 - :class:`~storage.registry.monitoring.MonitoringStore`: drift reports and alerts;
-- :class:`~storage.registry.runs.RunStore`: training runs and locks.
+- :class:`~storage.registry.runs.RunStore`: training runs and locks;
+- :class:`~storage.registry.shadow.ShadowStore`: shadow A/B records of the search service.
 
 They share one :class:`~storage.registry.database.Database` (one session factory, one Alembic
-migration history); :func:`open_registry` builds all four on it.
+migration history); :func:`open_registry` builds all of them on it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from storage.registry.database import Database
 from storage.registry.models import ModelRegistry
 from storage.registry.monitoring import MonitoringStore
 from storage.registry.runs import RunStore
+from storage.registry.shadow import ShadowStore
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Registry:
     models: ModelRegistry
     monitoring: MonitoringStore
     runs: RunStore
+    shadow: ShadowStore
 
     def upgrade(self) -> str:
         return self.db.upgrade()
@@ -37,7 +40,7 @@ class Registry:
 
 def open_registry(url: str, *, upgrade: bool = True) -> Registry:
     db = Database(url, upgrade=upgrade)
-    return Registry(db, CatalogStore(db), ModelRegistry(db), MonitoringStore(db), RunStore(db))
+    return Registry(db, CatalogStore(db), ModelRegistry(db), MonitoringStore(db), RunStore(db), ShadowStore(db))
 
 
-__all__ = ["CatalogStore", "Database", "ModelRegistry", "MonitoringStore", "Registry", "RunStore", "open_registry"]
+__all__ = ["CatalogStore", "Database", "ModelRegistry", "MonitoringStore", "Registry", "RunStore", "ShadowStore", "open_registry"]

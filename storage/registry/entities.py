@@ -156,3 +156,31 @@ class EvaluationSet:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+
+@dataclass(frozen=True)
+class ShadowRecord:
+    """One mirrored search request (``steward api`` shadow A/B): the same queries answered by the pair in
+    production and by a shadow pair whose answers were never served.
+
+    Per request, not per query, so a report's intervals resample requests (queries of one request share
+    its latency and are not independent). ``overlap_sum`` adds each query's overlap@k (shared ids in
+    both top-k lists / k); ``labelled`` queries carried a label or an expected item, and ``*_hits``
+    count those the pair answered right (see ``steward.api.shadow``).
+    """
+
+    collection: str
+    production_model: int
+    production_index: int
+    shadow_model: int
+    shadow_index: int
+    k: int
+    queries: int
+    overlap_sum: float
+    labelled: int
+    production_hits: int
+    shadow_hits: int
+    production_ms: float  # production's search time on the request path
+    shadow_ms: float  # the shadow's search time in the background worker
+    at: datetime
+    id: int | None = None  # set once stored

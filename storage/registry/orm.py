@@ -172,3 +172,24 @@ class LockRow(Base):
     owner: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class ShadowRecordRow(Base):
+    """One mirrored search request: production's and a shadow version's answers compared (steward api)."""
+
+    __tablename__ = "shadow_records"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id"), index=True)
+    production_model: Mapped[int]
+    production_index: Mapped[int]
+    shadow_model: Mapped[int] = mapped_column(Integer, index=True)
+    shadow_index: Mapped[int]
+    k: Mapped[int]
+    queries: Mapped[int]
+    overlap_sum: Mapped[float] = mapped_column(Float)
+    labelled: Mapped[int]
+    production_hits: Mapped[int]
+    shadow_hits: Mapped[int]
+    production_ms: Mapped[float] = mapped_column(Float)
+    shadow_ms: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime]

@@ -151,3 +151,26 @@ def test_an_all_quarantined_batch_is_reported_not_raised(ws, batches, tmp_path) 
     assert summary.outcome.startswith("no retrain: batch 2 is excluded") and "100.0% of rows were quarantined" in \
         summary.outcome
     assert ws.production.target("digits").model_version == 1
+
+
+def test_auto_promotion_waits_for_a_shadow_sample_then_promotes(ws, batches) -> None:
+    from datetime import UTC, datetime
+
+    from storage.registry.entities import ShadowRecord
+
+    gated = dataclasses.replace(ws, settings=ws.settings.replace(**{"gate.min_shadow_queries": 30}))
+    assert run(gated, batches["digits-0-4"]).outcome.startswith("promoted model v1")  # nothing to shadow yet
+    summary = run(gated, batches["new-5-7"])
+    assert summary.candidate.status == "candidate" and summary.index is not None, summary.outcome
+    assert "gate.min_shadow_queries needs 30 shadow queries" in summary.outcome and "has 0" in summary.outcome
+    assert gated.production.target("digits").model_version == 1
+
+    def record(shadow_model: int, production_model: int, queries: int) -> ShadowRecord:
+        return ShadowRecord("digits", production_model, 1, shadow_model, summary.index.id, 10, queries, 0.9 * queries,
+                            0, 0, 0, 1.0, 1.0, datetime.now(UTC))
+
+    # Records against another production version, or of another version, do not count.
+    gated.registry.shadow.record([record(2, 7, 50), record(9, 1, 50), record(2, 1, 20)])
+    assert "has 20" in run(gated).outcome
+    gated.registry.shadow.record([record(2, 1, 10)])
+    assert run(gated).outcome.startswith("promoted model v2")

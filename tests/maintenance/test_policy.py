@@ -71,3 +71,14 @@ def test_promotion_table(mode, blocked, promote, status, why) -> None:
 def test_unknown_policy_is_refused() -> None:
     with pytest.raises(ConfigError, match="nightly"):
         should_retrain(policy="nightly", drifted=False, production_trained_on=1, latest_batch=1)
+
+
+def test_auto_promotion_waits_for_the_shadow_sample_and_says_how_to_get_it() -> None:
+    waiting = promotion(mode="auto", blocked_because=None, min_shadow_queries=100, shadow_queries=40, model_version=4)
+    assert (waiting.promote, waiting.status) == (False, "candidate")
+    assert "needs 100 shadow queries" in waiting.reason and "has 40" in waiting.reason
+    assert "--shadow-version 4" in waiting.reason
+    assert promotion(mode="auto", blocked_because=None, min_shadow_queries=100, shadow_queries=100).promote
+    assert promotion(mode="auto", blocked_because=None, min_shadow_queries=0, shadow_queries=0).promote
+    # A pin or manual mode still decides first.
+    assert promotion(mode="manual", blocked_because=None, min_shadow_queries=100).status == "approved"

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 SECTIONS: dict[str, str] = {
     "overview": "Overview", "history": "Production history", "models": "Model versions",
     "per_class": "Per class", "groups": "Per group", "drift": "Drift", "alerts": "Alerts", "training": "Training runs",
-    "indexes": "Indexes", "map": "Map",
+    "indexes": "Indexes", "map": "Map", "shadow": "Shadow A/B",
 }
 
 
@@ -50,8 +50,11 @@ def dashboard(request: Request, svc: Service, collection: str | None = Query(Non
         raise NotFoundError(f"collection {collection!r} does not exist; known: {', '.join(names) or 'none'}")
     shown = [collection] if collection else names
     data = [views.dashboard_view(svc.workspace, svc.state, n, alpha=svc.settings.drift.alpha) for n in shown]
+    from steward.api.routes.shadow import shadow_view  # its module imports this one's TEMPLATES
+
     return TEMPLATES.TemplateResponse(request, "dashboard.html", {
-        **page_context(svc), "collections": data, "token_configured": bool(svc.settings.api_token),
+        **page_context(svc), "shadows": {n: shadow_view(svc, n) for n in shown},
+        "collections": data, "token_configured": bool(svc.settings.api_token),
         "poll_seconds": svc.state.poll_seconds, "last_poll_error": svc.state.last_poll_error,
         "sections": list(SECTIONS), "section_titles": SECTIONS, "max_points": MAX_POINTS,
     })

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,11 @@ def search(req: SearchRequest, svc: Service) -> SearchResponse:
             f"collection {name!r} has no model in service yet (no production alias, or its first load failed; "
             "see /status)",
         )
-    return answer(pair, req)
+    started = time.perf_counter()
+    response = answer(pair, req)
+    if svc.shadow is not None:  # after the answer exists; offer() only queues (or drops), never waits
+        svc.shadow.offer(pair, req, response, time.perf_counter() - started)
+    return response
 
 
 def _query_vectors(pair: ServingPair, req: SearchRequest) -> np.ndarray:
@@ -63,12 +68,13 @@ def _query_vectors(pair: ServingPair, req: SearchRequest) -> np.ndarray:
     return pair.embedder.embed_features(x)
 
 
-def answer(pair: ServingPair, req: SearchRequest) -> SearchResponse:
-    """Run one search on one pair. Raises BadQuery/NotFoundError for queries it cannot answer."""
+def neighbours(pair: ServingPair, req: SearchRequest) -> tuple[list[list[str]], np.ndarray | None]:
+    """The neighbours' ids and scores of every query on one pair (what :func:`answer` shapes; the shadow
+    A/B worker compares these directly). Raises BadQuery/NotFoundError for queries it cannot answer."""
     ntotal = int(getattr(pair.index, "ntotal", req.k))
     k = min(req.k, ntotal)
     if k < 1:
-        return _response(pair, req, [[] for _ in _queries(req)], None)
+        return [[] for _ in _queries(req)], None
     if req.item_ids is not None:
         try:
             result = pair.index.search_ids(req.item_ids, k)
@@ -76,7 +82,13 @@ def answer(pair: ServingPair, req: SearchRequest) -> SearchResponse:
             raise NotFoundError(f"item id {e} is not in index version {pair.index_version}") from e
     else:
         result = pair.index.search(np.ascontiguousarray(_query_vectors(pair, req), dtype=np.float32), k)
-    return _response(pair, req, result.item_ids, np.asarray(result.scores))
+    return result.item_ids, np.asarray(result.scores)
+
+
+def answer(pair: ServingPair, req: SearchRequest) -> SearchResponse:
+    """Run one search on one pair. Raises BadQuery/NotFoundError for queries it cannot answer."""
+    ids, scores = neighbours(pair, req)
+    return _response(pair, req, ids, scores)
 
 
 def _queries(req: SearchRequest) -> list[Any]:
