@@ -52,7 +52,7 @@ def run_size(n: int, dim: int, seed: int = 0, intrinsic_dim: int | None = None) 
     from embedding.index.ann import AnnIndex
     from embedding.index.build import set_threads
     from embedding.index.choice import choose_index, ivf_nlist
-    from embedding.index.synthetic import clustered_vectors
+    from benchmarks.datasets.clustered import clustered_vectors
     from embedding.index.tune import exact_neighbours, measure_latency, recall_at, tune
 
     threads = set_threads(None)
