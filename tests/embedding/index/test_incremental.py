@@ -59,7 +59,7 @@ def test_few_tombstones_stay_filtered_by_the_bitmap(gallery):
 
 
 def test_ivf_deletes_in_place(gallery):
-    ids, x, q = gallery
+    ids, x, _q = gallery
     ann = AnnIndex.build(ids, x, IVF, threads=1)
     ann.search_params = {"nprobe": 64}
     assert ann.remove(ids[:100]) == 100
