@@ -68,6 +68,17 @@ def _latency(search: Any, q: Any, max_single: int) -> Any:
     return measure_latency(search, q, 10, max_single=max_single, threads=None)
 
 
+def _machine(threads: int) -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    except OSError:  # pragma: no cover
+        pass
+    label = os.environ.get("STEWARD_BENCH_MACHINE", "shared development machine, loaded")
+    return f"{label}; {threads} cores used; {model}"
+
+
 def _data(spec: dict[str, Any], seed: int) -> dict[str, Any]:
     """Gallery, eval queries (+ shifted eval and recent queries) for a synthetic scenario."""
     from benchmarks.datasets.clustered import clustered_vectors
@@ -141,6 +152,7 @@ def run_scenario(name: str, scale: float, seed: int) -> dict[str, Any]:
     n, dim = x.shape
     ids = [f"i{i}" for i in range(n)]
     row: dict[str, Any] = {"scenario": name, "seed": seed, "n": n, "dim": dim, "threads": threads,
+                           "machine": _machine(threads),
                            "scale": scale if not spec.get("real") else 1.0,
                            "data": data.get("source", {k: spec.get(k) for k in ("spread", "intrinsic_dim", "skew")})}
 
@@ -328,7 +340,7 @@ def write(saved: dict[str, Any]) -> None:
 
     rows = saved.get("rows", [])
     table = [{
-        "scenario": r["scenario"], "N x d": f"{r['n']:,} x {r['dim']}", "index": r["index"],
+        "scenario": r["scenario"], "machine": r.get("machine", ""), "N x d": f"{r['n']:,} x {r['dim']}", "index": r["index"],
         "search": ", ".join(f"{k}={v}" for k, v in r["params"].items()),
         "recall@10 (eval)": r["recall_at_10"], "recall@10 (tuning)": r["tune_recall_at_10"],
         "steward p50 ms": r["steward_p50_ms"], "raw faiss p50 ms": r["raw_faiss_p50_ms"],
@@ -345,7 +357,7 @@ def write(saved: dict[str, Any]) -> None:
          f"{TARGET}); evaluated on {N_EVAL} other queries, none in the index, exact inner-product ground truth with "
          "ties counted. Single queries: one per call on one thread for all three; batch QPS on all cores. "
          "autofaiss: " + ", ".join(sorted({str(r.get('autofaiss', {}).get('status')) for r in rows})) + ". "
-         f"Timings were taken on a shared, loaded {os.cpu_count()}-core machine (other engineers' jobs running)."),
+         "Machine per row below (the shared development machine was running other engineers' jobs)."),
         "",
         markdown_table(table) if table else "_no scenario rows yet_",
         "",

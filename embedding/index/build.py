@@ -18,10 +18,18 @@ TRAIN_POINTS_PER_CENTROID = 64  # faiss guideline 30-256 per centroid; k-means t
 ZERO_NORM = 1e-12  # below this a vector counts as zero
 
 
+def _available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a container), not the host's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
 def set_threads(threads: int | None) -> int:
     import faiss
 
-    n = threads or os.cpu_count() or 1
+    n = threads or _available_cpus()
     faiss.omp_set_num_threads(n)
     return n
 
