@@ -28,23 +28,23 @@ W, H = EXACT_MAX_WORK, HNSW_MAX_N
     [
         (500, 64, None, None, "flat", "Flat"),  # tiny: exact
         (W // 128, 128, None, None, "flat", "Flat"),  # at the exact crossover
-        (W // 128 + 1, 128, None, None, "hnsw", "HNSW32,Flat"),  # just past it, memory unbounded
+        (W // 128 + 1, 128, None, None, "ivf_flat", f"IVF{ivf_nlist(W // 128 + 1)},Flat"),  # just past it
         (W // 64, 64, None, None, "flat", "Flat"),  # the exact limit follows dimension:
         (W // 384 + 1, 384, None, None, "hnsw", "HNSW32,Flat"),  # fewer items stay exact at 384-d
-        (H, 128, None, None, "hnsw", "HNSW32,Flat"),  # the largest size HNSW is chosen for
-        (H + 1, 128, None, None, "ivf_flat", f"IVF{ivf_nlist(H + 1)},Flat"),  # past it IVF answers faster
+        (H, 384, None, None, "hnsw", "HNSW32,Flat"),  # the largest size HNSW is chosen for
+        (H + 1, 384, None, None, "ivf_flat", f"IVF{ivf_nlist(H + 1)},Flat"),  # past it IVF
+        (H, 128, None, None, "ivf_flat", f"IVF{ivf_nlist(H)},Flat"),  # below HNSW_MIN_DIM IVF at any size
         (1_000_000, 128, None, None, "ivf_flat", "IVF4096,Flat"),
         # exact search estimated within a generous latency target stays exact
         (50_000, 64, None, 10.0, "flat", "Flat"),
         # ... but not within a tight one
-        (50_000, 64, None, 0.5, "hnsw", "HNSW32,Flat"),
+        (50_000, 64, None, 0.5, "ivf_flat", f"IVF{ivf_nlist(50_000)},Flat"),
         # HNSW with float vectors does not fit, with 8-bit codes it does
-        (H, 128, hnsw_sq_bytes(H, 128, 32) + MiB, None, "hnsw", "HNSW32,SQ8"),
-        # HNSW-SQ would fit but is smaller than raw vectors anyway; past H raw vectors under a budget: IVF-Flat
+        (H, 384, hnsw_sq_bytes(H, 384, 32) + MiB, None, "hnsw", "HNSW32,SQ8"),
+        # raw vectors do not fit: IVF-PQ with a refine step; IVF-Flat under a budget that holds raw vectors
         (H, 128, hnsw_sq_bytes(H, 128, 32) - MiB, None, "ivf_pq", f"IVF{ivf_nlist(H)},PQ64x4fs,Refine(SQ8)"),
         (2 * H, 128, ivf_flat_bytes(2 * H, 128, ivf_nlist(2 * H)) + MiB, None, "ivf_flat",
          f"IVF{ivf_nlist(2 * H)},Flat"),
-        # raw vectors do not fit: IVF-PQ with a refine step
         (1_000_000, 128, 200 * MiB, None, "ivf_pq", "IVF4096,PQ64x4fs,Refine(SQ8)"),
         # too tight even for the refine step: IVF-PQ alone
         (1_000_000, 128, 60 * MiB, None, "ivf_pq", "IVF4096,PQ64x4fs"),
