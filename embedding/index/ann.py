@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import struct
 import tempfile
@@ -375,11 +376,18 @@ class AnnIndex:
                 x = x.reshape(1, -1)
         if x.ndim != 2 or x.shape[1] != self.dim:
             as_float32_matrix(x, self.dim)  # raises the explanatory ValidationError
-        if normalize:
-            x = x.copy()
-            self._faiss.normalize_L2(x)  # zero rows stay zero
-            if not np.isfinite(x).all():
+        if not normalize:
+            return x
+        # numpy reductions cost microseconds each on tiny arrays: one BLAS dot serves a single query
+        if x.shape[0] == 1:
+            sq = float(np.dot(x[0], x[0]))
+            if not math.isfinite(sq):
                 raise ValidationError("query vectors contain NaN or infinite values")
+            return x * np.float32(1.0 / math.sqrt(sq)) if sq > 0 else x.copy()
+        x = x.copy()
+        self._faiss.normalize_L2(x)  # zero rows stay zero
+        if not np.isfinite(x).all():
+            raise ValidationError("query vectors contain NaN or infinite values")
         return x
 
     def _faiss_search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -390,7 +398,7 @@ class AnnIndex:
         params = self._params if k <= self._reach else self._escalated(k, 0, keep)
         scores, labels = self._search(x, k, params=params)
         want = min(k, self._n_live)
-        if want > 0 and labels[:, want - 1].min() < 0:
+        if want > 0 and (labels[0, want - 1] < 0 if len(labels) == 1 else labels[:, want - 1].min() < 0):
             scores, labels = self._complete(x, k, want, scores, labels)
         return scores, labels
 
@@ -420,7 +428,8 @@ class AnnIndex:
 
     def _result(self, scores: np.ndarray, labels: np.ndarray, k: int) -> SearchResult:
         """Vectorised label -> item id mapping (rows trimmed only when the index has < k items)."""
-        if labels[:, -1].min() >= 0:  # faiss puts gaps last: a full last column means no gaps
+        # faiss puts gaps last: a full last column means no gaps
+        if (labels[0, -1] >= 0) if len(labels) == 1 else (labels[:, -1].min() >= 0):
             return SearchResult(self._ids[labels].tolist(), scores)
         ids = self._ids[np.maximum(labels, 0)].tolist()
         bad = labels < 0
@@ -431,8 +440,7 @@ class AnnIndex:
 
     def search_one(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
         """Single-query path: (item ids, scores) for one vector, nothing else on the way."""
-        x = self._prepare(vector, True)
-        scores, labels = self._faiss_search(x, k)
+        scores, labels = self._faiss_search(self._prepare(vector, True), k)
         lab = labels[0]
         if lab[-1] < 0:
             lab = lab[lab >= 0]

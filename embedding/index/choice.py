@@ -36,7 +36,6 @@ HNSW_MIN_DIM = 256  # below this IVF-Flat answered as fast as or faster than HNS
 HNSW_MAX_N = 100_000  # at 384-d HNSW led at 10k and tied IVF at 40k; past this IVF (faster build, 2x at 200k)
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
-EXACT_MAX_N = EXACT_MAX_WORK // 128  # kept for callers that pass exact_max_n (128-d equivalent)
 # faiss warns below 39 training points per centroid; k-means needs them to place centroids well.
 MIN_POINTS_PER_CENTROID = 39
 ID_BYTES = 8  # per vector: our label/id table
