@@ -375,7 +375,8 @@ def write(saved: dict[str, Any]) -> None:
         "recall@10 (eval)": r["recall_at_10"], "recall@10 (tuning)": r["tune_recall_at_10"],
         "steward p50 ms": r["steward_p50_ms"], "raw faiss p50 ms": r["raw_faiss_p50_ms"],
         "overhead": f"{100 * r['overhead_vs_raw']:+.0f}%", "exact p50 ms": r["exact_p50_ms"],
-        "speed-up (p50)": r["speedup_p50"], "build+tune s": r["build_plus_tune_s"],
+        "speed-up (p50)": r["speedup_p50"], "speed-up (mean)": r["speedup_mean"],
+        "build+tune s": r["build_plus_tune_s"],
         "peak RSS MiB": r["peak_rss_mib"],
     } for r in rows]
     parts = [
@@ -411,6 +412,11 @@ def write(saved: dict[str, Any]) -> None:
                              "build+tune s": c["build_plus_tune_s"]} for c in cross]),
             "",
             *_crossover_summary(cross),
+            "",
+            ("Exact search was never the fastest in this grid, but up to n x dim 320k it answered within 2x of the "
+             "best ANN index and under 0.1 ms, with perfect recall and no tuning: the rule keeps it up to 500k. "
+             "IVF-Flat led or tied at 64 and 128 dimensions at every size; HNSW32 led only at 384 dimensions "
+             "(10k), tying IVF at 40k. One seed, loaded shared machine: differences under ~20% are noise."),
         ]
     write_results("index", {"benchmark_version": 2, "target_recall": TARGET, **saved}, "\n".join(parts))
 
