@@ -163,9 +163,14 @@ class IndexSettings:
     target_recall: float = 0.95  # recall@10 the ANN index is tuned to reach
     memory_budget_mb: float | None = None  # cap on the index size in RAM
     latency_target_ms: float | None = None  # single-query latency at which exact search is good enough
+    max_tombstone_fraction: float = 0.10  # an update compacts once removed vectors exceed this share of live
+    max_latency_ratio: float = 1.5  # ... or once single-query p50 exceeds this multiple of the fresh build's
 
     def __post_init__(self) -> None:
         _require(0 < self.target_recall <= 1, "index.target_recall", self.target_recall, "in (0, 1]")
+        _require(0 < self.max_tombstone_fraction <= 1, "index.max_tombstone_fraction", self.max_tombstone_fraction,
+                 "in (0, 1]")
+        _require(self.max_latency_ratio >= 1, "index.max_latency_ratio", self.max_latency_ratio, "at least 1")
         if self.memory_budget_mb is not None:
             _require(self.memory_budget_mb > 0, "index.memory_budget_mb", self.memory_budget_mb, "positive")
         if self.latency_target_ms is not None:

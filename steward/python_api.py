@@ -246,25 +246,33 @@ class Steward:
         return self.workspace.registry.models.list_indexes(collection, model)
 
     def build_index(self, collection: str, model: int | None = None, *, as_of: int | None = None,
-                    progress: bool = True) -> IndexVersion:
-        """Embed the gallery with a model version (default production's), build, tune, register."""
+                    progress: bool = True, factory: str | None = None) -> IndexVersion:
+        """Embed the gallery with a model version (default production's), build, tune, register.
+
+        ``factory`` (a faiss ``index_factory`` string) overrides the measured index choice."""
         from embedding.index.service import build_index_for_model
 
         index = self.settings.index
         budget = int(index.memory_budget_mb * 2**20) if index.memory_budget_mb else None
         return build_index_for_model(self.workspace, collection, self.model(collection, model).version, as_of=as_of,
                                      target_recall=index.target_recall, memory_budget_bytes=budget,
-                                     latency_target_ms=index.latency_target_ms, progress=progress)
+                                     latency_target_ms=index.latency_target_ms, progress=progress,
+                                     factory=factory)
 
     def update_index(self, collection: str, index_version: int | None = None, *, batch: int | None = None
                      ) -> IndexVersion:
         """Apply the batches after an index's as-of batch (default production's index, up to the newest)."""
+        from embedding.index.incremental import IncrementalPolicy
         from embedding.index.service import update_index
 
         iv = self.workspace.production.index(collection, index_version=index_version)
         if batch is None:
             batch = self._latest_batch(collection)
-        return update_index(self.workspace, collection, iv.id, batch)
+        s = self.settings.index
+        policy = IncrementalPolicy(target_recall=float(iv.params.get("target_recall", s.target_recall)),
+                                   max_tombstone_fraction=s.max_tombstone_fraction,
+                                   max_latency_ratio=s.max_latency_ratio)
+        return update_index(self.workspace, collection, iv.id, batch, policy=policy)
 
     def _latest_batch(self, collection: str) -> int:
         from core.errors import NotFoundError

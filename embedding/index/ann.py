@@ -1,9 +1,16 @@
 """``AnnIndex``: a faiss index addressed by ``item_id`` strings, with add/update/remove and a file format.
 
-Item ids map to int64 labels through ``faiss.IndexIDMap2``; labels are handed out once and never
-reused, so an updated item gets a fresh label and its old vector is removed. Index types that
-cannot delete (HNSW, refine wrappers) keep removed labels as tombstones that every search
-excludes with an ``IDSelector``; a rebuild drops them.
+Labels are positions: the i-th vector ever added gets label i, and a label is never reused (an
+updated item gets a new label, its old one dies). The id table is therefore a numpy array indexed
+by label (label -> item id), so mapping a search's labels to item ids is one fancy-index; the
+reverse lookup (item id -> label) is a sorted copy of the live ids searched with
+``np.searchsorted``, rebuilt lazily after a change. No Python dict holds one entry per item.
+
+faiss stores the same labels: bare IVF indexes get them through ``add_with_ids`` (and can then
+delete with ``remove_ids``); every other type assigns sequential ids on ``add``, which equal the
+labels because nothing is ever removed from them. Removed items of those types stay in faiss as
+tombstones: a bool array over labels says which are live, and one ``IDSelectorBitmap`` over it is
+built after each change (never per search) and passed with the tuned search parameters.
 
 File layout (one artifact, memory-mappable): the faiss index as ``faiss.write_index`` writes it,
 then a JSON header and the id table, then a fixed footer. faiss reads from the start and ignores
@@ -17,11 +24,12 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +39,12 @@ from core.errors import ArtifactIntegrityError, ConflictError, NotFoundError, Va
 from embedding.index.build import (
     _find,
     as_float32_matrix,
-    enable_direct_map,
+    checked_vectors,
     new_faiss_index,
     normalized,
-    train_and_add,
+    prepare_for_add,
+    set_threads,
+    train,
 )
 from embedding.index.choice import IndexChoice, choose_index
 
@@ -42,15 +52,19 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"STWDIDX1"
 FOOTER = struct.Struct("<QQ8s")  # faiss part length, metadata length, magic
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: labels are positions, id table is an array, tombstones a bitmap
 OVERFETCH = 4  # first pass of a filtered search asks for k * OVERFETCH candidates
 EXACT_FILTER_MAX = 50_000  # below this many passing items a filtered search scans them exactly
+MAX_ESCALATIONS = 6  # a short answer retries with efSearch/nprobe doubled up to this many times
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    item_ids: list[list[str]]  # per query, best first; shorter than k when fewer items qualify
+    item_ids: list[list[str]]  # per query, best first; shorter than k only when fewer items qualify
     scores: np.ndarray  # (nq, k) inner products (cosine), -inf where no item was found
+    # Queries answered with fewer than k items (only when the index holds fewer than k items that
+    # qualify); callers report it rather than pass a short answer off as complete.
+    short: tuple[int, ...] = field(default_factory=tuple)
 
 
 class AnnIndex:
@@ -62,24 +76,32 @@ class AnnIndex:
         *,
         factory: str,
         family: str,
-        labels: np.ndarray,
-        item_ids: Sequence[str],
-        next_label: int,
-        tombstones: Iterable[int] = (),
+        item_ids: np.ndarray,
+        live: np.ndarray,
         search_params: dict[str, Any] | None = None,
         meta: dict[str, Any] | None = None,
         read_only: bool = False,
     ) -> None:
+        import faiss
+
         self._index = index
         self.factory = factory
         self.family = family
-        self._label_of: dict[str, int] = {iid: int(lab) for iid, lab in zip(item_ids, labels, strict=True)}
-        self._item_of: dict[int, str] = {lab: iid for iid, lab in self._label_of.items()}
-        self._next_label = int(next_label)
-        self._tombstones: set[int] = {int(t) for t in tombstones}
-        self.search_params: dict[str, Any] = dict(search_params or {})
+        self._ids = np.asarray(item_ids, dtype=str)  # label -> item id (dead labels keep theirs)
+        self._live = np.asarray(live, dtype=bool).copy()  # label -> still in the index
+        if len(self._ids) != len(self._live):
+            raise ArtifactIntegrityError("id table and live bitmap differ in length; the index file is corrupted")
+        top = faiss.downcast_index(index)
+        # Bare IVF stores our labels and can delete them; everything else keeps sequential ids.
+        self._by_id = isinstance(top, faiss.IndexIVF)
         self.meta: dict[str, Any] = dict(meta or {})
         self.read_only = read_only
+        self._search = getattr(index, "search_numpy", index.search)  # see _faiss_search
+        self._faiss = faiss
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self._n_live = int(self._live.sum())
+        self._search_params: dict[str, Any] = dict(search_params or {})
+        self._refresh()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -93,35 +115,56 @@ class AnnIndex:
         progress: bool = False,
         **choice_kwargs: Any,
     ) -> AnnIndex:
-        """Choose (unless given), train and fill an index; vectors are normalised first."""
-        x = normalized(as_float32_matrix(vectors))
-        ids = [str(i) for i in item_ids]
-        if len(ids) != len(x):
-            raise ValidationError(f"{len(ids)} item ids but {len(x)} vectors; they must pair up")
-        if len(set(ids)) != len(ids):
+        """Choose (unless given), train and fill an index in one add; vectors are normalised first."""
+        import time
+
+        ids = np.asarray([str(i) for i in item_ids], dtype=str)
+        x = checked_vectors(ids, vectors)
+        if len(np.unique(ids)) != len(ids):
             raise ValidationError("item ids must be unique within one build; deduplicate the gallery first")
         choice = choice or choose_index(len(x), x.shape[1], **choice_kwargs)
+        n_threads = set_threads(threads)
+        t0 = time.perf_counter()
         index = new_faiss_index(choice, x.shape[1])
-        labels = np.arange(len(x), dtype=np.int64)
-        stats = train_and_add(index, choice, x, labels, threads=threads, progress=progress)
-        meta = {
+        train_s = train(index, choice, x)
+        ann = cls(index, factory=choice.factory, family=choice.family, item_ids=ids[:0],
+                  live=np.zeros(0, bool))
+        ann._append(ids, x)  # one add: HNSW graphs built in chunks came out measurably worse
+        ann.meta = {
             "dim": int(x.shape[1]),
             "choice_reason": choice.reason,
             "choice_params": choice.params,
-            "build_seconds": stats.build_seconds,
-            "train_seconds": stats.train_seconds,
-            "threads": stats.threads,
-            "measured_ntotal": len(x),
-            "changed_since_measure": 0,
+            "build_seconds": time.perf_counter() - t0,
+            "train_seconds": train_s,
+            "threads": n_threads,
         }
-        return cls(index, factory=choice.factory, family=choice.family, labels=labels, item_ids=ids,
-                   next_label=len(x), meta=meta)
+        return ann
+
+    def compact(self) -> None:
+        """Drop dead vectors in place: same trained structure (``clone_index`` + ``reset``), one add.
+
+        Labels are renumbered; compressed indexes re-encode their own reconstructions, which
+        round-trips (a code's decoded vector encodes back to itself).
+        """
+        import faiss
+
+        self._check_writable()
+        labels = self.live_labels()
+        x = self.vectors_of_labels(labels)
+        ids = self._ids[labels]
+        index = faiss.clone_index(self._index)
+        index.reset()
+        self._index = index
+        self._search = getattr(index, "search_numpy", index.search)
+        self._ids, self._live, self._n_live = ids[:0], np.zeros(0, bool), 0
+        self._append(ids, x)
+        self.meta["compactions"] = int(self.meta.get("compactions", 0)) + 1
 
     # ------------------------------------------------------------------ properties
     @property
     def ntotal(self) -> int:
         """Live items (tombstoned vectors excluded)."""
-        return len(self._label_of)
+        return self._n_live
 
     @property
     def dim(self) -> int:
@@ -129,40 +172,72 @@ class AnnIndex:
 
     @property
     def tombstone_count(self) -> int:
-        return len(self._tombstones)
+        """Removed vectors still stored in faiss (types that cannot delete)."""
+        return int(self._index.ntotal) - self._n_live
 
     @property
     def faiss_index(self) -> Any:
         return self._index
 
+    @property
+    def search_params(self) -> dict[str, Any]:
+        return dict(self._search_params)
+
+    @search_params.setter
+    def search_params(self, params: dict[str, Any]) -> None:
+        self._search_params = dict(params)
+        self._refresh()
+
     def item_ids(self) -> list[str]:
-        return list(self._label_of)
+        return self._ids[self._live].tolist()
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._label_of
+        return bool(self._lookup(np.asarray([str(item_id)]))[1][0])
 
     def __len__(self) -> int:
         return self.ntotal
 
     # ------------------------------------------------------------------ lookups
+    def _lookup(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, found) for item ids: binary search in the sorted live ids."""
+        if self._sorted is None:
+            live = np.flatnonzero(self._live)
+            order = np.argsort(self._ids[live], kind="stable")
+            self._sorted = (self._ids[live][order], live[order].astype(np.int64))
+        keys, labels = self._sorted
+        if len(keys) == 0:
+            return np.full(len(ids), -1, np.int64), np.zeros(len(ids), bool)
+        pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+        found = keys[pos] == ids
+        return np.where(found, labels[pos], -1), found
+
     def label_of(self, item_id: str) -> int:
-        try:
-            return self._label_of[item_id]
-        except KeyError as e:
-            raise NotFoundError(f"item_id {item_id!r} is not in the index") from e
+        labels, found = self._lookup(np.asarray([str(item_id)]))
+        if not found[0]:
+            raise NotFoundError(f"item_id {item_id!r} is not in the index")
+        return int(labels[0])
+
+    def labels_of(self, item_ids: Sequence[str]) -> np.ndarray:
+        ids = np.asarray([str(i) for i in item_ids], dtype=str)
+        labels, found = self._lookup(ids)
+        if not found.all():
+            missing = ids[~found][:5].tolist()
+            raise NotFoundError(f"{int((~found).sum())} item ids are not in the index, e.g. {missing}")
+        return labels
 
     def item_of(self, label: int) -> str | None:
-        return self._item_of.get(int(label))
+        lab = int(label)
+        return str(self._ids[lab]) if 0 <= lab < len(self._live) and self._live[lab] else None
 
     def live_labels(self) -> np.ndarray:
-        return np.fromiter(self._item_of.keys(), dtype=np.int64, count=len(self._item_of))
+        return np.flatnonzero(self._live).astype(np.int64)
 
     def vectors_of_labels(self, labels: np.ndarray) -> np.ndarray:
         """Stored vectors (reconstructed: approximate for compressed indexes)."""
-        out = np.empty((len(labels), self.dim), dtype=np.float32)
-        for i, lab in enumerate(labels):
-            out[i] = self._index.reconstruct(int(lab))
-        return out
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        if len(labels) == 0:
+            return np.empty((0, self.dim), np.float32)
+        return np.asarray(self._index.reconstruct_batch(labels), dtype=np.float32)
 
     def vector_of(self, item_id: str) -> np.ndarray:
         return self.vectors_of_labels(np.array([self.label_of(item_id)]))[0]
@@ -172,131 +247,204 @@ class AnnIndex:
         if self.read_only:
             raise ConflictError("this index was loaded memory-mapped (read-only); load it with mmap=False to modify")
 
+    def _append(self, ids: np.ndarray, x: np.ndarray) -> None:
+        """Add normalised vectors under fresh labels."""
+        start = len(self._live)
+        labels = np.arange(start, start + len(ids), dtype=np.int64)
+        if len(ids):
+            prepare_for_add(self._index, by_id=self._by_id)
+            if self._by_id:
+                self._index.add_with_ids(x, labels)
+            else:
+                if int(self._index.ntotal) != start:  # pragma: no cover - would break label == position
+                    raise ConflictError(f"faiss holds {self._index.ntotal} vectors but {start} labels were given out")
+                self._index.add(x)
+        self._ids = np.concatenate([self._ids, ids.astype(str)]) if len(self._ids) else ids.astype(str)
+        self._live = np.concatenate([self._live, np.ones(len(ids), bool)])
+        self._n_live += len(ids)
+        self._changed()
+
     def add(self, item_ids: Sequence[str], vectors: np.ndarray) -> tuple[int, int]:
         """Add items; ids already present are updated (old vector replaced). Returns (added, updated)."""
         self._check_writable()
-        ids = [str(i) for i in item_ids]
-        x = normalized(as_float32_matrix(vectors, self.dim))
-        if len(ids) != len(x):
-            raise ValidationError(f"{len(ids)} item ids but {len(x)} vectors; they must pair up")
-        if len(set(ids)) != len(ids):
+        ids = np.asarray([str(i) for i in item_ids], dtype=str)
+        x = checked_vectors(ids, vectors, self.dim)
+        if len(np.unique(ids)) != len(ids):
             raise ValidationError("item ids must be unique within one add call")
-        existing = [i for i in ids if i in self._label_of]
-        if existing:
-            self._drop_labels([self._label_of[i] for i in existing])
-        labels = np.arange(self._next_label, self._next_label + len(ids), dtype=np.int64)
-        if len(ids):
-            self._index.add_with_ids(x, labels)
-        self._next_label += len(ids)
-        for iid, lab in zip(ids, labels, strict=True):
-            self._label_of[iid] = int(lab)
-            self._item_of[int(lab)] = iid
-        self.meta["changed_since_measure"] = int(self.meta.get("changed_since_measure", 0)) + len(ids)
-        return len(ids) - len(existing), len(existing)
+        labels, found = self._lookup(ids)
+        self._drop_labels(labels[found])
+        self._append(ids, x)
+        return int((~found).sum()), int(found.sum())
 
     def remove(self, item_ids: Iterable[str]) -> int:
         """Remove items (unknown ids are ignored); returns how many were removed."""
         self._check_writable()
-        labels = [self._label_of[i] for i in item_ids if i in self._label_of]
-        self._drop_labels(labels)
-        self.meta["changed_since_measure"] = int(self.meta.get("changed_since_measure", 0)) + len(labels)
-        return len(labels)
+        ids = np.asarray([str(i) for i in item_ids], dtype=str)
+        if len(ids) == 0:
+            return 0
+        labels, found = self._lookup(np.unique(ids))
+        self._drop_labels(labels[found])
+        return int(found.sum())
 
-    def _drop_labels(self, labels: list[int]) -> None:
-        if not labels:
+    def _drop_labels(self, labels: np.ndarray) -> None:
+        if len(labels) == 0:
             return
-        for lab in labels:
-            del self._label_of[self._item_of.pop(lab)]
-        arr = np.asarray(labels, dtype=np.int64)
-        try:
-            removed = self._index.remove_ids(arr)
-        except RuntimeError:
-            # HNSW and refine indexes cannot delete: hide the vectors from every search instead.
-            self._tombstones.update(labels)
-            return
-        if removed != len(labels):  # pragma: no cover - would mean the id map and faiss disagree
-            raise ConflictError(f"faiss removed {removed} of {len(labels)} vectors; rebuild the index")
-
-    # ------------------------------------------------------------------ search
-    def _params(self, selector: Any | None) -> tuple[Any, list[Any]]:
-        """faiss SearchParameters tree carrying tuned parameters and the id selector.
-
-        The selector goes to the innermost index, translated from labels to faiss's internal
-        positions (the id map only translates a top-level selector, which refine wrappers ignore).
-        Returns the params and every SWIG object that must stay alive during the search.
-        """
         import faiss
 
-        keep: list[Any] = []
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        self._live[labels] = False
+        self._n_live -= len(labels)
+        if self._by_id:
+            try:  # IVF-Flat/SQ with a hashtable direct map deletes; fast-scan lists cannot
+                removed = self._index.remove_ids(faiss.IDSelectorArray(len(labels), faiss.swig_ptr(labels)))
+                if removed != len(labels):  # pragma: no cover - would mean the table and faiss disagree
+                    raise ConflictError(f"faiss removed {removed} of {len(labels)} vectors; rebuild the index")
+            except RuntimeError:
+                log.debug("%s cannot delete; keeping %d tombstones", self.factory, len(labels))
+        self._changed()
+
+    def _changed(self) -> None:
+        self._sorted = None
+        self._refresh()
+
+    # ------------------------------------------------------------------ search parameters
+    def _refresh(self) -> None:
+        """Rebuild the SearchParameters (tuned values + tombstone selector) once per change."""
+        import faiss
+
+        self._keep: list[Any] = []
         sel = None
-        if selector is not None:
-            sel = faiss.IDSelectorTranslated(self._index.id_map, selector)
-            keep += [selector, sel]
+        if int(self._index.ntotal) > self._n_live:
+            self._bits = np.packbits(self._live, bitorder="little")
+            sel = faiss.IDSelectorBitmap(len(self._bits), faiss.swig_ptr(self._bits))
+            self._keep.append(sel)
+        self._sel = sel
+        self._params = self._params_tree(self._search_params, sel, self._keep)
+        self._reach = self._reach_of(self._search_params)
+
+    def _reach_of(self, params: dict[str, Any]) -> int:
+        """Largest k the current parameters can answer in full (HNSW: efSearch)."""
+        if self.family == "hnsw" or "HNSW" in self.factory.split(",")[0]:
+            return int(params.get("efSearch", 16))
+        return 1 << 62
+
+    def _params_tree(self, values: dict[str, Any], sel: Any, keep: list[Any]) -> Any:
+        """faiss SearchParameters for the index tree; ``keep`` holds the SWIG objects alive."""
+        import faiss
+
+        if sel is None and not values:
+            return None
 
         def walk(idx: Any) -> Any:
             idx = faiss.downcast_index(idx)
             if isinstance(idx, faiss.IndexRefine):
-                inner = walk(idx.base_index)
                 p = faiss.IndexRefineSearchParameters(
-                    k_factor=float(self.search_params.get("k_factor", 4)), base_index_params=inner
-                )
+                    k_factor=float(values.get("k_factor", 4)), base_index_params=walk(idx.base_index))
             elif isinstance(idx, faiss.IndexPreTransform):
                 p = faiss.SearchParametersPreTransform(index_params=walk(idx.index))
             elif isinstance(idx, faiss.IndexIVF):
-                p = faiss.SearchParametersIVF(nprobe=int(self.search_params.get("nprobe", 1)))
-                if sel is not None:
-                    p.sel = sel
+                p = faiss.SearchParametersIVF(nprobe=int(values.get("nprobe", 1)))
             elif isinstance(idx, faiss.IndexHNSW):
-                p = faiss.SearchParametersHNSW(efSearch=int(self.search_params.get("efSearch", 16)))
-                if sel is not None:
-                    p.sel = sel
+                p = faiss.SearchParametersHNSW(efSearch=int(values.get("efSearch", 16)))
             else:
                 p = faiss.SearchParameters()
-                if sel is not None:
-                    p.sel = sel
-            keep.append(p)
+            if sel is not None and not isinstance(idx, faiss.IndexRefine | faiss.IndexPreTransform):
+                p.sel = sel
+            keep.append(p)  # SWIG does not keep sub-objects alive
             return p
 
-        return walk(self._index.index), keep
+        return walk(self._index)
 
-    def search_labels(
-        self, vectors: np.ndarray, k: int, *, allowed: np.ndarray | None = None, normalize: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw faiss search: (scores, labels), label -1 where nothing was found."""
-        import faiss
+    def _escalated(self, k: int, step: int, keep: list[Any]) -> Any:
+        """Parameters reaching further than the tuned ones, for a call that came back short."""
+        values = dict(self._search_params)
+        if "efSearch" in values or self._reach < (1 << 62):
+            values["efSearch"] = max(int(values.get("efSearch", 16)), k) * (2**step)
+        if "nprobe" in values or self._by_id:
+            ivf = _find_ivf(self._index)
+            nlist = int(ivf.nlist) if ivf is not None else 1
+            values["nprobe"] = min(nlist, max(int(values.get("nprobe", 1)), 1) * (2 ** max(step, 1)))
+        return self._params_tree(values, self._sel, keep)
 
-        x = as_float32_matrix(vectors, self.dim)
-        if normalize:
-            x = normalized(x)
-        if k < 1:
-            raise ValidationError(f"k must be at least 1, got {k}")
-        refs: list[Any] = []  # SWIG does not keep sub-selectors alive; hold them for the search
-        selector = None
-        if self._tombstones:
-            dead = faiss.IDSelectorBatch(np.fromiter(self._tombstones, dtype=np.int64))
-            selector = faiss.IDSelectorNot(dead)
-            refs.append(dead)
-        if allowed is not None:
-            ok = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-            refs.append(ok)
-            if selector is not None:
-                refs.append(selector)
-                selector = faiss.IDSelectorAnd(ok, selector)
-            else:
-                selector = ok
-        params, keep = self._params(selector)
-        k_eff = min(k, max(self._index.ntotal, 1))
+    # ------------------------------------------------------------------ search
+    def _prepare(self, vectors: np.ndarray, normalize: bool) -> np.ndarray:
+        """Queries as a C-contiguous float32 (nq, dim) array, unit-normalised (a few microseconds)."""
+        x = vectors
+        if type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim != 2 or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            if x.ndim == 1:
+                x = x.reshape(1, -1)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            as_float32_matrix(x, self.dim)  # raises the explanatory ValidationError
+        if not normalize:
+            return x
+        # numpy reductions cost microseconds each on tiny arrays: one BLAS dot serves a single query
+        if x.shape[0] == 1:
+            sq = float(np.dot(x[0], x[0]))
+            if not math.isfinite(sq):
+                raise ValidationError("query vectors contain NaN or infinite values")
+            return x * np.float32(1.0 / math.sqrt(sq)) if sq > 0 else x.copy()
+        x = x.copy()
+        self._faiss.normalize_L2(x)  # zero rows stay zero
+        if not np.isfinite(x).all():
+            raise ValidationError("query vectors contain NaN or infinite values")
+        return x
+
+    def _faiss_search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw faiss call with the cached parameters; short rows retried with a wider reach."""
         # pytorch-metric-learning imports faiss.contrib.torch_utils, which replaces Index.search with a
         # wrapper that drops `params`; its numpy original survives as `search_numpy`.
-        search = getattr(self._index, "search_numpy", self._index.search)
-        scores, labels = search(x, k_eff, params=params)
-        del keep, refs
-        if k_eff < k:
-            pad = k - k_eff
-            scores = np.hstack([scores, np.full((len(x), pad), -np.inf, dtype=np.float32)])
-            labels = np.hstack([labels, np.full((len(x), pad), -1, dtype=np.int64)])
-        scores = np.where(labels < 0, -np.inf, scores).astype(np.float32)
+        keep: list[Any] = []
+        params = self._params if k <= self._reach else self._escalated(k, 0, keep)
+        scores, labels = self._search(x, k, params=params)
+        want = min(k, self._n_live)
+        if want > 0 and (labels[0, want - 1] < 0 if len(labels) == 1 else labels[:, want - 1].min() < 0):
+            scores, labels = self._complete(x, k, want, scores, labels)
         return scores, labels
+
+    def _complete(self, x: np.ndarray, k: int, want: int, scores: np.ndarray, labels: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows with fewer than ``want`` results: search them again reaching further, then exactly."""
+        rows = np.flatnonzero(labels[:, want - 1] < 0)
+        for step in range(1, MAX_ESCALATIONS + 1):
+            keep: list[Any] = []
+            s2, l2 = self._search(x[rows], k, params=self._escalated(k, step, keep))
+            scores[rows], labels[rows] = s2, l2
+            rows = rows[l2[:, want - 1] < 0]
+            if len(rows) == 0:
+                return scores, labels
+        s2, l2 = self._exact_among(self.live_labels(), x[rows], k)
+        scores[rows], labels[rows] = s2, l2
+        return scores, labels
+
+    def search_labels(
+        self, vectors: np.ndarray, k: int, *, normalize: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw faiss search: (scores, labels), label -1 (score -inf) where nothing was found."""
+        if k < 1:
+            raise ValidationError(f"k must be at least 1, got {k}")
+        scores, labels = self._faiss_search(self._prepare(vectors, normalize), k)
+        return np.where(labels < 0, np.float32(-np.inf), scores), labels
+
+    def _result(self, scores: np.ndarray, labels: np.ndarray, k: int) -> SearchResult:
+        """Vectorised label -> item id mapping (rows trimmed only when the index has < k items)."""
+        # faiss puts gaps last: a full last column means no gaps
+        if (labels[0, -1] >= 0) if len(labels) == 1 else (labels[:, -1].min() >= 0):
+            return SearchResult(self._ids[labels].tolist(), scores)
+        ids = self._ids[np.maximum(labels, 0)].tolist()
+        bad = labels < 0
+        counts = (~bad).sum(axis=1)
+        short = tuple(np.flatnonzero(counts < k).tolist())
+        return SearchResult([row[:c] for row, c in zip(ids, counts.tolist(), strict=True)],
+                            np.where(bad, np.float32(-np.inf), scores), short)
+
+    def search_one(self, vector: np.ndarray, k: int) -> tuple[list[str], np.ndarray]:
+        """Single-query path: (item ids, scores) for one vector, nothing else on the way."""
+        scores, labels = self._faiss_search(self._prepare(vector, True), k)
+        lab = labels[0]
+        if lab[-1] < 0:
+            lab = lab[lab >= 0]
+        return self._ids[lab].tolist(), scores[0, : len(lab)]
 
     def search(
         self,
@@ -310,79 +458,66 @@ class AnnIndex:
 
         ``exclude`` names one item per query to leave out of its answer (used by ``search_ids``).
         """
-        x = as_float32_matrix(vectors, self.dim)
-        extra = 1 if exclude is not None else 0
-        scores, labels = self.search_labels(x, (k + extra) * (OVERFETCH if filter else 1))
-        rows = self._rows(scores, labels, k, filter, exclude)
-        short = [q for q, (ids, _) in enumerate(rows) if len(ids) < k] if filter else []
-        if short and self.ntotal > 0:
-            # The over-fetch did not find k passing items: search again restricted to the items
-            # that pass, so selective filters still get complete answers.
-            allowed = np.fromiter(
-                (lab for lab, iid in self._item_of.items() if filter(iid)), dtype=np.int64
-            )
-            if len(allowed) and len(allowed) <= EXACT_FILTER_MAX:
-                # Few items pass: an exact scan over them is cheap and, unlike a graph walk
-                # restricted by a selector, cannot miss any.
-                s2, l2 = self._exact_among(allowed, x[short], k + extra)
-            elif len(allowed):
-                s2, l2 = self.search_labels(x[short], k + extra, allowed=allowed)
-            if len(allowed):
-                sub_exclude = [exclude[q] for q in short] if exclude is not None else None
-                for j, (ids, sc) in enumerate(self._rows(s2, l2, k, filter, sub_exclude)):
-                    rows[short[j]] = (ids, sc)
-        out = np.full((len(x), k), -np.inf, dtype=np.float32)
-        for q, (_, sc) in enumerate(rows):
-            out[q, : len(sc)] = sc
-        return SearchResult(item_ids=[ids for ids, _ in rows], scores=out)
-
-    def _exact_among(self, allowed: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        from embedding.index.tune import exact_neighbours
-
-        gallery = self.vectors_of_labels(allowed)
-        q = normalized(queries)
-        labels = exact_neighbours(gallery, allowed, q, k)
-        pos = {int(lab): i for i, lab in enumerate(allowed)}
-        scores = np.full(labels.shape, -np.inf, dtype=np.float32)
-        for r in range(len(labels)):
-            for c, lab in enumerate(labels[r]):
-                if lab >= 0:
-                    scores[r, c] = float(gallery[pos[int(lab)]] @ q[r])
-        return scores, labels
-
-    def _rows(
-        self,
-        scores: np.ndarray,
-        labels: np.ndarray,
-        k: int,
-        filter: Callable[[str], bool] | None,
-        exclude: Sequence[str | None] | None,
-    ) -> list[tuple[list[str], list[float]]]:
-        rows = []
-        for q in range(len(labels)):
-            ids: list[str] = []
-            sc: list[float] = []
-            skip = exclude[q] if exclude is not None else None
-            for lab, s in zip(labels[q], scores[q], strict=True):
-                if lab < 0:
-                    continue
-                iid = self._item_of.get(int(lab))
-                if iid is None or iid == skip or (filter is not None and not filter(iid)):
-                    continue
-                ids.append(iid)
-                sc.append(float(s))
-                if len(ids) == k:
-                    break
-            rows.append((ids, sc))
-        return rows
+        if k < 1:
+            raise ValidationError(f"k must be at least 1, got {k}")
+        x = self._prepare(vectors, True)
+        if filter is not None:
+            return self._filtered(x, k, filter, exclude)
+        if exclude is None:
+            scores, labels = self._faiss_search(x, k)
+            return self._result(scores, labels, k)
+        excl = self._lookup(np.asarray([e if e is not None else "" for e in exclude], dtype=str))[0]
+        scores, labels = self._faiss_search(x, k + 1)
+        return self._result(*_drop(scores, labels, excl, k), k)
 
     def search_ids(
         self, item_ids: Sequence[str], k: int, filter: Callable[[str], bool] | None = None
     ) -> SearchResult:
         """Neighbours of items already in the index (each query item itself is left out)."""
         ids = [str(i) for i in item_ids]
-        vectors = self.vectors_of_labels(np.array([self.label_of(i) for i in ids], dtype=np.int64))
+        vectors = self.vectors_of_labels(self.labels_of(ids))
         return self.search(vectors, k, filter, exclude=ids)
+
+    # ------------------------------------------------------------------ filtered search (slow path)
+    def _filtered(self, x: np.ndarray, k: int, filter: Callable[[str], bool],
+                  exclude: Sequence[str | None] | None) -> SearchResult:
+        excl = (self._lookup(np.asarray([e or "" for e in exclude], dtype=str))[0] if exclude is not None
+                else np.full(len(x), -1, np.int64))
+        scores, labels = self._faiss_search(x, (k + 1) * OVERFETCH)
+        passes = self._passing(labels, filter)
+        scores, labels = _drop(scores, np.where(passes, labels, -1), excl, k)
+        short = np.flatnonzero((labels >= 0).sum(axis=1) < k)
+        if len(short):
+            # The over-fetch did not find k passing items: scan exactly among the items that pass
+            # (a graph walk restricted by a selector can miss some), so selective filters still
+            # get complete answers.
+            live = self.live_labels()
+            allowed = live[self._passing(live[None, :], filter)[0]]
+            if len(allowed) > EXACT_FILTER_MAX:
+                log.warning("filter passes %d items; exact scan over them", len(allowed))
+            s2, l2 = self._exact_among(allowed, x[short], k + 1)
+            scores[short], labels[short] = _drop(s2, l2, excl[short], k)
+        return self._result(scores, labels, k)
+
+    def _passing(self, labels: np.ndarray, filter: Callable[[str], bool]) -> np.ndarray:
+        uniq = np.unique(labels[labels >= 0])
+        ok = np.fromiter((bool(filter(i)) for i in self._ids[uniq].tolist()), dtype=bool, count=len(uniq))
+        return np.isin(labels, uniq[ok])
+
+    def _exact_among(self, allowed: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` among ``allowed`` labels (scores -inf / labels -1 past the end)."""
+        out_s = np.full((len(queries), k), -np.inf, np.float32)
+        out_l = np.full((len(queries), k), -1, np.int64)
+        if len(allowed) == 0 or len(queries) == 0:
+            return out_s, out_l
+        sims = queries @ self.vectors_of_labels(allowed).T
+        kk = min(k, len(allowed))
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        out_s[:, :kk] = np.take_along_axis(sims, top, axis=1)
+        out_l[:, :kk] = allowed[top]
+        return out_s, out_l
 
     # ------------------------------------------------------------------ persistence
     def _header(self) -> dict[str, Any]:
@@ -391,24 +526,17 @@ class AnnIndex:
             "factory": self.factory,
             "family": self.family,
             "dim": self.dim,
-            "next_label": self._next_label,
-            "search_params": self.search_params,
+            "search_params": self._search_params,
             "meta": self.meta,
         }
 
     def _id_table(self) -> bytes:
-        labels = np.fromiter(self._item_of.keys(), dtype=np.int64, count=len(self._item_of))
-        encoded = [self._item_of[int(lab)].encode("utf-8") for lab in labels]
+        encoded = [s.encode("utf-8") for s in self._ids.tolist()]
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(b) for b in encoded], out=offsets[1:])
         buf = io.BytesIO()
-        np.savez(
-            buf,
-            labels=labels,
-            offsets=offsets,
-            data=np.frombuffer(b"".join(encoded), dtype=np.uint8),
-            tombstones=np.fromiter(self._tombstones, dtype=np.int64, count=len(self._tombstones)),
-        )
+        np.savez(buf, offsets=offsets, data=np.frombuffer(b"".join(encoded), dtype=np.uint8),
+                 live=np.packbits(self._live, bitorder="little"), n=np.int64(len(self._live)))
         return buf.getvalue()
 
     def _trailer(self, faiss_len: int, faiss_sha: str) -> bytes:
@@ -493,29 +621,37 @@ class AnnIndex:
 
     @classmethod
     def _assemble(cls, index: Any, header: dict[str, Any], table: bytes, *, read_only: bool) -> AnnIndex:
-        import faiss
-
-        # faiss.read_index already returns the concrete class; downcasting again would make a
-        # second proxy and let the first one free the index when it is garbage-collected.
-        if not isinstance(index, faiss.IndexIDMap2):
-            raise ArtifactIntegrityError("index file does not hold an id-mapped faiss index")
-        if not read_only:
-            enable_direct_map(index)
         arrays = np.load(io.BytesIO(table), allow_pickle=False)
         offsets, data = arrays["offsets"], arrays["data"].tobytes()
-        item_ids = [data[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
+        n = int(arrays["n"])
+        ids = np.asarray([data[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n)], dtype=str)
+        live = np.unpackbits(arrays["live"], count=n, bitorder="little").astype(bool)
         return cls(
             index,
             factory=header["factory"],
             family=header["family"],
-            labels=arrays["labels"],
-            item_ids=item_ids,
-            next_label=header["next_label"],
-            tombstones=arrays["tombstones"].tolist(),
+            item_ids=ids,
+            live=live,
             search_params=header["search_params"],
             meta=header["meta"],
             read_only=read_only,
         )
+
+
+def _find_ivf(index: Any) -> Any:
+    import faiss
+
+    return _find(index, faiss.IndexIVF)
+
+
+def _drop(scores: np.ndarray, labels: np.ndarray, excl: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's excluded label (and gaps), keep the first ``k`` columns, order preserved."""
+    bad = (labels < 0) | (labels == excl[:, None])
+    order = np.argsort(bad, axis=1, kind="stable")[:, :k]
+    labels = np.take_along_axis(labels, order, axis=1)
+    scores = np.take_along_axis(scores, order, axis=1)
+    gone = np.take_along_axis(bad, order, axis=1)
+    return np.where(gone, np.float32(-np.inf), scores), np.where(gone, -1, labels)
 
 
 def _json_default(o: Any) -> Any:
@@ -568,8 +704,10 @@ def _parse_trailer(trailer: bytes, total: int, *, where: str) -> tuple[dict[str,
     table = meta[8 + head_len :]
     _check(hashlib.sha256(table).hexdigest(), header.get("ids_sha256", ""), f"{where} (id table)")
     if header.get("format") != FORMAT_VERSION:
-        raise ArtifactIntegrityError(f"{where}: index format {header.get('format')} is not {FORMAT_VERSION}")
+        raise ArtifactIntegrityError(
+            f"{where}: index format {header.get('format')} is not {FORMAT_VERSION}; rebuild it with "
+            "`steward index build`")
     return header, table, faiss_len
 
 
-__all__ = ["AnnIndex", "SearchResult", "_find"]
+__all__ = ["AnnIndex", "SearchResult", "_find", "normalized"]

@@ -1,11 +1,10 @@
-"""Turn an :class:`IndexChoice` into a trained, filled faiss index (wrapped in an id map)."""
+"""Turn an :class:`IndexChoice` into a trained faiss index; vector checks shared by build and update."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,22 +14,25 @@ from embedding.index.choice import IndexChoice
 log = logging.getLogger(__name__)
 
 # k-means quality stops improving past ~256 points per centroid (faiss guideline); more only costs time.
-TRAIN_POINTS_PER_CENTROID = 64  # faiss guideline 30-256 per centroid; k-means time is linear in it
-ADD_CHUNK = 65_536
+TRAIN_POINTS_PER_CENTROID = 40  # faiss guideline 30-256 per centroid (it warns below 39); k-means time is linear in it
+# k-means iterations for IVF centroids: faiss defaults to 25; the centroids only route queries and
+# nprobe tuning absorbs the difference, while training dominated build time at 1M (2 cores).
+KMEANS_ITERATIONS = 10
+ZERO_NORM = 1e-12  # below this a vector counts as zero
 
 
-@dataclass(frozen=True)
-class BuildStats:
-    build_seconds: float
-    train_seconds: float
-    threads: int
-    num_vectors: int
+def _available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a container), not the host's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def set_threads(threads: int | None) -> int:
     import faiss
 
-    n = threads or os.cpu_count() or 1
+    n = threads or _available_cpus()
     faiss.omp_set_num_threads(n)
     return n
 
@@ -57,15 +59,38 @@ def normalized(x: np.ndarray) -> np.ndarray:
     return y
 
 
+def checked_vectors(item_ids: np.ndarray, vectors: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """Unit-norm float32 copy of ``vectors`` paired with ``item_ids``; zero vectors are refused.
+
+    A zero vector has no direction: cosine similarity to it is undefined and faiss would file it
+    under an arbitrary list or graph node, so it is refused with the ids that carry one.
+    """
+    x = as_float32_matrix(vectors, dim)
+    if len(item_ids) != len(x):
+        raise ValidationError(f"{len(item_ids)} item ids but {len(x)} vectors; they must pair up")
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    zero = norms <= ZERO_NORM
+    if zero.any():
+        bad = np.asarray(item_ids)[zero][:5].tolist()
+        raise ValidationError(
+            f"{int(zero.sum())} vectors have zero norm (item ids {bad}{'...' if zero.sum() > 5 else ''}): "
+            "cosine search cannot place them; fix the embedder input for these items or remove them"
+        )
+    return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
+
+
 def new_faiss_index(choice: IndexChoice, dim: int):
-    """An empty ``IndexIDMap2`` around the factory index, ready for ``train``/``add_with_ids``."""
+    """An empty faiss index for the factory string (inner product), ready for ``train``/``add``."""
     import faiss
 
-    base = faiss.index_factory(dim, choice.factory, faiss.METRIC_INNER_PRODUCT)
-    hnsw = _find(base, faiss.IndexHNSW)
+    try:
+        index = faiss.index_factory(dim, choice.factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        raise ValidationError(f"faiss cannot build index factory {choice.factory!r} at dim {dim}: {e}") from e
+    hnsw = _find(index, faiss.IndexHNSW)
     if hnsw is not None and "efConstruction" in choice.params:
         hnsw.hnsw.efConstruction = int(choice.params["efConstruction"])
-    return faiss.IndexIDMap2(base)
+    return index
 
 
 def _find(index, cls):
@@ -85,47 +110,34 @@ def _find(index, cls):
     return None
 
 
-def enable_direct_map(index) -> None:
-    """IVF indexes need a direct map to reconstruct vectors by id.
+def prepare_for_add(index, *, by_id: bool) -> None:
+    """IVF indexes need a direct map to reconstruct vectors by label.
 
-    Under ``IndexIDMap2`` faiss adds with sequential ids, which only the Array direct map records
-    (a Hashtable map stays empty in faiss 1.15). Array maps cannot delete, so IVF removals fall
-    back to tombstones like HNSW does.
+    A bare IVF index is filled with ``add_with_ids`` (our labels), which only the Hashtable map
+    records and which lets ``remove_ids`` delete; IVF inside a wrapper is filled with sequential
+    ``add`` and takes the cheaper Array map.
     """
     import faiss
 
     ivf = _find(index, faiss.IndexIVF)
     if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
-        ivf.make_direct_map(True)
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable if by_id else faiss.DirectMap.Array)
 
 
-def train_and_add(
-    index,
-    choice: IndexChoice,
-    vectors: np.ndarray,
-    labels: np.ndarray,
-    *,
-    threads: int | None = None,
-    seed: int = 0,
-    progress: bool = False,
-) -> BuildStats:
-    """Train (when the index needs it) on a sample, then add all vectors in chunks."""
-    n_threads = set_threads(threads)
+def train(index, choice: IndexChoice, vectors: np.ndarray, *, seed: int = 0) -> float:
+    """Train on a sample when the index needs it; returns the seconds spent."""
+    if index.is_trained:
+        return 0.0
     t0 = time.perf_counter()
-    train_s = 0.0
-    if not index.is_trained:
-        nlist = int(choice.params.get("nlist", 1))
-        n_train = min(len(vectors), max(TRAIN_POINTS_PER_CENTROID * nlist, 10_000))
-        rng = np.random.default_rng(seed)
-        sample = vectors if n_train >= len(vectors) else vectors[np.sort(rng.choice(len(vectors), n_train, replace=False))]
-        log.info("training %s on %d vectors", choice.factory, len(sample))
-        index.train(sample)
-        train_s = time.perf_counter() - t0
-    enable_direct_map(index)
-    from core.progress import progress as report_progress
+    nlist = int(choice.params.get("nlist", 1))
+    n_train = min(len(vectors), max(TRAIN_POINTS_PER_CENTROID * nlist, 10_000))
+    rng = np.random.default_rng(seed)
+    sample = vectors if n_train >= len(vectors) else vectors[np.sort(rng.choice(len(vectors), n_train, replace=False))]
+    import faiss
 
-    chunks = range(0, len(vectors), ADD_CHUNK)
-    for start in report_progress(chunks, f"adding to {choice.factory}", total=len(chunks), unit="chunk",
-                                 enabled=progress):
-        index.add_with_ids(vectors[start : start + ADD_CHUNK], labels[start : start + ADD_CHUNK])
-    return BuildStats(time.perf_counter() - t0, train_s, n_threads, len(vectors))
+    ivf = _find(index, faiss.IndexIVF)
+    if ivf is not None:
+        ivf.cp.niter = KMEANS_ITERATIONS
+    log.info("training %s on %d vectors", choice.factory, len(sample))
+    index.train(sample)
+    return time.perf_counter() - t0

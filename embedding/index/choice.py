@@ -1,44 +1,47 @@
 """Which faiss index to build: a pure function of collection size, dimension and budgets.
 
-The rules follow the faiss wiki "guidelines to choose an index" and autofaiss:
+The thresholds are crossovers measured by ``benchmarks/index.py --crossover`` on the 2-core
+reference machine (single-query latency at recall@10 >= 0.95 on held-out queries, clustered
+low-intrinsic-dimension data; the table is in benchmarks/RESULTS.md, Index section):
 
-* exact ``Flat`` while the collection is small (or exact search already meets the latency target);
-* ``HNSW{M},Flat`` when its graph fits the memory budget (fastest single queries at high recall);
-* ``IVF{K},Flat`` with K a power of two between 4·√N and 16·√N when HNSW does not fit;
-* ``IVF{K},PQ{m}x4fs`` (4-bit fast-scan product quantization) with an ``SQ8`` refine step when
-  even raw vectors do not fit, dropping the refine step only when that does not fit either.
-  The faiss guideline also suggests an OPQ rotation; with faiss-cpu 1.15.1 here, OPQ and 8-bit PQ
-  training did not finish within a minute even at 8k x 64, while fast-scan PQ trains in well
-  under a second, so the rotation is left out.
+* exact ``Flat`` while one query costs at most ``EXACT_MAX_WORK`` multiply-adds (n x dim): there
+  exact search answers within about 2x of the best ANN index and in well under 0.1 ms, with
+  perfect recall and no tuning (past it exact falls behind fast: 0.14 ms vs 0.05 at 10k x 128,
+  50 ms vs 0.13 at 200k x 128);
+* ``HNSW32,Flat`` for high-dimensional galleries (dim >= ``HNSW_MIN_DIM``) up to ``HNSW_MAX_N``
+  vectors: at 10k x 384 it answered in 0.07 ms vs IVF's 0.10, at 40k x 384 they tied;
+* ``IVF{K},Flat`` everywhere else: at 64 and 128 dimensions it answered as fast as or faster than
+  HNSW32 at every measured size (5k-200k; 0.13 vs 0.25 ms at 200k x 128) and builds faster;
+* under a memory budget: ``HNSW32,SQ8`` (1 byte/dim) where HNSW would be chosen, else IVF-Flat,
+  else ``IVF{K},PQ{m}x4fs`` with an SQ8 refine step, without it only when that does not fit.
 
-Every choice is inner product: embeddings are L2-normalised, so inner product is cosine.
+``choice_from_factory`` takes a faiss ``index_factory`` string from a user who knows what they
+want. Every choice is inner product: embeddings are L2-normalised, so inner product is cosine.
 Nothing here touches faiss; the builder turns the factory string into an index.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import ConfigError, ValidationError
 
 METRIC = "inner_product"
-EXACT_MAX_N = 10_000
+# Crossovers (benchmarks/index.py --crossover; see the module docstring).
+EXACT_MAX_WORK = 500_000  # n x dim up to which exact search is chosen (within ~2x of ANN, < 0.1 ms)
+HNSW_MIN_DIM = 256  # below this IVF-Flat answered as fast as or faster than HNSW32 at every measured size
+HNSW_MAX_N = 100_000  # at 384-d HNSW led at 10k and tied IVF at 40k; past this IVF (faster build, 2x at 200k)
 HNSW_M = 32
-HNSW_M_SMALL = 16
-# Single-query exact search runs at roughly this many multiply-adds per millisecond on the
-# 2-core reference machine (200k x 128 took 39 ms); used only to estimate whether exact search
-# would already meet a latency target.
-FLAT_MADDS_PER_MS = 650_000
+HNSW_EF_CONSTRUCTION = 40
 # faiss warns below 39 training points per centroid; k-means needs them to place centroids well.
 MIN_POINTS_PER_CENTROID = 39
-ID_BYTES = 8  # int64 label stored per vector by the id map
-# Past this size IVF-Flat beats HNSW on this hardware: HNSW's build grows superlinearly and, on
-# large clustered galleries, needed efSearch 1536 for recall@10 0.95 (1M x 128: 465-675 s to build
-# and tune, 5-22x faster than exact), while IVF4096,Flat trained in about a minute and reached
-# recall@10 1.0 at nprobe 8, about 200x faster than exact (benchmarks/RESULTS.md, index section).
-HNSW_MAX_N = 500_000
+ID_BYTES = 8  # per vector: our label/id table
+# Single-query exact search runs at roughly this many multiply-adds per millisecond here; only
+# used to estimate whether exact search would already meet a latency target.
+FLAT_MADDS_PER_MS = 650_000
 
 
 @dataclass(frozen=True)
@@ -100,18 +103,23 @@ def estimated_flat_latency_ms(n: int, dim: int) -> float:
     return n * dim / FLAT_MADDS_PER_MS
 
 
+def hnsw_sq_bytes(n: int, dim: int, m: int) -> int:
+    return int(n * (dim + 8 * m * (1 + 1 / m) + ID_BYTES))
+
+
 def choose_index(
     n: int,
     dim: int,
     *,
     memory_budget_bytes: int | None = None,
     latency_target_ms: float | None = None,
-    exact_max_n: int = EXACT_MAX_N,
+    exact_max_n: int | None = None,
 ) -> IndexChoice:
     """Pick the index for ``n`` vectors of ``dim`` dimensions.
 
     ``memory_budget_bytes`` bounds the index structure in RAM (None: unbounded);
-    ``latency_target_ms`` is the single-query latency that would make exact search good enough.
+    ``latency_target_ms`` is the single-query latency that would make exact search good enough;
+    ``exact_max_n`` overrides the measured exact-search limit with a plain size.
     """
     if n < 1:
         raise ValidationError(f"cannot build an index over n={n} vectors; the gallery is empty")
@@ -123,11 +131,15 @@ def choose_index(
 
     flat = flat_bytes(n, dim)
     flat_ms = estimated_flat_latency_ms(n, dim)
+    exact_ok = n <= exact_max_n if exact_max_n is not None else n * dim <= EXACT_MAX_WORK
     if flat <= budget:
-        if n <= exact_max_n:
+        if exact_ok:
             return IndexChoice(
                 "Flat", METRIC, "flat", {}, flat,
-                f"n={n} <= {exact_max_n}: exact search is cheap and needs no training or tuning",
+                f"n x dim = {n} x {dim} <= {EXACT_MAX_WORK:,} multiply-adds per query: exact search answers "
+                "within about 2x of the best ANN index and under 0.1 ms at this size (measured), with perfect "
+                "recall and no tuning"
+                if exact_max_n is None else f"n={n} <= {exact_max_n}: exact search",
             )
         if latency_target_ms is not None and flat_ms <= latency_target_ms:
             return IndexChoice(
@@ -136,13 +148,22 @@ def choose_index(
                 f"{latency_target_ms} ms target",
             )
 
-    for m in (HNSW_M, HNSW_M_SMALL) if n <= HNSW_MAX_N else ():
+    m = HNSW_M
+    if n <= HNSW_MAX_N and dim >= HNSW_MIN_DIM:
         size = hnsw_bytes(n, dim, m)
         if size <= budget:
             return IndexChoice(
-                f"HNSW{m},Flat", METRIC, "hnsw", {"M": m, "efConstruction": 40}, size,
-                f"n={n} is past exact search and HNSW{m} ({size / 2**20:.0f} MiB) fits the memory budget: "
-                "fastest single queries at high recall, tuned by efSearch",
+                f"HNSW{m},Flat", METRIC, "hnsw", {"M": m, "efConstruction": HNSW_EF_CONSTRUCTION}, size,
+                f"dim={dim} >= {HNSW_MIN_DIM}, n={n} <= {HNSW_MAX_N:,} and past the exact-search crossover: "
+                f"HNSW{m} ({size / 2**20:.0f} MiB) gave the fastest single queries at such sizes (measured), "
+                "tuned by efSearch",
+            )
+        size = hnsw_sq_bytes(n, dim, m)
+        if size <= budget:
+            return IndexChoice(
+                f"HNSW{m},SQ8", METRIC, "hnsw", {"M": m, "efConstruction": HNSW_EF_CONSTRUCTION}, size,
+                f"HNSW{m} with float vectors ({hnsw_bytes(n, dim, m) / 2**20:.0f} MiB) exceeds the "
+                f"{budget / 2**20:.0f} MiB budget; 8-bit scalar codes ({size / 2**20:.0f} MiB) fit",
             )
 
     nlist = ivf_nlist(n)
@@ -150,8 +171,10 @@ def choose_index(
     if size <= budget:
         return IndexChoice(
             f"IVF{nlist},Flat", METRIC, "ivf_flat", {"nlist": nlist}, size,
-            (f"n={n} > {HNSW_MAX_N}: IVF with nlist={nlist} (4..16 x sqrt(N)) builds in minutes where HNSW "
-             "takes far longer, and answers faster at the same recall; tuned by nprobe") if n > HNSW_MAX_N else
+            (f"n={n}, dim={dim}: IVF with nlist={nlist} (4..16 x sqrt(N)) answered as fast as or faster than "
+             f"HNSW at equal recall (measured: below {HNSW_MIN_DIM} dimensions at every size, above "
+             f"{HNSW_MAX_N:,} vectors at any dimension) and builds faster; tuned by nprobe")
+            if (n > HNSW_MAX_N or dim < HNSW_MIN_DIM) else
             (f"HNSW does not fit {budget / 2**20:.0f} MiB but raw vectors do: IVF with nlist={nlist} "
              "(4..16 x sqrt(N)), tuned by nprobe"),
         )
@@ -172,3 +195,26 @@ def choose_index(
         f"no index fits a memory budget of {memory_budget_bytes} bytes for n={n}, dim={dim}; "
         f"the smallest (IVF-PQ) needs about {ivf_pq_bytes(n, dim, nlist, m, False)} bytes: raise the budget"
     )
+
+
+def choice_from_factory(factory: str, n: int, dim: int) -> IndexChoice:
+    """An explicit faiss ``index_factory`` string (``--factory``), inner product, family read from it."""
+    f = factory.strip()
+    if not f:
+        raise ValidationError("--factory is empty; give a faiss index_factory string such as 'HNSW32,Flat'")
+    if "IDMap" in f:
+        raise ValidationError(f"factory {f!r}: steward maps item ids itself; leave IDMap out")
+    ivf = re.search(r"IVF(\d+)", f)
+    hnsw = re.search(r"HNSW(\d+)", f)
+    if ivf:
+        family = "ivf_pq" if "PQ" in f.split("IVF", 1)[1] else "ivf_flat"
+        params: dict[str, Any] = {"nlist": int(ivf.group(1))}
+        if int(ivf.group(1)) > n:
+            raise ValidationError(f"factory {f!r} asks for {ivf.group(1)} lists but there are only {n} vectors")
+    elif hnsw:
+        family, params = "hnsw", {"M": int(hnsw.group(1)), "efConstruction": HNSW_EF_CONSTRUCTION}
+    elif f == "Flat":
+        family, params = "flat", {}
+    else:
+        family, params = "custom", {}
+    return IndexChoice(f, METRIC, family, params, 0, f"factory {f!r} given explicitly (--factory)")

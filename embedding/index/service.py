@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +18,18 @@ import numpy as np
 
 from core.errors import ConflictError, NotFoundError, ValidationError
 from embedding.index.ann import FORMAT_VERSION, AnnIndex
-from embedding.index.choice import choose_index
+from embedding.index.build import checked_vectors
+from embedding.index.choice import choice_from_factory, choose_index
 from embedding.index.incremental import IncrementalOutcome, IncrementalPolicy, apply_changes
-from embedding.index.tune import DEFAULT_TARGET_RECALL, TuneResult, leave_one_out_sample, tune
+from embedding.index.tune import (
+    DEFAULT_TARGET_RECALL,
+    HELD_OUT,
+    RECENT,
+    TuneResult,
+    ground_truth,
+    held_out_split,
+    tune,
+)
 from embedding.streaming import gallery_embeddings, input_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,28 +93,48 @@ def build_and_tune(
     tune_queries: int = TUNE_QUERIES,
     threads: int | None = None,
     progress: bool = False,
+    factory: str | None = None,
+    recent_queries: np.ndarray | None = None,
+    seed: int = 0,
 ) -> tuple[AnnIndex, TuneResult, dict[str, Any]]:
-    """Choose, build and tune on leave-one-out queries from the gallery itself."""
-    from embedding.index.build import normalized
+    """Choose, build and tune on held-out queries; the held-out items join the index afterwards.
 
-    choice = choose_index(len(vectors), vectors.shape[1], memory_budget_bytes=memory_budget_bytes,
-                          latency_target_ms=latency_target_ms)
-    log.info("index choice for %d x %d: %s (%s)", len(vectors), vectors.shape[1], choice.factory, choice.reason)
-    ann = AnnIndex.build(item_ids, vectors, choice, threads=threads, progress=progress)
+    A sample of the newest items is kept out of the build and used as queries (plus
+    ``recent_queries``, real query vectors, when given), with exact ground truth over what the
+    index holds, so the recall stored is what unseen queries get.
+    """
+    ids = np.asarray([str(i) for i in item_ids], dtype=str)
+    x = checked_vectors(ids, vectors)
+    n, dim = x.shape
+    choice = (choice_from_factory(factory, n, dim) if factory else
+              choose_index(n, dim, memory_budget_bytes=memory_budget_bytes, latency_target_ms=latency_target_ms))
+    log.info("index choice for %d x %d: %s (%s)", n, dim, choice.factory, choice.reason)
+    held = held_out_split(n, tune_queries, seed=seed)
+    keep = np.ones(n, bool)
+    keep[held] = False
+    ann = AnnIndex.build(ids[keep], x[keep], choice, threads=threads, progress=progress)
     t0 = time.perf_counter()
-    gallery = normalized(vectors)
-    labels = np.arange(len(gallery), dtype=np.int64)  # build() labels items in input order
-    queries, self_labels, truth = leave_one_out_sample(ann, tune_queries, gallery=gallery, labels=labels)
-    del gallery
-    result = tune(ann, queries, truth, target_recall=target_recall, self_labels=self_labels, threads=threads)
+    truths = []
+    labels = np.arange(int(keep.sum()), dtype=np.int64)  # build() labels items in input order
+    if len(held):
+        truths.append(ground_truth(x[keep], labels, x[held], 10, HELD_OUT))
+    if recent_queries is not None and len(recent_queries):
+        rq = checked_vectors(np.arange(len(recent_queries)).astype(str), recent_queries, dim)
+        truths.append(ground_truth(x[keep], labels, rq, 10, RECENT))
+    if not truths:  # a handful of items: nothing to hold out, measure on the gallery itself
+        truths.append(ground_truth(x, labels, x, 10, "gallery_items"))
+    result = tune(ann, truths, target_recall=target_recall, threads=threads)
     tune_s = time.perf_counter() - t0
-    ann.meta.update(measured_ntotal=ann.ntotal, changed_since_measure=0)
+    if len(held):
+        ann.add(ids[held], x[held])
+    ann.meta["fresh_latency_p50_ms"] = result.latency.p50_ms
     metrics = result.metrics() | {
         "build_seconds": ann.meta["build_seconds"],
         "train_seconds": ann.meta["train_seconds"],
         "tune_seconds": tune_s,
         "estimated_bytes": choice.estimated_bytes,
         "choice_reason": choice.reason,
+        "measured_after": "build",
     }
     return ann, result, metrics
 
@@ -125,6 +153,8 @@ def build_index_for_model(
     tune_queries: int = TUNE_QUERIES,
     threads: int | None = None,
     progress: bool = True,
+    factory: str | None = None,
+    recent_queries: np.ndarray | None = None,
 ) -> IndexVersion:
     """Embed the gallery as of ``as_of`` (None: newest batch) with ``model_version``; build, tune, register."""
     if not 0 < target_recall <= 1:
@@ -143,12 +173,13 @@ def build_index_for_model(
     ann, _result, metrics = build_and_tune(
         ids, vectors, target_recall=target_recall, memory_budget_bytes=memory_budget_bytes,
         latency_target_ms=latency_target_ms, tune_queries=tune_queries, threads=threads, progress=progress,
+        factory=factory, recent_queries=recent_queries,
     )
     del vectors
     return _save_and_register(
         workspace, collection, model_version, ann, as_of_batch=as_of,
         params={"target_recall": target_recall, "memory_budget_bytes": memory_budget_bytes,
-                "latency_target_ms": latency_target_ms},
+                "latency_target_ms": latency_target_ms, "factory_override": factory},
         metrics=metrics | {"embed_seconds": embed_s},
     )
 
@@ -172,6 +203,7 @@ def update_index(
     embedder: Any | None = None,
     policy: IncrementalPolicy | None = None,
     progress: bool = False,
+    recent_queries: np.ndarray | None = None,
 ) -> IndexVersion:
     """Apply batches after the index's ``as_of_batch`` up to ``batch_seq`` and register the result.
 
@@ -206,20 +238,30 @@ def update_index(
         for iid, v in zip(table.column("item_id").to_pylist(), vecs, strict=True):
             latest[iid] = v
     live = set(workspace.store.read(collection, as_of=batch_seq, columns=["item_id"]).column("item_id").to_pylist())
-    removed = [i for i in ann.item_ids() if i not in live]
+    current = np.asarray(ann.item_ids(), dtype=str)
+    removed = current[~np.isin(current, np.asarray(sorted(live), dtype=str))].tolist()
     upsert_ids = [i for i in latest if i in live]
     upsert_vecs = np.stack([latest[i] for i in upsert_ids]) if upsert_ids else None
-    outcome: IncrementalOutcome = apply_changes(ann, upsert_ids, upsert_vecs, removed, policy)
+    outcome: IncrementalOutcome = apply_changes(ann, upsert_ids, upsert_vecs, removed, policy,
+                                                 recent_queries=recent_queries)
     if outcome.rebuild_proposed:
         log.warning("index for %s model %d: rebuild proposed (%s)", collection, iv.model_version, outcome.reason)
-    metrics = dict(iv.metrics) | {
-        "incremental": asdict(outcome),
+    # This version's own figures, measured just now; nothing is carried over from the parent.
+    metrics: dict[str, Any] = {
+        "incremental": outcome.to_dict(),
         "rebuild_proposed": outcome.rebuild_proposed,
         "rebuild_reason": outcome.reason if outcome.rebuild_proposed else None,
+        "target_recall": policy.target_recall,
+        "recall_at_1": outcome.recall_at_1,
+        "recall_at_10": outcome.recall_at_10,
+        "query_source": outcome.query_source,
+        "meets_target": None if outcome.recall_at_10 is None else bool(outcome.recall_at_10 >= policy.target_recall),
+        "latency_p50_ms": outcome.latency_p50_ms,
+        "latency_p99_ms": outcome.latency_p99_ms,
+        "latency_ratio_to_fresh": outcome.latency_ratio,
+        "tombstones": outcome.tombstones,
+        "measured_after": "update",
     }
-    if outcome.remeasured:
-        metrics |= {"recall_at_1": outcome.recall_at_1, "recall_at_10": outcome.recall_at_10,
-                    "meets_target": bool(outcome.recall_at_10 >= policy.target_recall)}
     params = dict(iv.params) | {"parent_index": iv.id, "incremental_batches": [start, batch_seq]}
     return _save_and_register(workspace, collection, iv.model_version, ann, as_of_batch=batch_seq,
                               params=params, metrics=metrics)

@@ -1,8 +1,10 @@
-"""Tune search parameters to a recall target and measure what the index delivers.
+"""Tune search parameters to a recall target on held-out queries, and measure what the index delivers.
 
-Recall@k is |ANN top-k ∩ exact top-k| / k, averaged over held-out queries, with the exact answer
-from ``IndexFlatIP`` over the same vectors. The smallest ``nprobe`` / ``efSearch`` that meets the
-target wins (recall grows with both, so a binary search over a ladder of values suffices).
+Queries are vectors the index does not contain: items held out of the build (or of an update)
+and, when given, a sample of real query vectors. Ground truth is exact inner product over the
+index's contents. A found item counts as a hit when its exact score reaches the k-th exact score
+(ties with the k-th neighbour are hits: with duplicate vectors any of them is a correct answer).
+Settings are tried cheapest first and the first that meets the target on every query source wins.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TARGET_RECALL = 0.95
 EF_LADDER = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+NPROBE_LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024,
+                 1536, 2048, 4096, 8192, 16384, 32768, 65536)
 K_FACTOR_REFINE = 4  # re-rank 4*k candidates with the finer codes
+TIE_EPS = 1e-5  # float32 inner products of equal vectors can differ in the last bits
+HELD_OUT = "held_out_items"
+RECENT = "recent_queries"
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,25 @@ class LatencyStats:
 
 
 @dataclass(frozen=True)
+class GroundTruth:
+    """Exact top-``k`` of ``queries`` over the gallery (``vectors`` row i has label ``labels[i]``, sorted)."""
+
+    source: str  # where the queries come from (HELD_OUT, RECENT, ...)
+    queries: np.ndarray  # (nq, d) unit vectors
+    vectors: np.ndarray  # (n, d) the index's contents, rows by ascending label
+    labels: np.ndarray  # (n,) ascending labels
+    top_labels: np.ndarray  # (nq, k)
+    top_scores: np.ndarray  # (nq, k), descending
+
+    def exact_scores(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(exact scores, known) of found labels; unknown labels (not in the gallery, -1) are not hits."""
+        pos = np.minimum(np.searchsorted(self.labels, np.maximum(found, 0)), len(self.labels) - 1)
+        known = (found >= 0) & (self.labels[pos] == found)
+        scores = np.einsum("qd,qkd->qk", self.queries, self.vectors[pos])
+        return scores, known
+
+
+@dataclass(frozen=True)
 class TuneResult:
     params: dict[str, Any]  # chosen search parameters
     target_recall: float
@@ -45,7 +71,10 @@ class TuneResult:
     recall_at_10: float
     meets_target: bool
     latency: LatencyStats
-    tried: tuple[tuple[dict[str, Any], float], ...] = field(default_factory=tuple)  # (params, recall@10)
+    query_source: str  # e.g. "held_out_items+recent_queries"
+    recall_by_source: dict[str, float] = field(default_factory=dict)  # recall@k per query source
+    n_queries: int = 0
+    tried: tuple[tuple[dict[str, Any], float], ...] = field(default_factory=tuple)  # (params, min recall@k)
 
     def metrics(self) -> dict[str, Any]:
         """Flat dict for the registry."""
@@ -54,8 +83,10 @@ class TuneResult:
             "recall_at_1": self.recall_at_1,
             "recall_at_10": self.recall_at_10,
             "meets_target": self.meets_target,
+            "query_source": self.query_source,
+            "recall_by_source": dict(self.recall_by_source),
             **{f"latency_{k}": v for k, v in asdict(self.latency).items() if k not in ("threads", "n_queries")},
-            "tune_queries": self.latency.n_queries,
+            "tune_queries": self.n_queries,
             "threads": self.latency.threads,
             "tried": [{"params": p, "recall_at_10": r} for p, r in self.tried],
         }
@@ -63,33 +94,46 @@ class TuneResult:
 
 def exact_neighbours(gallery: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Labels of the exact top-``k`` by inner product (BLAS-backed ``IndexFlatIP``)."""
+    return _exact(gallery, labels, queries, k)[1]
+
+
+def _exact(gallery: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
     flat = faiss.IndexFlatIP(gallery.shape[1])
     flat.add(np.ascontiguousarray(gallery, dtype=np.float32))
-    _, idx = flat.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(gallery)))
-    return np.where(idx >= 0, labels[np.clip(idx, 0, None)], -1)
+    scores, idx = flat.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(gallery)))
+    return scores, np.where(idx >= 0, np.asarray(labels)[np.clip(idx, 0, None)], -1)
 
 
-def drop_self(found: np.ndarray, self_labels: np.ndarray | None, k: int) -> np.ndarray:
-    """Remove each query's own label (leave-one-out queries taken from the gallery); keep k columns."""
-    if self_labels is None:
-        return found[:, :k]
-    out = np.full((len(found), k), -1, dtype=np.int64)
-    for q in range(len(found)):
-        row = found[q][found[q] != self_labels[q]]
-        out[q, : min(k, len(row))] = row[:k]
-    return out
+def ground_truth(gallery: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int, source: str) -> GroundTruth:
+    """Exact top-``k`` of (unit) ``queries`` over ``gallery`` whose rows carry ``labels``."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) > 1 and np.any(np.diff(labels) <= 0):
+        order = np.argsort(labels)
+        gallery, labels = gallery[order], labels[order]
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    scores, top = _exact(gallery, labels, q, k)
+    return GroundTruth(source, q, gallery, labels, top, scores)
 
 
-def recall_at(found: np.ndarray, truth: np.ndarray, k: int) -> float:
-    """Mean |found[:, :k] ∩ truth[:, :k]| / k (truth rows with fewer than k items count what exists)."""
-    hits = 0.0
-    for f, t in zip(found[:, :k], truth[:, :k], strict=True):
-        t = t[t >= 0]
-        if len(t):
-            hits += len(np.intersect1d(f[f >= 0], t)) / len(t)
-    return hits / len(found) if len(found) else 1.0
+def recall_at(found: np.ndarray, truth: GroundTruth | np.ndarray, k: int) -> float:
+    """Mean share of the top-``k`` found that are true top-``k`` neighbours, ties with the k-th counted.
+
+    With a plain label array as ``truth`` (no scores) it is |found ∩ truth| / k per query.
+    """
+    found = np.asarray(found)[:, :k]
+    if not isinstance(truth, GroundTruth):
+        t = np.asarray(truth)[:, :k]
+        hits = [len(np.intersect1d(f[f >= 0], r[r >= 0])) / max(len(r[r >= 0]), 1) for f, r in zip(found, t, strict=True)]
+        return float(np.mean(hits)) if hits else 1.0
+    kk = min(k, truth.top_labels.shape[1])
+    if kk == 0 or len(found) == 0:
+        return 1.0
+    scores, known = truth.exact_scores(found)
+    kth = truth.top_scores[:, kk - 1]
+    hit = known & (scores >= kth[:, None] - TIE_EPS)
+    return float(np.mean(np.minimum(hit.sum(axis=1), kk) / kk))
 
 
 def measure_latency(
@@ -126,123 +170,97 @@ def measure_latency(
     )
 
 
-def ladder(ann: Any) -> tuple[str, list[int]]:
-    """The parameter that trades speed for recall in this index, and its candidate values."""
-    if ann.family == "hnsw":
-        return "efSearch", list(EF_LADDER)
-    if ann.family in ("ivf_flat", "ivf_pq"):
-        nlist = int(ann.meta.get("choice_params", {}).get("nlist") or _nlist(ann))
-        values = [1]
-        while values[-1] < nlist:
-            values.append(min(values[-1] * 2, nlist))
-        return "nprobe", values
-    return "", []
-
-
-def _nlist(ann: Any) -> int:
+def ladder(ann: Any, k: int = 10) -> tuple[str, list[int]]:
+    """The parameter that trades speed for recall in this index, and its values, cheapest first."""
     import faiss
 
     from embedding.index.build import _find
 
+    if _find(ann.faiss_index, faiss.IndexHNSW) is not None:
+        values = [v for v in EF_LADDER if v >= k]
+        return "efSearch", (values if values and values[0] == k else [k, *values])  # efSearch >= k always
     ivf = _find(ann.faiss_index, faiss.IndexIVF)
-    return int(ivf.nlist) if ivf is not None else 1
+    if ivf is not None:
+        nlist = int(ivf.nlist)
+        return "nprobe", [v for v in NPROBE_LADDER if v < nlist] + [nlist]
+    return "", []
+
+
+def measure(ann: Any, truths: list[GroundTruth], k: int = 10) -> dict[str, tuple[float, float]]:
+    """(recall@1, recall@k) per query source at the index's current search parameters."""
+    out = {}
+    for t in truths:
+        _, found = ann.search_labels(t.queries, k, normalize=False)
+        out[t.source] = (recall_at(found, t, 1), recall_at(found, t, k))
+    return out
 
 
 def tune(
     ann: Any,
-    queries: np.ndarray,
-    truth: np.ndarray,
+    truths: GroundTruth | list[GroundTruth],
     *,
     target_recall: float = DEFAULT_TARGET_RECALL,
     k: int = 10,
-    self_labels: np.ndarray | None = None,
     threads: int | None = None,
     max_single: int = 300,
+    start: dict[str, Any] | None = None,
 ) -> TuneResult:
-    """Set ``ann.search_params`` to the cheapest setting reaching ``target_recall`` at ``k``.
+    """Set ``ann.search_params`` to the cheapest setting reaching ``target_recall`` at ``k`` on every source.
 
-    ``truth`` holds exact top-``k`` labels per query (self excluded when ``self_labels`` is given,
-    i.e. when the queries are gallery items). When no setting reaches the target, the most
-    accurate one is kept and ``meets_target`` is False.
+    Settings are tried cheapest first (from ``start`` when given) and the first that meets the
+    target wins. When none does, the most accurate is kept and ``meets_target`` is False.
     """
+    truths = [truths] if isinstance(truths, GroundTruth) else list(truths)
     set_threads(threads)
-    extra = 1 if self_labels is not None else 0
-
-    def evaluate(params: dict[str, Any]) -> tuple[float, float]:
-        ann.search_params = params
-        _, found = ann.search_labels(queries, k + extra)
-        found = drop_self(found, self_labels, k)
-        return recall_at(found, truth, 1), recall_at(found, truth, k)
-
-    name, values = ladder(ann)
+    name, values = ladder(ann, k)
     base: dict[str, Any] = {"k_factor": K_FACTOR_REFINE} if "Refine" in ann.factory else {}
+    if name and start and name in start:
+        values = [v for v in values if v >= int(start[name])] or values[-1:]
     tried: list[tuple[dict[str, Any], float]] = []
-    if not name:
-        r1, r10 = evaluate(base)
-        tried.append((dict(base), r10))
-        chosen = dict(base)
-    else:
-        if name == "efSearch":
-            values = [v for v in values if v >= k] or [k]
-        results: dict[int, tuple[float, float]] = {}
-
-        def at(i: int) -> tuple[float, float]:
-            if i not in results:
-                results[i] = evaluate(base | {name: values[i]})
-                tried.append((base | {name: values[i]}, results[i][1]))
-                log.info("%s=%d -> recall@%d %.4f", name, values[i], k, results[i][1])
-            return results[i]
-
-        lo, hi = 0, len(values) - 1
-        if at(hi)[1] < target_recall:
-            best = hi
-        else:
-            while lo < hi:  # smallest index meeting the target
-                mid = (lo + hi) // 2
-                if at(mid)[1] >= target_recall:
-                    hi = mid
-                else:
-                    lo = mid + 1
-            best = lo
-        r1, r10 = at(best)
-        chosen = base | {name: values[best]}
+    candidates = [base | {name: v} for v in values] if name else [dict(base)]
+    best: tuple[float, dict[str, Any], dict[str, tuple[float, float]]] | None = None
+    for params in candidates:
+        ann.search_params = params
+        per = measure(ann, truths, k)
+        worst = min(r for _, r in per.values())
+        tried.append((params, worst))
+        log.info("%s -> recall@%d %.4f", params, k, worst)
+        if best is None or worst > best[0]:
+            best = (worst, params, per)
+        if worst >= target_recall:
+            best = (worst, params, per)
+            break
+    assert best is not None
+    worst, chosen, per = best
     ann.search_params = chosen
-    latency = measure_latency(
-        lambda x, kk: ann.search_labels(x, kk), queries, k, max_single=max_single, threads=threads
-    )
-    if r10 < target_recall:
+    all_q = np.concatenate([t.queries for t in truths])
+    latency = measure_latency(lambda x, kk: ann.search(x, kk), all_q, k, max_single=max_single, threads=threads)
+    n = sum(len(t.queries) for t in truths)
+    r1 = sum(per[t.source][0] * len(t.queries) for t in truths) / max(n, 1)
+    r10 = sum(per[t.source][1] * len(t.queries) for t in truths) / max(n, 1)
+    if worst < target_recall:
         log.warning("%s reaches recall@%d %.3f < target %.3f at its most accurate setting %s",
-                    ann.factory, k, r10, target_recall, chosen)
+                    ann.factory, k, worst, target_recall, chosen)
     return TuneResult(
-        params=chosen,
-        target_recall=target_recall,
-        recall_at_1=r1,
-        recall_at_10=r10,
-        meets_target=r10 >= target_recall,
-        latency=latency,
-        tried=tuple(tried),
+        params=chosen, target_recall=target_recall, recall_at_1=r1, recall_at_10=r10,
+        meets_target=worst >= target_recall, latency=latency,
+        query_source="+".join(t.source for t in truths),
+        recall_by_source={t.source: per[t.source][1] for t in truths}, n_queries=n, tried=tuple(tried),
     )
 
 
-def leave_one_out_sample(
-    ann: Any, n_queries: int, *, seed: int = 0, k: int = 10,
-    gallery: np.ndarray | None = None, labels: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Queries drawn from the index's own items with exact truth excluding the query itself.
+def held_out_split(n: int, n_queries: int, *, seed: int = 0, newest_fraction: float = 0.2) -> np.ndarray:
+    """Positions of items to hold out as tuning queries: a random sample of the newest items.
 
-    Returns (queries, self_labels, truth). Without ``gallery``/``labels`` the vectors are
-    reconstructed from the index, so for compressed indexes the truth is then on the stored codes
-    (it measures search error, not compression error).
+    Rows come in ingest order, so the last ``newest_fraction`` are the newest: tuning on them
+    measures the index on data like what arrives next. At most a fifth of a small gallery is held out.
     """
-    if gallery is None or labels is None:
-        labels = ann.live_labels()
-        gallery = ann.vectors_of_labels(labels)
+    m = min(n_queries, n // 5)
+    if m < 1:
+        return np.zeros(0, np.int64)
+    pool = max(m, int(np.ceil(newest_fraction * n)))
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(labels), min(n_queries, len(labels)), replace=False)
-    queries = gallery[pick]
-    self_labels = labels[pick]
-    truth = drop_self(exact_neighbours(gallery, labels, queries, k + 1), self_labels, k)
-    return queries, self_labels, truth
+    return np.sort(n - pool + rng.choice(pool, m, replace=False)).astype(np.int64)
 
 
 def cpu_count() -> int:

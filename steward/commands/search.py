@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from steward.cli import add_command, add_subcommand, setting_flag
 
@@ -48,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                  help="cap on the index size in RAM (MiB)")
     setting_flag(b, "--latency-ms", setting="index.latency_target_ms", type=float,
                  help="single-query latency at which exact search is good enough")
+    b.add_argument("--factory", metavar="SPEC",
+                   help="faiss index_factory string (e.g. 'HNSW48,Flat', 'IVF4096,Flat', 'IVF1024,PQ32x4fs') "
+                        "instead of the measured choice; tuned to the recall target all the same")
 
     u = add_command(
         isub, "update", run_update,
@@ -94,6 +98,14 @@ def run_search(args: argparse.Namespace, ctx) -> int:
     for row in payload["results"]:
         lines.append(f"{row['query_item_id'] or 'query ' + str(row['query'])}:")
         lines += [f"  {i}\t{s:.4f}" for i, s in zip(row["item_ids"], row["scores"], strict=True)]
+    short = [row for row in payload["results"] if len(row["item_ids"]) < args.k]
+    if short:
+        # Only an index holding fewer than k qualifying items answers short; say so, never silently.
+        note = (f"note: {len(short)} of {len(payload['results'])} queries got fewer than k={args.k} neighbours "
+                f"(fewest: {min(len(r['item_ids']) for r in short)}): index v{iv.id} holds only "
+                f"{iv.num_vectors} items")
+        lines.append(note)
+        print(note, file=sys.stderr)
     ctx.emit(payload, "\n".join(lines))
     return 0
 
@@ -104,6 +116,7 @@ def _summary(iv) -> dict:
         "id": iv.id, "model_version": iv.model_version, "factory": iv.factory,
         "search": iv.params.get("search"), "num_vectors": iv.num_vectors, "as_of_batch": iv.as_of_batch,
         "recall_at_1": m.get("recall_at_1"), "recall_at_10": m.get("recall_at_10"),
+        "query_source": m.get("query_source"), "measured_after": m.get("measured_after"),
         "p50_ms": m.get("latency_p50_ms"), "p99_ms": m.get("latency_p99_ms"),
         "batch_qps": m.get("latency_batch_qps"), "build_seconds": m.get("build_seconds"),
         "bytes": m.get("bytes"), "threads": m.get("threads"),
@@ -118,7 +131,8 @@ def _fmt(v, spec: str) -> str:
 def _line(s: dict) -> str:
     return (f"{s['id']}\tv{s['model_version']}\t{s['factory']}\t{s['search']}\tn={s['num_vectors']}\t"
             f"batch={s['as_of_batch']}\tR@10={_fmt(s['recall_at_10'], '.3f')}\tp50={_fmt(s['p50_ms'], '.3f')}ms\t"
-            f"p99={_fmt(s['p99_ms'], '.3f')}ms" + ("\tREBUILD PROPOSED" if s["rebuild_proposed"] else ""))
+            f"p99={_fmt(s['p99_ms'], '.3f')}ms\tqueries={s['query_source'] or '-'}"
+            + ("\tREBUILD PROPOSED" if s["rebuild_proposed"] else ""))
 
 
 def run_build(args: argparse.Namespace, ctx) -> int:
@@ -126,7 +140,8 @@ def run_build(args: argparse.Namespace, ctx) -> int:
 
     model = ctx.api.model(args.collection, args.model).version
     with ctx.stage(f"embedding, building and tuning an index of {args.collection} model v{model}"):
-        iv = ctx.api.build_index(args.collection, model, as_of=args.as_of, progress=not args.json)
+        iv = ctx.api.build_index(args.collection, model, as_of=args.as_of, progress=not args.json,
+                                 factory=args.factory)
     ctx.emit(shapes.index_version(iv), "built index " + _line(_summary(iv)))
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedding.index.synthetic import clustered_vectors
+from benchmarks.datasets.clustered import clustered_vectors
 
 N, DIM = 4_000, 32
 

@@ -153,3 +153,43 @@ def test_k_larger_than_index_pads_with_minus_inf(gallery):
     res = ann.search(q[:1], 5)
     assert len(res.item_ids[0]) == 3
     assert np.isneginf(res.scores[0, 3:]).all()
+    assert res.short == (0,)  # the short answer is reported, not passed off as complete
+
+
+def test_k_beyond_ef_search_still_returns_k(gallery):
+    ids, x, q = gallery
+    ann = AnnIndex.build(ids, x, HNSW, threads=1)
+    ann.search_params = {"efSearch": 16}
+    res = ann.search(q[:3], 200)
+    assert [len(r) for r in res.item_ids] == [200] * 3 and res.short == ()
+    assert len(set(res.item_ids[0])) == 200
+    ann.remove(ids[: len(ids) // 2])  # tombstones: the selector must not make the answer short either
+    res = ann.search(q[:3], 500)
+    assert [len(r) for r in res.item_ids] == [500] * 3
+    assert not set(ids[: len(ids) // 2]) & set(res.item_ids[0])
+
+
+def test_search_one_matches_the_batch_path(index, gallery):
+    _, _, q = gallery
+    one_ids, one_scores = index.search_one(q[0], 10)
+    batch = index.search(q[:1], 10)
+    assert one_ids == batch.item_ids[0]
+    np.testing.assert_allclose(one_scores, batch.scores[0], rtol=1e-6)
+
+
+def test_zero_vectors_are_refused_with_their_ids(gallery):
+    ids, x, _ = gallery
+    bad = x[:5].copy()
+    bad[3] = 0.0
+    with pytest.raises(ValidationError, match=r"zero norm.*item-3"):
+        AnnIndex.build(ids[:5], bad, FLAT)
+    ann = AnnIndex.build(ids[:5], x[:5], FLAT)
+    with pytest.raises(ValidationError, match="zero norm"):
+        ann.add(["z"], np.zeros((1, x.shape[1]), np.float32))
+    assert ann.ntotal == 5
+
+
+def test_lookups_are_arrays_not_dicts(index, gallery):
+    ids, _, _ = gallery
+    assert index.labels_of(ids[:3]).dtype == np.int64
+    assert not any(isinstance(v, dict) and len(v) >= len(ids) for v in vars(index).values())

@@ -8,9 +8,11 @@ import pytest
 
 from core.errors import ConfigError, ValidationError
 from embedding.index.choice import (
+    EXACT_MAX_WORK,
+    HNSW_MAX_N,
+    choice_from_factory,
     choose_index,
-    flat_bytes,
-    hnsw_bytes,
+    hnsw_sq_bytes,
     ivf_flat_bytes,
     ivf_nlist,
 )
@@ -18,26 +20,31 @@ from embedding.index.choice import (
 MiB = 2**20
 
 
+W, H = EXACT_MAX_WORK, HNSW_MAX_N
+
+
 @pytest.mark.parametrize(
     ("n", "dim", "budget", "latency_ms", "family", "factory"),
     [
         (500, 64, None, None, "flat", "Flat"),  # tiny: exact
-        (10_000, 128, None, None, "flat", "Flat"),  # at the exact threshold
-        (10_001, 128, None, None, "hnsw", "HNSW32,Flat"),  # just past it, memory unbounded
-        (500_000, 128, None, None, "hnsw", "HNSW32,Flat"),  # the largest size HNSW is chosen for
-        (500_001, 128, None, None, "ivf_flat", "IVF4096,Flat"),  # past it IVF builds and answers faster
+        (W // 128, 128, None, None, "flat", "Flat"),  # at the exact crossover
+        (W // 128 + 1, 128, None, None, "ivf_flat", f"IVF{ivf_nlist(W // 128 + 1)},Flat"),  # just past it
+        (W // 64, 64, None, None, "flat", "Flat"),  # the exact limit follows dimension:
+        (W // 384 + 1, 384, None, None, "hnsw", "HNSW32,Flat"),  # fewer items stay exact at 384-d
+        (H, 384, None, None, "hnsw", "HNSW32,Flat"),  # the largest size HNSW is chosen for
+        (H + 1, 384, None, None, "ivf_flat", f"IVF{ivf_nlist(H + 1)},Flat"),  # past it IVF
+        (H, 128, None, None, "ivf_flat", f"IVF{ivf_nlist(H)},Flat"),  # below HNSW_MIN_DIM IVF at any size
         (1_000_000, 128, None, None, "ivf_flat", "IVF4096,Flat"),
-        (100_000, 384, None, None, "hnsw", "HNSW32,Flat"),
         # exact search estimated within a generous latency target stays exact
         (50_000, 64, None, 10.0, "flat", "Flat"),
         # ... but not within a tight one
-        (50_000, 64, None, 0.5, "hnsw", "HNSW32,Flat"),
-        # HNSW32 does not fit, HNSW16 does
-        (400_000, 128, hnsw_bytes(400_000, 128, 16) + MiB, None, "hnsw", "HNSW16,Flat"),
-        # no HNSW fits, raw vectors do: IVF-Flat
-        (400_000, 128, ivf_flat_bytes(400_000, 128, 4096) + MiB, None, "ivf_flat", "IVF4096,Flat"),
-        (100_000, 128, flat_bytes(100_000, 128) + 10 * MiB // 10, None, "ivf_flat", "IVF2048,Flat"),
-        # raw vectors do not fit: IVF-PQ with a refine step
+        (50_000, 64, None, 0.5, "ivf_flat", f"IVF{ivf_nlist(50_000)},Flat"),
+        # HNSW with float vectors does not fit, with 8-bit codes it does
+        (H, 384, hnsw_sq_bytes(H, 384, 32) + MiB, None, "hnsw", "HNSW32,SQ8"),
+        # raw vectors do not fit: IVF-PQ with a refine step; IVF-Flat under a budget that holds raw vectors
+        (H, 128, hnsw_sq_bytes(H, 128, 32) - MiB, None, "ivf_pq", f"IVF{ivf_nlist(H)},PQ64x4fs,Refine(SQ8)"),
+        (2 * H, 128, ivf_flat_bytes(2 * H, 128, ivf_nlist(2 * H)) + MiB, None, "ivf_flat",
+         f"IVF{ivf_nlist(2 * H)},Flat"),
         (1_000_000, 128, 200 * MiB, None, "ivf_pq", "IVF4096,PQ64x4fs,Refine(SQ8)"),
         # too tight even for the refine step: IVF-PQ alone
         (1_000_000, 128, 60 * MiB, None, "ivf_pq", "IVF4096,PQ64x4fs"),
@@ -82,3 +89,21 @@ def test_empty_or_dimensionless_gallery_is_rejected(n, dim):
 def test_nonpositive_budget_is_a_config_error():
     with pytest.raises(ConfigError):
         choose_index(100, 8, memory_budget_bytes=0)
+
+
+@pytest.mark.parametrize(
+    ("factory", "family", "params"),
+    [("HNSW48,Flat", "hnsw", {"M": 48}), ("IVF256,Flat", "ivf_flat", {"nlist": 256}),
+     ("IVF256,PQ16x4fs", "ivf_pq", {"nlist": 256}), ("Flat", "flat", {}), ("PCA64,HNSW16", "hnsw", {"M": 16}),
+     ("LSH", "custom", {})],
+)
+def test_factory_override_reads_the_family(factory, family, params):
+    choice = choice_from_factory(factory, 100_000, 128)
+    assert choice.factory == factory and choice.family == family and "--factory" in choice.reason
+    assert params.items() <= choice.params.items()
+
+
+@pytest.mark.parametrize("factory", ["", "IDMap2,Flat", "IVF4096,Flat"])
+def test_factory_override_refuses_what_cannot_work(factory):
+    with pytest.raises(ValidationError):
+        choice_from_factory(factory, 1_000, 128)

@@ -57,7 +57,20 @@ def test_build_list_search_update(home, capsys):
     assert main(["index", "update", "--collection", "c", "--index-version", str(built["id"]), "--json"]) == 0
     upd = json.loads(capsys.readouterr().out)
     assert upd["num_vectors"] == 320 and upd["metrics"]["incremental"]["added"] == 20
+    # the update's own figures, measured after it, not the parent's carried over
+    assert upd["metrics"]["measured_after"] == "update" and "tried" not in upd["metrics"]
+    assert upd["metrics"]["query_source"] == "held_out_items" and upd["metrics"]["latency_p50_ms"] > 0
 
     assert main(["index", "list", "--collection", "c", "--json"]) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [built["id"], upd["id"]]
+    assert main(["index", "list", "--collection", "c"]) == 0
+    assert "queries=held_out_items" in capsys.readouterr().out
+
+    assert main(["index", "build", "--collection", "c", "--model", "1", "--factory", "HNSW8,Flat", "--json"]) == 0
+    forced = json.loads(capsys.readouterr().out)
+    assert forced["factory"] == "HNSW8,Flat" and "--factory" in forced["metrics"]["choice_reason"]
+    assert forced["params"]["search"]["efSearch"] >= 10
+    assert main(["search", "--collection", "c", "--index-version", str(forced["id"]), "--vectors",
+                 str(tmp_path / "q.npy"), "--k", "500"]) == 0
+    assert "fewer than k=500" in capsys.readouterr().err
     assert main(["search", "--collection", "c", "--model", "1", "--vectors", str(tmp_path / "missing.npy")]) == 4

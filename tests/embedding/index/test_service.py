@@ -37,6 +37,7 @@ def test_build_registers_a_tuned_version_and_load_verifies_it(ws):
                 "build_seconds", "bytes", "threads"):
         assert key in iv.metrics
     assert iv.metrics["recall_at_10"] == pytest.approx(1.0)
+    assert iv.metrics["query_source"] == "held_out_items" and iv.metrics["tune_queries"] == 200
     assert ws.registry.models.list_indexes("shop", 1)[-1].id == iv.id
     ann = load_index(ws, iv.id)
     q = emb.embed_table(ws.store.read("shop", columns=["features"]).slice(0, 5))
@@ -72,6 +73,8 @@ def test_update_applies_new_updated_and_deleted_items(ws):
     q = emb.embed_table(upd.slice(0, 10))
     assert ann.search(q, 10).item_ids == exact(ws, emb, 3, q, 10)
     assert "i100" not in ann and "i5000" in ann
+    assert iv2.metrics["measured_after"] == "update" and iv2.metrics["recall_at_10"] >= 0.95
+    assert iv2.metrics["query_source"] == "held_out_items" and iv2.metrics["latency_p50_ms"] > 0
     with pytest.raises(ConflictError):
         update_index(ws, "shop", iv2.id, 3, embedder=emb)
 
