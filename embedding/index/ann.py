@@ -46,7 +46,7 @@ from embedding.index.build import (
     set_threads,
     train,
 )
-from embedding.index.choice import IndexChoice, choose_index
+from embedding.index.choice import METRIC, IndexChoice, choose_index
 
 log = logging.getLogger(__name__)
 
@@ -621,6 +621,8 @@ class AnnIndex:
 
     @classmethod
     def _assemble(cls, index: Any, header: dict[str, Any], table: bytes, *, read_only: bool) -> AnnIndex:
+        if header.get("format") == 1:
+            return cls._upgraded_from_format_1(index, header, table)
         arrays = np.load(io.BytesIO(table), allow_pickle=False)
         offsets, data = arrays["offsets"], arrays["data"].tobytes()
         n = int(arrays["n"])
@@ -636,6 +638,43 @@ class AnnIndex:
             meta=header["meta"],
             read_only=read_only,
         )
+
+
+    @classmethod
+    def _upgraded_from_format_1(cls, index: Any, header: dict[str, Any], table: bytes) -> AnnIndex:
+        """A format-1 index (faiss ``IndexIDMap2`` with free labels, tombstones as a label list), read
+        back into this format: its live vectors are re-added to an index of the same factory, and its
+        search parameters and metrics are kept. Production keeps serving across the upgrade; the
+        next ``steward index build`` or update writes the new format (and measures it afresh)."""
+        import faiss
+
+        arrays = np.load(io.BytesIO(table), allow_pickle=False)
+        offsets, data = arrays["offsets"], arrays["data"].tobytes()
+        labels = arrays["labels"].astype(np.int64)
+        dead = set(arrays["tombstones"].astype(np.int64).tolist())
+        keep = np.array([int(lab) not in dead for lab in labels.tolist()], dtype=bool)
+        ids = np.asarray([data[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(len(labels))], dtype=str)
+        outer = faiss.downcast_index(index)
+        if not isinstance(outer, faiss.IndexIDMap2):
+            raise ArtifactIntegrityError("format-1 index file does not hold an id-mapped faiss index; "
+                                         "rebuild it with `steward index build`")
+        ivf = _find(outer, faiss.IndexIVF)
+        if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
+            ivf.make_direct_map()
+        try:
+            vectors = np.stack([outer.reconstruct(int(lab)) for lab in labels[keep].tolist()]) if keep.any() \
+                else np.zeros((0, int(header["dim"])), np.float32)
+        except RuntimeError as e:
+            raise ArtifactIntegrityError(f"format-1 index cannot give back its vectors ({e}); rebuild it with "
+                                         "`steward index build`") from e
+        choice = IndexChoice(factory=header["factory"], metric=METRIC, family=header["family"],
+                             reason="upgraded from index format 1 (same factory)")
+        ann = cls.build(ids[keep], vectors, choice)
+        ann.search_params = dict(header.get("search_params") or {})
+        ann.meta = {**(header.get("meta") or {}), "upgraded_from_format": 1}
+        log.warning("index in format 1 upgraded in memory (%d items); rebuild or update it to store format %d",
+                    len(ann), FORMAT_VERSION)
+        return ann
 
 
 def _find_ivf(index: Any) -> Any:
@@ -703,7 +742,7 @@ def _parse_trailer(trailer: bytes, total: int, *, where: str) -> tuple[dict[str,
         raise ArtifactIntegrityError(f"{where}: index header is unreadable ({e}); the file is corrupted") from e
     table = meta[8 + head_len :]
     _check(hashlib.sha256(table).hexdigest(), header.get("ids_sha256", ""), f"{where} (id table)")
-    if header.get("format") != FORMAT_VERSION:
+    if header.get("format") not in (1, FORMAT_VERSION):  # 1 is upgraded on load
         raise ArtifactIntegrityError(
             f"{where}: index format {header.get('format')} is not {FORMAT_VERSION}; rebuild it with "
             "`steward index build`")
