@@ -142,6 +142,8 @@ def test_docs_list_every_field(home: Path, capsys, monkeypatch, tmp_path: Path) 
         "ingest_result": _cli(home, capsys, monkeypatch, "ingest", "-c", "shop", str(tmp_path / "b3.parquet")),
         "drift_summary": _cli(home, capsys, monkeypatch, "drift", "-c", "shop", "--no-notify"),
         "gc_result": _cli(home, capsys, monkeypatch, "gc", "-c", "shop", "--keep", "1", "--dry-run"),
+        "embed_file_result": _cli(home, capsys, monkeypatch, "embed", "-c", "shop", "--input",
+                                  str(tmp_path / "b3.parquet"), "--out", str(tmp_path / "e.parquet")),
     }
     produced["search_result.results[]"] = produced["search_result"]["results"][0]
     produced["gc_result.versions[]"] = produced["gc_result"]["versions"][0]
