@@ -283,15 +283,15 @@ def test_decision_lines_name_the_status_the_acting_detectors_and_novel_ids(ws):
     ws.store.ingest_table(table(np.concatenate([known, new]), np.array([None] * 200, dtype=object), 9000), "shop")
     res = check_drift(ws, "shop", config=CONFIG, notify=False)
     lines = decision_lines(res, novel=3)
-    assert lines[0].startswith("status: drift (acts")
+    assert lines[0].startswith("status: drift — acts")
     assert lines[1].startswith("acting: ") and "novelty (effect " in lines[1] and "vs threshold" in lines[1]
     [novel] = [line for line in lines if line.startswith("novel items")]
     assert novel.split(": ", 1)[1].count(", ") == 2 and all(n["item_id"] in novel for n in res.novel_items[:3])
-    assert f"(+{len(res.novel_items) - 3} more)" in novel
+    assert f"(+{len(res.novel_items) - 3} more in the JSON)" in novel
     text = alert_text(res)
     assert "status: drift" in text and res.novel_items[0]["item_id"] in text
 
     small = replace(res, decision=replace(res.decision, drifted=False, acting=()))
     lines = decision_lines(small)
-    assert lines[0].startswith("status: significant, small (reported, does not act")
+    assert lines[0].startswith("status: significant, small — reported, does not act")
     assert lines[1] == "acting: none" and lines[2].startswith("significant, small: ")
