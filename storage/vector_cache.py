@@ -3,11 +3,13 @@ same input is never encoded twice.
 
 Keys are 32-byte digests (sha256 of the input's content); vectors live per *namespace* (an encoder's
 name and version: a different encoder never reuses another's vectors). Each namespace is a folder of
-``.npz`` shards (``keys`` (n, 32) uint8, ``vectors`` (n, d) float32). A store writes one new shard
-under a temporary name and renames it, so readers never see half a shard and concurrent writers
-(two flows, a CLI beside a worker) never overwrite each other; when a namespace has more than
-``MAX_SHARDS`` shards, the next store merges them into one (the merged shard appears before the
-old ones are removed; a reader that lists a shard that is then removed treats its rows as misses).
+``.npy`` shards, one structured array each (``key`` 32 uint8, ``vector`` d float32), memory-mapped
+when read: only the keys are read up front (32 bytes a row), vectors when asked for, so a large
+collection's cache does not have to fit in memory. A store writes one new shard under a temporary
+name and renames it, so readers never see half a shard and concurrent writers (two flows, a CLI
+beside a worker) never overwrite each other; when a namespace has more than ``MAX_SHARDS`` shards,
+the next store merges them into one, shard by shard (the merged shard appears before the old ones
+are removed; a reader that lists a shard that is then removed treats its rows as misses).
 
 The cache is a speed-up, never a source of truth: a lost or unreadable shard only costs a re-encode.
 """
@@ -43,8 +45,22 @@ def namespace_dir_name(namespace: str) -> str:
 @dataclass
 class _Loaded:
     shards: frozenset[str] = frozenset()
-    index: dict[bytes, int] = field(default_factory=dict)
-    vectors: np.ndarray | None = None
+    index: dict[bytes, int] = field(default_factory=dict)  # key -> row over all shards, in order
+    parts: list[np.ndarray] = field(default_factory=list)  # each shard's vectors (memory-mapped)
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))  # first row of each shard, then n
+
+    @property
+    def dim(self) -> int | None:
+        return int(self.parts[0].shape[1]) if self.parts else None
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """Vectors of global ``rows``, gathered shard by shard."""
+        out = np.empty((len(rows), self.dim or 0), dtype=np.float32)
+        shard = np.searchsorted(self.offsets, rows, side="right") - 1
+        for s in np.unique(shard):
+            mine = shard == s
+            out[mine] = self.parts[s][rows[mine] - self.offsets[s]]
+        return out
 
 
 class VectorCache:
@@ -62,7 +78,7 @@ class VectorCache:
         d = self._dir(namespace)
         if not d.is_dir():
             return []
-        return sorted(p for p in d.iterdir() if p.suffix == ".npz" and not p.name.startswith("."))
+        return sorted(p for p in d.iterdir() if p.suffix == ".npy" and not p.name.startswith("."))
 
     def _load(self, namespace: str) -> _Loaded:
         """The namespace's vectors in memory, re-read only when its shards changed."""
@@ -74,25 +90,25 @@ class VectorCache:
             return cached
         index: dict[bytes, int] = {}
         parts: list[np.ndarray] = []
-        n = 0
+        offsets = [0]
         for path in shards:
             try:
-                with np.load(path) as z:
-                    keys, vecs = z["keys"], z["vectors"]
+                arr = np.load(path, mmap_mode="r")
+                keys, vecs = arr["key"], arr["vector"]
             except FileNotFoundError:
                 continue  # merged away by another process since we listed it
-            except (OSError, ValueError, KeyError) as e:
+            except (OSError, ValueError, KeyError, IndexError) as e:
                 log.warning("vector cache shard %s is unreadable (%s); its rows will be re-encoded", path, e)
                 continue
-            if parts and vecs.shape[1] != parts[0].shape[1]:
-                log.warning("vector cache shard %s has dimension %d, not %d; ignored", path, vecs.shape[1],
-                            parts[0].shape[1])
+            if vecs.ndim != 2 or keys.shape[1:] != (KEY_BYTES,) or (parts and vecs.shape[1] != parts[0].shape[1]):
+                log.warning("vector cache shard %s has an unexpected shape %s; ignored", path, vecs.shape)
                 continue
-            for i, k in enumerate(keys):
+            n = offsets[-1]
+            for i, k in enumerate(np.asarray(keys)):
                 index.setdefault(k.tobytes(), n + i)
-            parts.append(np.asarray(vecs, dtype=np.float32))
-            n += len(vecs)
-        loaded = _Loaded(names, index, np.concatenate(parts) if parts else None)
+            parts.append(vecs)
+            offsets.append(n + len(vecs))
+        loaded = _Loaded(names, index, parts, np.array(offsets, dtype=np.int64))
         with self._lock:
             self._loaded[namespace] = loaded
         return loaded
@@ -104,10 +120,10 @@ class VectorCache:
         loaded = self._load(namespace)
         rows = np.array([loaded.index.get(k.tobytes(), -1) for k in keys], dtype=np.int64)
         found = rows >= 0
-        if loaded.vectors is None or not found.any():
+        if not loaded.parts or not found.any():
             return None, found
-        out = np.zeros((len(keys), loaded.vectors.shape[1]), dtype=np.float32)
-        out[found] = loaded.vectors[rows[found]]
+        out = np.zeros((len(keys), loaded.dim), dtype=np.float32)
+        out[found] = loaded.rows(rows[found])
         return out, found
 
     def store(self, namespace: str, keys: np.ndarray, vectors: np.ndarray) -> None:
@@ -120,24 +136,36 @@ class VectorCache:
             return
         d = self._dir(namespace)
         d.mkdir(parents=True, exist_ok=True)
-        _write_shard(d / f"{uuid.uuid4().hex}.npz", keys, vectors)
+        _write_shard(d / f"{uuid.uuid4().hex}.npy", keys, vectors)
         shards = self._shards(namespace)
         if len(shards) > MAX_SHARDS:
             self._merge(namespace, shards)
 
     def _merge(self, namespace: str, shards: list[Path]) -> None:
+        """One shard with every distinct key (first copy wins), written shard by shard (bounded memory)."""
         loaded = self._load(namespace)
-        if loaded.vectors is None:
+        if not loaded.parts:
             return
-        keys = np.empty((len(loaded.index), KEY_BYTES), dtype=np.uint8)
-        rows = np.empty(len(loaded.index), dtype=np.int64)
-        for i, (k, r) in enumerate(loaded.index.items()):
-            keys[i] = np.frombuffer(k, dtype=np.uint8)
-            rows[i] = r
-        _write_shard(self._dir(namespace) / f"{uuid.uuid4().hex}.npz", keys, loaded.vectors[rows])
-        for path in shards:
-            if path.name in loaded.shards:
-                path.unlink(missing_ok=True)
+        rows = np.fromiter(loaded.index.values(), dtype=np.int64, count=len(loaded.index))
+        rows.sort()
+        path = self._dir(namespace) / f"{uuid.uuid4().hex}.npy"
+        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=_dtype(loaded.dim), shape=(len(rows),))
+            keys = np.frombuffer(b"".join(loaded.index), dtype=np.uint8).reshape(-1, KEY_BYTES)
+            by_row = np.argsort(np.fromiter(loaded.index.values(), dtype=np.int64, count=len(loaded.index)))
+            out["key"] = keys[by_row]
+            step = 65_536
+            for start in range(0, len(rows), step):
+                out["vector"][start:start + step] = loaded.rows(rows[start:start + step])
+            out.flush()
+            del out
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        for p in shards:
+            if p.name in loaded.shards:
+                p.unlink(missing_ok=True)
 
     def size(self, namespace: str) -> int:
         """How many vectors ``namespace`` holds."""
@@ -151,11 +179,17 @@ def _check_keys(keys: np.ndarray) -> np.ndarray:
     return keys
 
 
+def _dtype(dim: int) -> np.dtype:
+    return np.dtype([("key", np.uint8, (KEY_BYTES,)), ("vector", np.float32, (dim,))])
+
+
 def _write_shard(path: Path, keys: np.ndarray, vectors: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
+    arr = np.empty(len(keys), dtype=_dtype(vectors.shape[1]))
+    arr["key"], arr["vector"] = keys, vectors
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, keys=keys, vectors=vectors)
+            np.save(f, arr)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

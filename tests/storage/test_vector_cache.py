@@ -31,7 +31,7 @@ def test_many_stores_are_merged_into_one_shard(tmp_path, monkeypatch):
     cache = VectorCache(tmp_path)
     for i in range(5):
         cache.store("enc", _keys(f"t{i}"), np.full((1, 2), i, np.float32))
-    assert len(list((tmp_path / "enc").glob("*.npz"))) <= 3
+    assert len(list((tmp_path / "enc").glob("*.npy"))) <= 3
     vecs, found = VectorCache(tmp_path).lookup("enc", _keys(*(f"t{i}" for i in range(5))))
     assert found.all()
     np.testing.assert_array_equal(vecs[:, 0], np.arange(5))
@@ -40,7 +40,7 @@ def test_many_stores_are_merged_into_one_shard(tmp_path, monkeypatch):
 def test_a_corrupt_shard_is_a_miss_not_an_error(tmp_path):
     cache = VectorCache(tmp_path)
     cache.store("enc", _keys("a"), np.ones((1, 2), np.float32))
-    (tmp_path / "enc" / "zz-broken.npz").write_bytes(b"not a zip")
+    (tmp_path / "enc" / "zz-broken.npy").write_bytes(b"not a zip")
     assert VectorCache(tmp_path).lookup("enc", _keys("a"))[1].tolist() == [True]
 
 
