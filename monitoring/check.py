@@ -118,6 +118,8 @@ def check_drift(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     emb = _resolve_embedding(workspace, collection, model_version, coll.kind)
+    timings["load_model"] = time.perf_counter() - t0  # a fresh process pays its imports here
+    t0 = time.perf_counter()
     column = "text" if coll.kind == "text" else "features"
     cur_table = workspace.store.read_batch(collection, current.seq, columns=["label", column])
     ref_tables = [workspace.store.read_batch(collection, b.seq, columns=["label", column]) for b in earlier]
