@@ -17,6 +17,7 @@ import io
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,10 +74,13 @@ class ReferenceEmbeddings:
         return cls(np.concatenate([p.item_ids for p in parts]).astype(str), np.concatenate([p.batches for p in parts]),
                    np.concatenate([p.digests for p in parts]), np.concatenate([p.vectors for p in parts]))
 
+    @cached_property
+    def _rows(self) -> dict[tuple[str, bytes], int]:
+        return {(str(i), d.tobytes()): r for r, (i, d) in enumerate(zip(self.item_ids, self.digests, strict=True))}
+
     def lookup(self, item_ids: Sequence[str], digests: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """``(vectors, found)`` for rows given by id and input digest; a row is found only when both match."""
-        where: dict[tuple[str, bytes], int] = {
-            (str(i), d.tobytes()): r for r, (i, d) in enumerate(zip(self.item_ids, self.digests, strict=True))}
+        where = self._rows
         rows = np.array([where.get((str(i), d.tobytes()), -1) for i, d in zip(item_ids, digests, strict=True)],
                         dtype=np.int64)
         found = rows >= 0
