@@ -136,6 +136,26 @@ def _table(x: np.ndarray, y: np.ndarray, start: int):
                      "features": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel(), pa.float32()), x.shape[1])})
 
 
+LIBRARY_SETS = ("numpy", "sqlalchemy, pyarrow.parquet, alembic", "torch", "scipy.special", "scipy.stats",
+                "scipy.optimize", "sklearn.covariance", "scipy.stats, scipy.optimize, sklearn.covariance", "pandas")
+
+
+def library_import_cpu(runs: int) -> dict[str, float]:
+    """CPU seconds (user + system, median of ``runs`` fresh processes) to import each library set beyond
+    ``import numpy``: what a command pays for its dependencies, fairly independent of others' load."""
+    def cpu(stmt: str) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", stmt], check=True, capture_output=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+    base = statistics.median(cpu("import numpy") for _ in range(runs))
+    out = {"python + numpy": base}
+    for libs in LIBRARY_SETS[1:]:
+        out[libs] = max(0.0, statistics.median(cpu(f"import numpy; import {libs}") for _ in range(runs)) - base)
+    return out
+
+
 def inprocess_check(n_ref: int, n_cur: int, dim: int, runs: int, seeds: tuple[int, ...]) -> list[dict[str, Any]]:
     """The drift check in this process at ``n_ref`` x ``dim`` vs ``n_cur`` x ``dim``: the detectors and the
     decision (``run_suite``), and the whole ``check_drift`` on a raw-feature collection (read, embed,
@@ -224,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
                         "status": drift_json.get("status"), "batch_seq": drift_json.get("batch_seq")}
         imports = {name: import_breakdown(cmd, env, cwd) for name, cmd in
                    (("drift", commands["drift"]), ("--help", commands["--help"]))}
+    print("timing library imports ...", flush=True)
+    libs = library_import_cpu(runs)
     print("timing the in-process check ...", flush=True)
     check = inprocess_check(args.size[0], args.size[1], 384, runs, tuple(args.seeds))
     load_after = os.getloadavg()
@@ -272,11 +294,16 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{k} {v:.3f}" for k, v in (drift_phases["seconds"] or {}).items())
         + f" s; reference: {drift_phases['reference_items']}.",
         "",
+        "CPU seconds to import the libraries on the drift path, beyond `import numpy` (median of fresh processes; "
+        "sets overlap): " + ", ".join(f"{k} {v:.2f}" for k, v in libs.items()) + ". After torch leaves the "
+        "drift path, the detectors' `scipy.stats` (norm, kstwobign, ks_2samp, mannwhitneyu, chi2_contingency, "
+        "betabinom), `scipy.optimize.brentq` and `sklearn.covariance.ledoit_wolf` are the largest import left.",
+        "",
         "Per-phase seconds of one in-process check_drift (seed "
         f"{check[0]['seed']}): " + ", ".join(f"{k} {v:.3f}" for k, v in check[0]["check_drift_phases_s"].items()) + ".",
     ]
     data = {"runs": runs, "load_average_before": load_before, "load_average_after": load_after, "demo": demo,
-            "commands": timed, "drift_phases": drift_phases, "imports": imports, "inprocess_check": check, "targets": TARGETS,
+            "commands": timed, "drift_phases": drift_phases, "library_import_cpu_s": libs, "imports": imports, "inprocess_check": check, "targets": TARGETS,
             "note": "shared, loaded 2-core machine: timings are upper bounds of an idle machine's"}
     path = write_results(args.results_name, data, "\n".join(md))
     print("\n".join(md))
