@@ -275,6 +275,12 @@ class Settings:
         """Local folder for human-readable reports (HTML); the artifact store keeps the copies."""
         return self.home / "reports"
 
+    @property
+    def vector_cache_dir(self) -> Path:
+        """Local folder of the content-addressed encoding cache (storage/vector_cache.py): a speed-up
+        only, safe to delete."""
+        return self.home / "cache" / "vectors"
+
     def to_dict(self, *, secrets: bool = False) -> dict[str, Any]:
         """Plain nested dict (JSON-ready); secrets are left out unless asked for."""
         out = dataclasses.asdict(self)

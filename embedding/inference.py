@@ -33,6 +33,10 @@ ROLE_LOSS = "loss_state"
 class Embedder:
     """A model version ready to embed features (or text, through the frozen text encoder)."""
 
+    # The workspace's encoding cache (storage.vector_cache); load_embedder sets it. Item rows (tables
+    # with an item_id) go through it; ad-hoc queries do not, so search traffic never grows it.
+    text_cache: Any = None
+
     def __init__(self, model: EmbeddingHead, *, model_version: int | None, input_kind: str = "features",
                  device: str = "cpu", batch_size: int = 4096) -> None:
         if input_kind not in ("features", "text"):
@@ -59,10 +63,11 @@ class Embedder:
         with self._lock:
             return embed_array(self.model, x, batch_size=self.batch_size, device=self.device)
 
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
-        from embedding.model import get_text_encoder
+    def encode_texts(self, texts: list[str], *, cache: bool = False) -> np.ndarray:
+        """The text encoder's outputs; with ``cache``, through the encoding cache (embedding.text_cache)."""
+        from embedding.text_cache import cached_text_encoder
 
-        return get_text_encoder(self.device).encode(texts)
+        return cached_text_encoder(self.text_cache if cache else None, self.device).encode(texts)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         return self.embed_features(self.encode_texts(texts))
@@ -78,7 +83,8 @@ class Embedder:
             return features_to_numpy(table)
         if "text" not in names:
             raise ValidationError(f"table has no 'text' column (columns: {names})")
-        return self.encode_texts([t or "" for t in table.column("text").to_pylist()])
+        return self.encode_texts([t or "" for t in table.column("text").to_pylist()],
+                                 cache="item_id" in names)
 
     def embed_table(self, table: pa.Table | pa.RecordBatch) -> np.ndarray:
         return self.embed_features(self.inputs_of(table))
@@ -119,6 +125,7 @@ def load_embedder(workspace: Workspace, collection: str, model_version: int | No
         return hit
     embedder = Embedder(head_from_model_version(workspace, mv), model_version=mv.version,
                         input_kind=mv.config.get("input_kind", "features"), device=device)
+    embedder.text_cache = workspace.vectors
     with _CACHE_LOCK:
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.pop(next(iter(_CACHE)))

@@ -59,10 +59,10 @@ def load_labelled(workspace: Workspace, collection: str, as_of: int, input_kind:
     if input_kind == "features":
         inputs = features_to_numpy(table)[keep]
     else:
-        from embedding.model import get_text_encoder
+        from embedding.text_cache import cached_text_encoder
 
         texts = [t or "" for t, k in zip(table.column("text").to_pylist(), keep, strict=True) if k]
-        inputs = get_text_encoder(device).encode(texts)
+        inputs = cached_text_encoder(workspace.vectors, device).encode(texts)
     groups = None
     if group_column:
         raw = (table.column(group_column).to_pylist() if group_column in table.schema.names

@@ -55,14 +55,17 @@ def drift_dedup_key(collection: str, model_version: int | None) -> str:
 
 
 def alert_text(summary: DriftSummary) -> str:
+    from monitoring.summary import decision_lines
+
     decision = summary.decision
     lines = [
         (
             f"Drift detected in collection '{summary.collection}' (batch {summary.batch_seq}): "
-            f"{len(decision.flagged)} detector(s) fired, family-wise α={decision.alpha}"
-        )
+            f"{len(decision.acting or decision.flagged)} detector(s) acting, family-wise α={decision.alpha}"
+        ),
+        *decision_lines(summary),
     ]
-    for name in decision.flagged:
+    for name in decision.acting or decision.flagged:
         det = summary.detectors.get(name)
         if det is None:
             lines.append(f"• {name}")

@@ -118,13 +118,18 @@ def check_drift(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     emb = _resolve_embedding(workspace, collection, model_version, coll.kind)
-    cur_table = workspace.store.read_batch(collection, current.seq)
-    ref_tables = [workspace.store.read_batch(collection, b.seq) for b in earlier]
+    timings["load_model"] = time.perf_counter() - t0  # a fresh process pays its imports here
+    t0 = time.perf_counter()
+    column = "text" if coll.kind == "text" else "features"
+    cur_table = workspace.store.read_batch(collection, current.seq, columns=["label", column])
+    ref_tables = [workspace.store.read_batch(collection, b.seq, columns=["label", column]) for b in earlier]
     ref_tables, reference_note = _unseen_reference(workspace, collection, emb.model_version, earlier, ref_tables)
     timings["read"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     cur_x = emb.embed(cur_table)
-    ref_x = np.concatenate([emb.embed(t) for t in ref_tables])
+    ref_x, reused, index_id = _reference_embeddings(workspace, collection, emb, column, earlier, ref_tables)
+    if reused:
+        reference_note += f"; {reused} of {ref_x.shape[0]} embeddings reused from index {index_id}"
     ref_parts = [_labels(t) for t in ref_tables]
     ref_y = np.concatenate(ref_parts) if all(p is not None for p in ref_parts) else None
     timings["embed"] = time.perf_counter() - t0
@@ -143,30 +148,92 @@ def check_drift(
         detectors=result.detectors, effects=result.effects, effect_scale=EFFECT_SCALE,
         novel_items=tuple(result.novel_items()),
     )
-    artifact = None
-    if html_path:
-        from monitoring.evidently_report import write_html_report
-
-        t0 = time.perf_counter()
-        artifact = write_html_report(workspace, html_path, reference=ref_x, current=cur_x,
-                                     reference_table=_concat(ref_tables), current_table=cur_table)
-        timings["html"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    summary = replace(summary, seconds=timings)
-    summary = _record(workspace, summary, artifact, config.alpha, notify)
-    log.info("drift check %s batch %d vs %s: drifted=%s (flagged %s) in %.2fs", collection, current.seq,
-             list(summary.reference_batches), summary.drifted, list(summary.decision.flagged), timings["total"])
+    # The decision is stored and alerted before any HTML: the report is for a person and may take minutes.
+    summary = _record(workspace, replace(summary, seconds=timings), config.alpha, notify)
+    log.info("drift check %s batch %d vs %s: %s (acting %s, flagged %s) in %.2fs", collection, current.seq,
+             list(summary.reference_batches), summary.decision.status, list(summary.decision.acting),
+             list(summary.decision.flagged), timings["total"])
+    if html_path:
+        summary = _html_after_decision(workspace, summary, html_path, ref_x, cur_x, earlier, ref_tables, cur_table)
     return summary
 
 
-def _record(workspace: Workspace, summary: DriftSummary, artifact: str | None, alpha: float,
-            notify: bool) -> DriftSummary:
+def _reference_embeddings(workspace: Workspace, collection: str, emb: _Embedding, column: str,
+                          earlier: list[Batch], ref_tables: list[pa.Table]) -> tuple[np.ndarray, int, int | None]:
+    """The reference rows' embeddings: those stored with the model's index (computed when it was
+    built, embedding/index/reference.py) where a row matches by id and input hash; the rest embedded."""
+    stored = None
+    if emb.model_version is not None:
+        from embedding.index.reference import reference_for_check
+
+        stored = reference_for_check(workspace, collection, emb.model_version, [b.seq for b in earlier])
+    if stored is None:
+        return np.concatenate([emb.embed(t) for t in ref_tables]), 0, None
+    from embedding.index.reference import input_digests
+
+    iv, ref = stored
+    parts, reused = [], 0
+    for table in ref_tables:
+        vectors, found = ref.lookup(table.column("item_id").to_pylist(), input_digests(table, column))
+        reused += int(found.sum())
+        if found.all() and vectors is not None:
+            parts.append(vectors)
+            continue
+        missing = table.filter(~found)
+        embedded = emb.embed(missing)
+        out = np.zeros((table.num_rows, embedded.shape[1]), dtype=np.float32) if vectors is None else vectors
+        out[~found] = embedded
+        parts.append(out)
+    log.info("drift reference for %s: %d rows reused from index %d, %d embedded", collection, reused, iv.id,
+             sum(t.num_rows for t in ref_tables) - reused)
+    return np.concatenate(parts), reused, iv.id
+
+
+def _html_after_decision(workspace: Workspace, summary: DriftSummary, html_path: str, ref_x: np.ndarray,
+                         cur_x: np.ndarray, earlier: list[Batch], ref_tables: list[pa.Table],
+                         cur_table: pa.Table) -> DriftSummary:
+    """Render the Evidently report for a recorded decision and attach it to the stored report."""
+    from core.errors import StewardError
+    from core.progress import stage
+    from monitoring.evidently_report import write_html_report
+
+    t0 = time.perf_counter()
+    with stage(f"writing the Evidently HTML report of batch {summary.batch_seq} ({summary.decision.status} "
+               f"is already recorded)"):
+        try:
+            # The metadata columns (label and the rest) for the report's tables: read now, off the decision's path.
+            full_cur = workspace.store.read_batch(summary.collection, summary.batch_seq)
+            full_ref = _concat([_same_rows(workspace.store.read_batch(summary.collection, b.seq), t)
+                                for b, t in zip(earlier, ref_tables, strict=True)])
+            artifact = write_html_report(workspace, html_path, reference=ref_x, current=cur_x,
+                                         reference_table=full_ref, current_table=full_cur)
+        except Exception as e:
+            raise StewardError(
+                f"the drift decision was recorded (report {summary.report_id}: {summary.decision.status}) but the "
+                f"HTML report failed: {e}"
+            ) from e
+    seconds = {"html": time.perf_counter() - t0}
+    workspace.registry.monitoring.attach_report_artifact(summary.report_id, artifact, seconds)
+    return replace(summary, report_artifact=artifact, seconds={**summary.seconds, **seconds})
+
+
+def _same_rows(full: pa.Table, kept: pa.Table) -> pa.Table:
+    """``full``'s rows that ``kept`` (a column subset, maybe filtered to unseen items) holds, in its order."""
+    import pyarrow.compute as pc
+
+    if full.num_rows == kept.num_rows:
+        return full
+    return full.filter(pc.is_in(full.column("item_id"), value_set=kept.column("item_id").combine_chunks()))
+
+
+def _record(workspace: Workspace, summary: DriftSummary, alpha: float, notify: bool) -> DriftSummary:
     """Store the report; on drift raise the alert; otherwise retry alerts the webhook missed."""
     report = workspace.registry.monitoring.record_drift_report(
         summary.collection, batch_seq=summary.batch_seq, model_version=summary.model_version,
-        drifted=summary.drifted, alpha=alpha, summary=summary.to_dict(), report_artifact=artifact,
+        drifted=summary.drifted, alpha=alpha, summary=summary.to_dict(),
     )
-    summary = replace(summary, report_id=report.id, report_artifact=artifact)
+    summary = replace(summary, report_id=report.id)
     if summary.drifted:
         from monitoring.alerts import raise_drift_alert
 

@@ -11,6 +11,13 @@ from monitoring.decision import Decision
 from monitoring.detectors.base import DetectorResult
 
 SCHEMA_VERSION = 1
+NOVEL_SHOWN = 5  # novel item ids a person is shown (the JSON has them all)
+
+_STATUS_MEANING = {
+    "drift": "acts: alert and retrain",
+    "significant, small": "reported, does not act: significant but no larger than the stream's usual variation",
+    "no drift": "nothing significant",
+}
 
 
 @dataclass(frozen=True)
@@ -81,3 +88,27 @@ class DriftSummary:
         """The summary stored with a registry drift report, with the report's own id and artifact."""
         summary = cls.from_dict({**(report.summary or {}), "collection": report.collection})
         return replace(summary, report_id=report.id, report_artifact=report.report_artifact, **changes)
+
+
+def decision_lines(summary: DriftSummary, *, novel: int = NOVEL_SHOWN) -> list[str]:
+    """The decision in words, for the CLI and the alert: the status and what it means, which detectors
+    act and which are significant but small (effect against threshold), and a few novel item ids."""
+    d = summary.decision
+    lines = [f"status: {d.status} — {_STATUS_MEANING.get(d.status, d.status)} (alpha={d.alpha})"]
+    small = [n for n in d.flagged if n not in d.acting]
+    lines.append("acting: " + (", ".join(_effect(summary, n) for n in d.acting) or "none"))
+    if small:
+        lines.append("significant, small: " + ", ".join(_effect(summary, n) for n in small))
+    items = [n for n in summary.novel_items if n.get("item_id") is not None or n.get("row") is not None]
+    if items:
+        shown = ", ".join(str(n.get("item_id", f"row {n.get('row')}")) for n in items[:novel])
+        more = f" (+{len(items) - novel} more in the JSON)" if len(items) > novel else ""
+        lines.append(f"novel items, most novel first: {shown}{more}")
+    return lines
+
+
+def _effect(summary: DriftSummary, name: str) -> str:
+    v = summary.decision.verdicts.get(name)
+    if v is None:
+        return name
+    return f"{name} (effect {v.effect:.3g} vs threshold {v.threshold.value:.3g})"

@@ -372,13 +372,22 @@ class Steward:
                             None if item_ids is None else [str(i) for i in item_ids])
 
     def embed(self, collection: str, *, features: Any = None, texts: Sequence[str] | None = None,
-              out: PathLike | None = None, model: int | None = None, as_of: int | None = None,
-              batch_size: int = 8192, progress: bool = True, device: str | None = None) -> Any:
-        """Embeddings under a model version (default production's): of ``features`` or ``texts`` (an
-        array back), or of the whole collection written to Parquet at ``out`` (the row count back)."""
+              input: PathLike | None = None, out: PathLike | None = None, model: int | None = None,
+              as_of: int | None = None, batch_size: int = 8192, progress: bool = True, device: str | None = None,
+              sink: Any = None) -> Any:
+        """Embeddings under a model version of ``collection`` (default production's): of ``features`` or
+        ``texts`` (an array back); of the rows of the file ``input`` (in no collection; validated as
+        ingest validates, bad rows reported), to Parquet at ``out``, to ``sink`` per batch, or in memory
+        (a :class:`embedding.streaming.FileEmbedding` back, like ``steward embed --input``); or of the
+        whole collection written to Parquet at ``out`` (the row count back)."""
         from core.errors import ValidationError
 
         device = device or self.settings.device or "cpu"
+        if input is not None:
+            from embedding.streaming import embed_file
+
+            return embed_file(self.workspace, collection, model, str(input), out=None if out is None else str(out),
+                              sink=sink, batch_size=batch_size, device=device, progress=progress)
         version = self.model(collection, model).version
         if out is not None:
             from embedding.streaming import write_embeddings

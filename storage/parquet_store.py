@@ -99,6 +99,40 @@ def read_input_file(path: str | Path) -> tuple[pa.Table, bytes]:
     return table, raw
 
 
+def iter_input_file(path: str | Path, chunk_rows: int = 8192) -> Iterator[pa.Table]:
+    """Read a Parquet, CSV or JSONL file in chunks of about ``chunk_rows`` rows (bounded memory),
+    parsed as :func:`read_input_file` parses the whole file."""
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValidationError(f"{path}: unknown file type {path.suffix!r}; use .parquet, .csv or .jsonl")
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such file")
+    try:
+        if fmt == "parquet":
+            for rb in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield pa.Table.from_batches([rb])
+        elif fmt == "csv":
+            import pyarrow.csv as pacsv
+
+            opts = pacsv.ConvertOptions(column_types={"item_id": pa.string(), "label": pa.string()})
+            with pacsv.open_csv(path, convert_options=opts) as reader:
+                for rb in reader:
+                    yield pa.Table.from_batches([rb])
+        else:
+            import pyarrow.json as pajson
+
+            with open(path, "rb") as f:
+                while True:
+                    lines = [line for _, line in zip(range(chunk_rows), f, strict=False)]
+                    if not lines:
+                        break
+                    if any(line.strip() for line in lines):
+                        yield pajson.read_json(io.BytesIO(b"".join(lines)))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+        raise ValidationError(f"{path}: unreadable as {fmt} ({e})") from e
+
+
 def features_to_numpy(data: pa.Table | pa.RecordBatch, column: str = "features") -> np.ndarray:
     """The fixed-size-list ``features`` column as a float32 (n, dim) matrix (zero-copy when possible)."""
     col = data.column(column)
@@ -283,11 +317,14 @@ class ParquetStore:
     def read_batch(self, collection: str, seq: int, columns: Sequence[str] | None = None) -> pa.Table:
         """The good rows that batch ``seq`` brought (deletions excluded), whatever came later."""
         batch = self.catalog.get_batch(collection, seq)
-        table = self._file(batch).read()
+        pf = self._file(batch)
+        wanted = None
+        if columns is not None:  # read only these from the file: a drift check needs 2-3 of its columns
+            available = pf.schema_arrow.names
+            wanted = [c for c in dict.fromkeys(["item_id", *columns]) if c in available]
+        table = pf.read(columns=None if wanted is None else [*wanted, "deleted"])
         table = table.filter(pc.invert(table["deleted"])).drop_columns(["deleted"])
-        if columns is not None:
-            table = table.select([c for c in dict.fromkeys(["item_id", *columns]) if c in table.column_names])
-        return table
+        return table if wanted is None else table.select(wanted)
 
     def read_quarantine(self, collection: str, seq: int) -> pa.Table | None:
         batch = self.catalog.get_batch(collection, seq)

@@ -104,7 +104,7 @@ def collect_garbage(registry: Registry, artifacts: ArtifactStore, collection: st
         raise ConflictError(f"--keep {keep} would delete production; keep at least 1")
     models, indexes = registry.models.retire(collection, keep, dry_run=dry_run)
     doomed = {sha for m in models for sha in m.artifacts.values() if isinstance(sha, str)}
-    doomed |= {i.artifact for i in indexes}
+    doomed |= {sha for i in indexes for sha in i.artifacts}
     # Computed after marking, so only artifacts nothing live refers to are removed. A dry run marked
     # nothing: the retired versions' own references are left out by hand (rows an earlier gc marked
     # still count there, so a dry run may under-report, never over-report).
@@ -114,7 +114,8 @@ def collect_garbage(registry: Registry, artifacts: ArtifactStore, collection: st
         live = registry.monitoring.referenced_artifacts() | {
             sha for m in registry.models.list_models(collection) if m.version not in retired_models
             for sha in m.artifacts.values() if isinstance(sha, str)} | {
-            i.artifact for i in registry.models.list_indexes(collection) if i.id not in retired_indexes}
+            sha for i in registry.models.list_indexes(collection) if i.id not in retired_indexes
+            for sha in i.artifacts}
         live |= _other_collections_artifacts(registry, collection)
     deletable = sorted(doomed - live)
     temporaries: list[str] = []
@@ -145,5 +146,5 @@ def _other_collections_artifacts(registry: Registry, collection: str) -> set[str
         if c.name != collection:
             out |= {sha for m in registry.models.list_models(c.name) for sha in m.artifacts.values()
                     if isinstance(sha, str)}
-            out |= {i.artifact for i in registry.models.list_indexes(c.name)}
+            out |= {sha for i in registry.models.list_indexes(c.name) for sha in i.artifacts}
     return out

@@ -11,6 +11,7 @@ from storage.hooks import LifecycleObserver, Observers
 from storage.parquet_store import ParquetStore
 from storage.production import Production
 from storage.registry import Registry, open_registry
+from storage.vector_cache import VectorCache
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Workspace:
     production: Production
     # Integrations told of registered versions and production changes (storage.hooks).
     observers: Observers = field(default_factory=Observers)
+    # Encoder outputs by content hash (a local speed-up: texts are encoded once per encoder).
+    vectors: VectorCache | None = None
 
     def close(self) -> None:
         self.registry.dispose()
@@ -36,4 +39,5 @@ def open_workspace(settings: Settings, observers: Iterable[LifecycleObserver] = 
     hooks = Observers(observers)
     return Workspace(settings=settings, registry=registry, artifacts=artifacts,
                      store=ParquetStore(settings.data_uri, registry.catalog),
-                     production=Production(registry.models, artifacts, hooks), observers=hooks)
+                     production=Production(registry.models, artifacts, hooks), observers=hooks,
+                     vectors=VectorCache(settings.vector_cache_dir))

@@ -21,6 +21,15 @@ from embedding.index.ann import FORMAT_VERSION, AnnIndex
 from embedding.index.build import checked_vectors
 from embedding.index.choice import choice_from_factory, choose_index
 from embedding.index.incremental import IncrementalOutcome, IncrementalPolicy, apply_changes
+from embedding.index.reference import PARAM as REFERENCE_PARAM
+from embedding.index.reference import (
+    ReferenceEmbeddings,
+    RowsById,
+    load_reference,
+    reference_window,
+    save_reference,
+    window_rows,
+)
 from embedding.index.tune import (
     DEFAULT_TARGET_RECALL,
     HELD_OUT,
@@ -81,6 +90,15 @@ def _save_and_register(
     log.info("registered index version %d for %s model %d: %s, %d vectors, %d bytes",
              iv.id, collection, model_version, ann.factory, ann.ntotal, size)
     return iv
+
+
+def _reference_params(workspace: Workspace, collection: str, emb: Any, as_of: int,
+                      vectors_by_id: Any) -> dict[str, Any]:
+    """Keep the embeddings of the next drift check's reference window with the index (see
+    embedding/index/reference.py): the check then embeds only its new batch."""
+    window = reference_window(workspace, collection, as_of, workspace.settings.drift.reference_batches)
+    return save_reference(workspace, window_rows(workspace, collection, input_columns(emb)[0], window,
+                                                 vectors_by_id))
 
 
 def build_and_tune(
@@ -170,6 +188,7 @@ def build_index_for_model(
     ids, vectors = gallery_embeddings(workspace, collection, emb, as_of=as_of, batch_size=batch_size,
                                       progress=progress)
     embed_s = time.perf_counter() - t0
+    reference = _reference_params(workspace, collection, emb, as_of, RowsById(ids, vectors))
     ann, _result, metrics = build_and_tune(
         ids, vectors, target_recall=target_recall, memory_budget_bytes=memory_budget_bytes,
         latency_target_ms=latency_target_ms, tune_queries=tune_queries, threads=threads, progress=progress,
@@ -179,9 +198,25 @@ def build_index_for_model(
     return _save_and_register(
         workspace, collection, model_version, ann, as_of_batch=as_of,
         params={"target_recall": target_recall, "memory_budget_bytes": memory_budget_bytes,
-                "latency_target_ms": latency_target_ms, "factory_override": factory},
+                "latency_target_ms": latency_target_ms, "factory_override": factory} | reference,
         metrics=metrics | {"embed_seconds": embed_s},
     )
+
+
+def _updated_reference(workspace: Workspace, collection: str, iv: IndexVersion, batch_seq: int, column: str,
+                       start: int, new_vectors: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The reference window as of ``batch_seq``: rows of the new batches from ``new_vectors``, rows
+    of older batches still in the window from the parent index's stored reference."""
+    window = reference_window(workspace, collection, batch_seq, workspace.settings.drift.reference_batches)
+    fresh = window_rows(workspace, collection, column, [s for s in window if s >= start], new_vectors)
+    parts = [fresh] if fresh is not None else []
+    old_seqs = [s for s in window if s < start]
+    parent = load_reference(workspace, iv) if old_seqs else None
+    if parent is not None:
+        # An item the new batches rewrote is no longer the old row's item as of batch_seq.
+        keep = np.isin(parent.batches, old_seqs) & ~np.isin(parent.item_ids, list(new_vectors))
+        parts.append(parent.select(keep))
+    return save_reference(workspace, ReferenceEmbeddings.concat(parts) if parts else None)
 
 
 def load_index(workspace: Workspace, index_version_id: int, *, mmap: bool = True) -> AnnIndex:
@@ -237,6 +272,7 @@ def update_index(
         vecs = np.asarray(emb.embed_table(table), dtype=np.float32)
         for iid, v in zip(table.column("item_id").to_pylist(), vecs, strict=True):
             latest[iid] = v
+    reference = _updated_reference(workspace, collection, iv, batch_seq, column, start, latest)
     live = set(workspace.store.read(collection, as_of=batch_seq, columns=["item_id"]).column("item_id").to_pylist())
     current = np.asarray(ann.item_ids(), dtype=str)
     removed = current[~np.isin(current, np.asarray(sorted(live), dtype=str))].tolist()
@@ -262,7 +298,8 @@ def update_index(
         "tombstones": outcome.tombstones,
         "measured_after": "update",
     }
-    params = dict(iv.params) | {"parent_index": iv.id, "incremental_batches": [start, batch_seq]}
+    params = {k: v for k, v in iv.params.items() if k != REFERENCE_PARAM} | {
+        "parent_index": iv.id, "incremental_batches": [start, batch_seq]} | reference
     return _save_and_register(workspace, collection, iv.model_version, ann, as_of_batch=batch_seq,
                               params=params, metrics=metrics)
 

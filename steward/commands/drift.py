@@ -51,12 +51,16 @@ def run_drift(args: argparse.Namespace, ctx) -> int:
                    + (" and writing the Evidently HTML report" if args.html else "")):
         res = ctx.api.drift(args.collection, args.batch, model_version=args.model_version, html=args.html,
                             notify=not args.no_notify)
-    verdict = "DRIFT" if res.drifted else "no drift"
+    from monitoring.summary import decision_lines
+
+    verdict = "DRIFT" if res.drifted else res.decision.status
     lines = [(f"{args.collection} batch {res.batch_seq} vs {list(res.reference_batches)} "
-             f"({res.embedding}): {verdict} at alpha={res.decision.alpha}")]
+             f"({res.embedding}): {verdict}"),
+             *(f"  {line}" for line in decision_lines(res))]
     adjusted = res.decision.adjusted_p_values
     for name, det in res.detectors.items():
-        mark = "*" if name in res.decision.flagged else " "
+        # "!" acts, "*" significant but small, " " not significant
+        mark = "!" if name in res.decision.acting else "*" if name in res.decision.flagged else " "
         adj = adjusted.get(name, float("nan"))
         lines.append(f" {mark} {name:<23} p={det.p_value:<9.3g} adj={adj:<9.3g} {det.effect_description}")
     if res.alert_id is not None:

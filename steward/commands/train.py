@@ -53,11 +53,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     e = add_command(
         subparsers, "embed", run_embed,
-        help="write a collection's embeddings (item_id, label, embedding) under a model version to Parquet",
-        description="Streams the collection in record batches (bounded memory) through the chosen model version.",
+        help="embed a collection, or a file of rows in no collection (--input), under a model version",
+        description=(
+            "Streams rows in record batches (bounded memory) through the chosen model version of the "
+            "collection. Without --input: the collection's items, to Parquet at --out. With --input FILE "
+            "(Parquet, CSV or JSONL with item_id and features or text, as ingest reads them): the file's rows, "
+            "validated as ingest validates them (bad rows are counted and reported, never embedded), to "
+            "Parquet at --out (item_id, label, embedding; written atomically) or, without --out, as JSON "
+            "lines {\"item_id\", \"embedding\"} on stdout."
+        ),
     )
     e.add_argument("--model", type=int, help="model version (default: the production model)")
-    e.add_argument("--out", required=True, help="output Parquet path")
+    e.add_argument("--input", metavar="FILE", help="embed this file's rows (in no collection) instead of the collection")
+    e.add_argument("--out", help="output Parquet path (required without --input; with --input, default: JSON lines on stdout)")
     e.add_argument("--as-of", type=int, help="items as of this batch seq (default: latest)")
     e.add_argument("--batch-size", type=int, default=8192, help="rows per streamed batch (default 8192)")
     e.add_argument("--device", help="cpu or cuda (default: the device setting)")
@@ -137,10 +145,46 @@ def run_embed(args: argparse.Namespace, ctx) -> int:
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size={args.batch_size} must be >= 1")
+    if args.input is not None:
+        return _embed_file(args, ctx)
+    if args.out is None:
+        raise ConfigError("--out is required to embed a collection (or give --input FILE to embed a file's rows)")
     version = ctx.api.model(args.collection, args.model).version
     with ctx.stage(f"embedding {args.collection} with model v{version}"):
         rows = ctx.api.embed(args.collection, out=args.out, model=version, as_of=args.as_of,
                              batch_size=args.batch_size, progress=not args.json, device=args.device)
     payload = shapes.embed_result(args.collection, version, rows, args.out)
     ctx.emit(payload, f"wrote {rows} embeddings of {args.collection} (model v{version}) to {payload['out']}")
+    return 0
+
+
+def _embed_file(args: argparse.Namespace, ctx) -> int:
+    import json
+    import sys
+
+    from core.errors import ConfigError
+
+    if args.out is None and args.json:
+        raise ConfigError("--json with --input needs --out: without it the embeddings themselves go to stdout")
+    sink = None
+    if args.out is None:
+        def sink(eb) -> None:
+            lines = [json.dumps({"item_id": i, "embedding": [round(float(v), 7) for v in vec]})
+                     for i, vec in zip(eb.item_ids.to_pylist(), eb.embeddings, strict=True)]
+            sys.stdout.write("\n".join(lines) + "\n")
+
+    with ctx.stage(f"embedding {args.input} with a model of {args.collection}"):
+        res = ctx.api.embed(args.collection, input=args.input, out=args.out, model=args.model,
+                            batch_size=args.batch_size, progress=not args.json, device=args.device, sink=sink)
+    lines = [f"embedded {res.rows} of {res.rows_read} rows of {res.input} with {args.collection} model "
+             f"v{res.model_version}" + (f" to {res.out}" if res.out else "")]
+    if res.rejected:
+        lines.append(f"{res.rejected} rows rejected, not embedded: "
+                     + "; ".join(f"{n} x {reason}" for reason, n in res.reject_reasons.items()))
+        lines += [f"  row {e['row']} item_id {e['item_id']!r}: {e['reason']}" for e in res.rejected_examples]
+    text = "\n".join(lines)
+    if args.out is None:
+        print(text, file=sys.stderr)  # stdout carries the embeddings
+    else:
+        ctx.emit(res.to_dict(), text)
     return 0

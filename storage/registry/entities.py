@@ -57,6 +57,9 @@ class ModelVersion:
     created_at: datetime
 
 
+REFERENCE_EMBEDDINGS_PARAM = "reference_embeddings"  # index params: {"artifact": sha, "batches": [...], "rows": n}
+
+
 @dataclass(frozen=True)
 class IndexVersion:
     id: int
@@ -69,6 +72,13 @@ class IndexVersion:
     as_of_batch: int | None
     num_vectors: int
     created_at: datetime
+
+    @property
+    def artifacts(self) -> set[str]:
+        """Every artifact the version refers to: the index file and the reference embeddings kept
+        beside it (params[REFERENCE_EMBEDDINGS_PARAM], see embedding/index/reference.py)."""
+        extra = (self.params or {}).get(REFERENCE_EMBEDDINGS_PARAM) or {}
+        return {self.artifact} | ({extra["artifact"]} if isinstance(extra.get("artifact"), str) else set())
 
 
 @dataclass(frozen=True)

@@ -408,7 +408,11 @@ class ModelRegistry:
         refs: set[str] = set()
         for r in s.scalars(select(ModelVersionRow).where(ModelVersionRow.deleted_at.is_(None))):
             refs.update(v for v in r.artifacts.values() if isinstance(v, str))
-        refs.update(s.scalars(select(IndexVersionRow.artifact).where(IndexVersionRow.deleted_at.is_(None))))
+        for r in s.scalars(select(IndexVersionRow).where(IndexVersionRow.deleted_at.is_(None))):
+            refs.add(r.artifact)
+            extra = (r.params or {}).get(E.REFERENCE_EMBEDDINGS_PARAM) or {}
+            if isinstance(extra.get("artifact"), str):
+                refs.add(extra["artifact"])
         return refs
 
     def delete_unreferenced(self, candidates: Iterable[str], delete: Callable[[str], None]) -> list[str]:

@@ -34,6 +34,20 @@ class MonitoringStore:
             s.flush()
             return convert.drift(row, collection)
 
+    def attach_report_artifact(self, report_id: int, report_artifact: str,
+                               seconds: dict[str, float] | None = None) -> E.DriftReport:
+        """Name the HTML report of a recorded check (rendered after the decision was stored);
+        ``seconds`` adds timings to the stored summary."""
+        with self.db.session() as s:
+            row, collection = self.db.row_by_id(s, DriftReportRow, report_id, "drift check")
+            row.report_artifact = report_artifact
+            if seconds:
+                summary = dict(row.summary or {})
+                summary["seconds"] = {**(summary.get("seconds") or {}), **jsonable(seconds)}
+                row.summary = summary
+            s.flush()
+            return convert.drift(row, collection)
+
     def list_drift_reports(self, collection: str, limit: int = 50) -> list[E.DriftReport]:
         """Newest first."""
         with self.db.session() as s:

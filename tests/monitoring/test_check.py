@@ -179,3 +179,119 @@ def test_a_stream_that_always_moves_this_much_does_not_act(ws):
     assert stored.summary["status"] == "significant, small" and not stored.drifted
     verdict = stored.summary["decision"]["verdicts"]["mmd"]
     assert verdict["threshold"]["source"] == "baseline" and verdict["threshold"]["n_past"] == 3
+
+
+def _production_with_index(ws):
+    """A registered head promoted with an index built as of batch 3 (which keeps the reference embeddings)."""
+    import torch
+
+    from embedding.index.service import build_index_for_model
+    from embedding.inference import ROLE_WEIGHTS
+    from embedding.model import EmbeddingHead, HeadSpec
+    from storage.serialization import state_dict_to_bytes
+
+    torch.manual_seed(0)
+    spec = HeadSpec(DIM, (32,), 8)
+    weights = ws.artifacts.put_bytes(state_dict_to_bytes(EmbeddingHead(spec).eval().state_dict()))
+    mv = ws.registry.models.register_model(
+        "shop", config={"architecture": spec.to_dict(), "input_kind": "features"}, metrics={},
+        artifacts={ROLE_WEIGHTS: weights})
+    iv = build_index_for_model(ws, "shop", mv.version, tune_queries=50, progress=False)
+    ws.registry.models.switch_alias("shop", mv.version, iv.id, actor="test", reason="drift test")
+    return mv, iv
+
+
+def test_reference_taken_from_the_index_is_not_embedded_again_and_decides_the_same(ws, monkeypatch):
+    from embedding.index import reference
+    from embedding.inference import Embedder
+
+    _mv, iv = _production_with_index(ws)
+    assert iv.params["reference_embeddings"]["batches"] == [1, 2, 3]
+    rng = np.random.default_rng(5)
+    shift = np.zeros(DIM)
+    shift[2] = 0.3
+    x, y = mixture(rng, 200, C[:5], shift=shift)
+    ws.store.ingest_table(table(x, y, 9000), "shop")
+
+    embedded_ids: list[str] = []
+    real = Embedder.embed_table
+
+    def spy(self, t):
+        embedded_ids.extend(t.column("item_id").to_pylist())
+        return real(self, t)
+
+    monkeypatch.setattr(Embedder, "embed_table", spy)
+    with_index = check_drift(ws, "shop", config=CONFIG, notify=False)
+    assert sorted(embedded_ids) == sorted(f"i{9000 + i}" for i in range(200))  # the new batch only
+    assert "900 of 900 embeddings reused from index" in with_index.reference_items
+
+    embedded_ids.clear()
+    monkeypatch.setattr(reference, "reference_for_check", lambda *a, **k: None)  # as before: embed everything
+    without = check_drift(ws, "shop", config=CONFIG, notify=False)
+    assert len(embedded_ids) == 1100
+    assert with_index.decision.status == without.decision.status
+    assert with_index.decision.flagged == without.decision.flagged
+    assert with_index.decision.acting == without.decision.acting
+    for name, det in without.detectors.items():
+        assert with_index.detectors[name].p_value == pytest.approx(det.p_value, rel=1e-6, abs=1e-9), name
+
+
+def test_a_rewritten_reference_item_is_embedded_not_taken_from_the_index(ws):
+    from embedding.index.reference import input_digests, reference_for_check
+
+    mv, iv = _production_with_index(ws)
+    stored = reference_for_check(ws, "shop", mv.version, [1, 2, 3])
+    assert stored is not None and stored[0].id == iv.id
+    ref = stored[1]
+    t = ws.store.read_batch("shop", 1, columns=["features"])
+    digests = input_digests(t, "features")
+    digests[0, 0] ^= 1  # the row's content changed since the index was built
+    _, found = ref.lookup(t.column("item_id").to_pylist(), digests)
+    assert not found[0] and found[1:].all()
+
+
+def test_html_report_is_written_after_the_decision_is_recorded(ws, monkeypatch, tmp_path):
+    import monitoring.evidently_report as er
+
+    seen = {}
+
+    def fake_html(workspace, path, **kwargs):
+        # The decision is already stored when the report is rendered.
+        [report] = workspace.registry.monitoring.list_drift_reports("shop")
+        seen["recorded"] = report.report_artifact is None
+        seen["label"] = "label" in kwargs["current_table"].column_names
+        return workspace.artifacts.put_bytes(b"<html></html>")
+
+    monkeypatch.setattr(er, "write_html_report", fake_html)
+    rng = np.random.default_rng(6)
+    x, y = mixture(rng, 100, C[:5])
+    ws.store.ingest_table(table(x, y, 9000), "shop")
+    res = check_drift(ws, "shop", config=CONFIG, notify=False, html_path=str(tmp_path / "r.html"))
+    assert seen == {"recorded": True, "label": True}
+    stored = ws.registry.monitoring.get_drift_report(res.report_id)
+    assert stored.report_artifact == res.report_artifact is not None
+    assert "html" in stored.summary["seconds"]
+
+
+def test_decision_lines_name_the_status_the_acting_detectors_and_novel_ids(ws):
+    from monitoring.alerts import alert_text
+    from monitoring.summary import decision_lines
+
+    rng = np.random.default_rng(3)
+    known, _ = mixture(rng, 190, C[:5])
+    new, _ = mixture(rng, 10, C[5:])
+    ws.store.ingest_table(table(np.concatenate([known, new]), np.array([None] * 200, dtype=object), 9000), "shop")
+    res = check_drift(ws, "shop", config=CONFIG, notify=False)
+    lines = decision_lines(res, novel=3)
+    assert lines[0].startswith("status: drift — acts")
+    assert lines[1].startswith("acting: ") and "novelty (effect " in lines[1] and "vs threshold" in lines[1]
+    [novel] = [line for line in lines if line.startswith("novel items")]
+    assert novel.split(": ", 1)[1].count(", ") == 2 and all(n["item_id"] in novel for n in res.novel_items[:3])
+    assert f"(+{len(res.novel_items) - 3} more in the JSON)" in novel
+    text = alert_text(res)
+    assert "status: drift" in text and res.novel_items[0]["item_id"] in text
+
+    small = replace(res, decision=replace(res.decision, drifted=False, acting=()))
+    lines = decision_lines(small)
+    assert lines[0].startswith("status: significant, small — reported, does not act")
+    assert lines[1] == "acting: none" and lines[2].startswith("significant, small: ")

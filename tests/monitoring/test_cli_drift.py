@@ -43,6 +43,8 @@ def test_exit_codes_and_json(home, capsys):
     assert main(["drift", "--collection", "shop"]) == 10
     text = capsys.readouterr().out
     assert "DRIFT" in text and "alert" in text
+    assert "status: drift — acts" in text and "acting: " in text and "acting: none" not in text
+    assert "\n ! " in text  # an acting detector is marked
     assert main(["drift", "--collection", "missing"]) == 4
     assert main(["drift", "--collection", "shop", "--alpha", "2"]) == 2
 

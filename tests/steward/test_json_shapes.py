@@ -160,6 +160,8 @@ def test_docs_list_every_field(home: Path, capsys, monkeypatch, tmp_path: Path) 
         "gc_result": _cli(home, capsys, monkeypatch, "gc", "-c", "shop", "--keep", "1", "--dry-run"),
         "training_run": _cli(home, capsys, monkeypatch, "runs", "list", "-c", "shop")[0],
         "suspect_labels": _cli(home, capsys, monkeypatch, "labels", "suspect", "-c", "shop"),
+        "embed_file_result": _cli(home, capsys, monkeypatch, "embed", "-c", "shop", "--input",
+                                  str(tmp_path / "b3.parquet"), "--out", str(tmp_path / "e.parquet")),
     }
     assert produced["training_run"] == _cli(home, capsys, monkeypatch, "runs", "show", str(produced["training_run"]["id"]))
     produced["suspect_labels.suspects[]"] = produced["suspect_labels"]["suspects"][0]

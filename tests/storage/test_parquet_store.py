@@ -145,6 +145,9 @@ def test_updates_and_deletes_and_as_of_reads(workspace) -> None:
     assert streamed.column_names == ["item_id", "label"]
     # a batch on its own
     assert store.read_batch("c", 2)["item_id"].to_pylist() == ["i8", "i9", "i10"]
+    # only the asked-for columns (item_id always), read from the file; an unknown column is left out
+    narrow = store.read_batch("c", 2, columns=["label", "nope"])
+    assert narrow.column_names == ["item_id", "label"] and narrow["item_id"].to_pylist() == ["i8", "i9", "i10"]
     with pytest.raises(NotFoundError):
         store.read("c", as_of=9)
 

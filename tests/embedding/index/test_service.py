@@ -86,3 +86,24 @@ def test_missing_things_are_not_found(ws):
         load_index(ws, 12345)
     with pytest.raises(NotFoundError):
         ws.production.index("shop")
+
+
+def test_index_keeps_the_reference_window_embeddings_and_updates_them(ws):
+    """The stored reference rows are exactly what embedding each window batch gives, matched by input."""
+    from embedding.index.reference import input_digests, load_reference
+
+    emb = FakeEmbedder()
+    iv = build_index_for_model(ws, "shop", 1, embedder=emb, tune_queries=50, progress=False)
+    assert iv.params["reference_embeddings"]["batches"] == [1]
+    upd = feature_table(50, DIM, n_classes=6, seed=3)  # rewrites i0..i49 of batch 1
+    ws.store.ingest_table(pa.concat_tables([feature_table(100, DIM, n_classes=6, seed=2, start=5000), upd]), "shop")
+    iv2 = update_index(ws, "shop", iv.id, 2, embedder=emb, policy=IncrementalPolicy(sample_queries=50))
+    assert iv2.params["reference_embeddings"]["batches"] == [1, 2]
+    ref = load_reference(ws, iv2)
+    assert len(ref) == 1500 + 150 - 50  # batch 1's rewritten rows are no longer its items' versions
+    for seq in (1, 2):
+        t = ws.store.read_batch("shop", seq, columns=["features"])
+        vecs, found = ref.lookup(t.column("item_id").to_pylist(), input_digests(t, "features"))
+        expected_found = np.array([seq == 2 or int(i[1:]) >= 50 for i in t.column("item_id").to_pylist()])
+        np.testing.assert_array_equal(found, expected_found)
+        np.testing.assert_allclose(vecs[found], emb.embed_table(t)[found], rtol=1e-6)
