@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitoring.detectors.base import DetectorResult, check_pair, subsample
+from monitoring.detectors.stats import ledoit_wolf, mann_whitney_greater
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,6 @@ class ClassifierConfig:
 def classifier_test(
     reference: np.ndarray, current: np.ndarray, config: ClassifierConfig = ClassifierConfig(), seed: int = 0
 ) -> DetectorResult:
-    from scipy.stats import mannwhitneyu
-    from sklearn.covariance import ledoit_wolf
-
     rng = np.random.default_rng(seed)
     ref, cur = check_pair(reference, current, min_rows=4)
     ref = subsample(ref, config.max_reference, rng)
@@ -53,12 +51,12 @@ def classifier_test(
     w = np.linalg.solve(cov, m1 - m0)
     s_ref = ref_te.astype(np.float64) @ w
     s_cur = cur_te.astype(np.float64) @ w
-    res = mannwhitneyu(s_cur, s_ref, alternative="greater")
-    auc = float(res.statistic) / (len(s_cur) * len(s_ref))
+    u, p_value = mann_whitney_greater(s_cur, s_ref)
+    auc = u / (len(s_cur) * len(s_ref))
     return DetectorResult(
         name="classifier",
         statistic=auc,
-        p_value=float(res.pvalue),
+        p_value=p_value,
         effect=auc - 0.5,
         effect_description=(
             f"held-out AUC {auc:.3f} telling current from reference: {auc - 0.5:+.3f} above chance "

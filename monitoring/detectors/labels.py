@@ -25,6 +25,7 @@ import numpy as np
 
 from monitoring.detectors.base import DetectorResult, check_pair, is_missing, l2_normalise
 from monitoring.detectors.null import gaussian_quadratic_null, gram_spectrum
+from monitoring.detectors.stats import chi2_contingency
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,6 @@ def label_shift_test(
     null_draws: int = 200, seed: int = 0,
 ) -> DetectorResult | None:
     """None when either side has no labels."""
-    from scipy.stats import chi2_contingency
-
     ref = [v for v in _clean(reference_labels) if v is not None]
     cur = [v for v in _clean(current_labels) if v is not None]
     if not ref or not cur:

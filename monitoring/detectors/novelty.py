@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitoring.detectors.base import DetectorResult, check_pair, l2_normalise
+from monitoring.detectors.stats import betabinom_sf
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,12 @@ def benjamini_hochberg(p: np.ndarray, fdr: float) -> np.ndarray:
 
 def tail_scan(p: np.ndarray, n_cal: int, shares: tuple[float, ...]) -> tuple[float, list[dict]]:
     """Bonferroni-combined exact beta-binomial tail tests of the counts beyond several thresholds."""
-    from scipy.stats import betabinom
-
     n_cur = p.size
     ks = sorted({max(1, min(n_cal, math.ceil(q * n_cal))) for q in shares})
     rows = []
     for k in ks:
         count = int((p <= k / (n_cal + 1.0) + 1e-12).sum())
-        tail = float(betabinom.sf(count - 1, n_cur, k, n_cal - k + 1)) if count > 0 else 1.0
+        tail = betabinom_sf(count - 1, n_cur, k, n_cal - k + 1) if count > 0 else 1.0
         rows.append({"share": k / (n_cal + 1.0), "count": count, "expected": n_cur * k / (n_cal + 1.0),
                      "p_value": min(1.0, tail)})
     p_scan = min(1.0, len(ks) * min(r["p_value"] for r in rows)) if rows else 1.0

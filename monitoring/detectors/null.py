@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitoring.detectors.stats import brentq, normal_pdf, normal_sf
+
 
 @dataclass(frozen=True)
 class WeightedChiSquare:
@@ -69,9 +71,6 @@ class WeightedChiSquare:
 
     def sf(self, x: float) -> float:
         """P(Q ≥ x) by the Lugannani–Rice saddlepoint approximation."""
-        from scipy.optimize import brentq
-        from scipy.stats import norm
-
         mean, std = self.mean, self.std
         if std <= 0.0:
             return 1.0 if x <= mean else 0.0
@@ -98,7 +97,7 @@ class WeightedChiSquare:
         u = t * math.sqrt(k2)
         if abs(r) < 1e-6 or abs(u) < 1e-6:
             return float(0.5 - self._kappa3() / (6.0 * math.sqrt(2.0 * math.pi) * std**3))
-        p = norm.sf(r) + norm.pdf(r) * (1.0 / u - 1.0 / r)
+        p = normal_sf(r) + normal_pdf(r) * (1.0 / u - 1.0 / r)
         return float(min(1.0, max(0.0, p)))
 
 
