@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import special
 
-from core.errors import ConfigError
+from core.errors import StewardError, ValidationError
 from monitoring.detectors.kolmogorov import kolmogorov_sf
 
 
@@ -80,7 +80,7 @@ def mann_whitney_greater(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
     if x.size == 0 or y.size == 0 or np.isnan(x).any() or np.isnan(y).any():
-        raise ConfigError(
+        raise ValidationError(
             f"Mann–Whitney needs non-empty samples without NaN (got {x.size} and {y.size} values); "
             "drop missing scores first"
         )
@@ -117,7 +117,7 @@ def ks_2samp_asymp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     data1, data2 = np.sort(a), np.sort(b)
     n1, n2 = data1.shape[0], data2.shape[0]
     if min(n1, n2) == 0:
-        raise ConfigError("the KS test needs non-empty samples; got an empty side")
+        raise ValidationError("the KS test needs non-empty samples; got an empty side")
     data_all = np.concatenate([data1, data2])
     cddiffs = np.searchsorted(data1, data_all, side="right") / n1 - np.searchsorted(
         data2, data_all, side="right"
@@ -139,9 +139,9 @@ def chi2_contingency(
     ``correction``; p = ``chdtrc(dof, statistic)`` (what ``chi2.sf`` evaluates)."""
     observed = np.asarray(observed)
     if np.any(observed < 0):
-        raise ConfigError("chi-square counts must be non-negative; got a negative cell")
+        raise ValidationError("chi-square counts must be non-negative; got a negative cell")
     if observed.size == 0:
-        raise ConfigError("chi-square needs a non-empty table")
+        raise ValidationError("chi-square needs a non-empty table")
     obs = np.asarray(observed, dtype=np.float64)
     # scipy's expected_freq: the outer product of the margins over total ** (ndim - 1)
     margins = [obs.sum(axis=tuple(j for j in range(obs.ndim) if j != k), keepdims=True) for k in range(obs.ndim)]
@@ -150,7 +150,7 @@ def chi2_contingency(
         expected = expected * m
     expected = expected / obs.sum() ** (obs.ndim - 1)
     if np.any(expected == 0):
-        raise ConfigError("chi-square expected counts have a zero cell; drop empty rows/columns first")
+        raise ValidationError("chi-square expected counts have a zero cell; drop empty rows/columns first")
     dof = int(expected.size - sum(expected.shape) + expected.ndim - 1)
     if dof == 0:
         return 0.0, 1.0, 0, expected
@@ -204,7 +204,7 @@ def brentq(
     if fcur == 0:
         return xcur
     if math.copysign(1.0, fpre) == math.copysign(1.0, fcur):
-        raise ConfigError(f"brentq: f({xa}) = {fpre} and f({xb}) = {fcur} have the same sign; widen the bracket")
+        raise StewardError(f"brentq: f({xa}) = {fpre} and f({xb}) = {fcur} have the same sign; widen the bracket")
     for _ in range(maxiter):
         if fpre != 0 and fcur != 0 and math.copysign(1.0, fpre) != math.copysign(1.0, fcur):
             xblk, fblk = xpre, fpre
@@ -232,4 +232,4 @@ def brentq(
         xpre, fpre = xcur, fcur
         xcur += scur if abs(scur) > delta else (delta if sbis > 0 else -delta)
         fcur = f(xcur)
-    raise ConfigError(f"brentq did not converge in {maxiter} iterations on [{xa}, {xb}]; raise maxiter")
+    raise StewardError(f"brentq did not converge in {maxiter} iterations on [{xa}, {xb}]; raise maxiter")

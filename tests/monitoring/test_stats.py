@@ -14,7 +14,7 @@ from scipy import optimize as sopt
 from scipy import stats as sst
 from sklearn.covariance import ledoit_wolf as sk_ledoit_wolf
 
-from core.errors import ConfigError
+from core.errors import StewardError, ValidationError
 from monitoring.detectors import stats as ls
 
 RTOL = 1e-9  # holds for every comparison below (most agree to the last bit)
@@ -53,7 +53,7 @@ def test_mann_whitney_matches_scipy(x, y):
 
 
 def test_mann_whitney_rejects_nan():
-    with pytest.raises(ConfigError, match="NaN"):
+    with pytest.raises(ValidationError, match="NaN"):
         ls.mann_whitney_greater(np.array([1.0, np.nan]), np.ones(3))
 
 
@@ -143,7 +143,7 @@ def test_brentq_matches_scipy(f, lo, hi):
 
 
 def test_brentq_needs_a_bracket():
-    with pytest.raises(ConfigError, match="same sign"):
+    with pytest.raises(StewardError, match="same sign"):
         ls.brentq(lambda t: t * t + 1.0, -1.0, 1.0)
 
 
