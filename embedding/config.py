@@ -25,11 +25,14 @@ PARAMETRIC_LOSSES: frozenset[str] = frozenset({"proxy_anchor", "arcface", "cosfa
 MINERS: tuple[str, ...] = ("default", "none", "hard", "semihard", "all", "multi_similarity", "batch_hard")
 BUFFER_POLICIES: tuple[str, ...] = ("balanced_reservoir", "reservoir", "herding")
 SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
+HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Head architecture
+    # Head architecture: "mlp", "residual" (frozen skip path + zero-initialised MLP) or "blend"
+    # (learned blend of skip path and MLP); see embedding/model.py
+    head: str = "mlp"
     hidden_dims: tuple[int, ...] = (256,)
     out_dim: int = 64
     dropout: float = 0.0
@@ -77,6 +80,8 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown buffer policy {self.buffer_policy!r}; choose one of {', '.join(BUFFER_POLICIES)}"
             )
+        if self.head not in HEAD_KINDS:
+            raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEAD_KINDS)}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         for name in ("out_dim", "m_per_class", "batch_size", "epochs", "incremental_epochs"):

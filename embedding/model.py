@@ -2,6 +2,18 @@
 
 The head carries its own input standardisation (mean/std buffers fitted on the first training
 data). A warm-started update keeps them, so old and new versions read inputs the same way.
+
+Head kinds (``TrainConfig.head``):
+- ``mlp``: standardise, MLP, normalise. Trained on a few classes it can score below the raw input
+  features on classes it never saw (measured on the real text stream, issue 12).
+- ``residual``: a frozen skip path (identity, or the input's leading principal components when
+  ``out_dim < in_dim``, fitted with the standardiser) plus the MLP, whose last layer starts at zero:
+  the untrained head *is* the (projected) input, and training adds to it.
+- ``blend``: a learned convex blend of the normalised skip path and the normalised MLP output; the
+  weight of the skip starts at ``sigmoid(2) = 0.88``.
+
+Every kind also exports its weights as plain arrays (:func:`head_arrays`), which
+``embedding.numpy_head`` evaluates without torch.
 """
 
 from __future__ import annotations
@@ -16,12 +28,13 @@ import torch
 from torch import nn
 
 from core.errors import ConfigError
-from embedding.config import TrainConfig
+from embedding.config import HEAD_KINDS, TrainConfig
 
 log = logging.getLogger(__name__)
 
 TEXT_ENCODER_NAME = "all-MiniLM-L6-v2"
 TEXT_ENCODER_DIM = 384
+BLEND_INIT_LOGIT = 2.0  # the skip path's initial blend weight is sigmoid(2) = 0.88
 
 
 @dataclass(frozen=True)
@@ -32,26 +45,32 @@ class HeadSpec:
     hidden_dims: tuple[int, ...]
     out_dim: int
     dropout: float = 0.0
+    kind: str = "mlp"  # one of HEAD_KINDS; versions saved before head kinds existed are "mlp"
+
+    def __post_init__(self) -> None:
+        if self.kind not in HEAD_KINDS:
+            raise ConfigError(f"unknown head kind {self.kind!r}; choose one of {', '.join(HEAD_KINDS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"in_dim": self.in_dim, "hidden_dims": list(self.hidden_dims), "out_dim": self.out_dim,
-                "dropout": self.dropout}
+                "dropout": self.dropout, "kind": self.kind}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HeadSpec:
         try:
             return cls(int(d["in_dim"]), tuple(int(h) for h in d["hidden_dims"]), int(d["out_dim"]),
-                       float(d.get("dropout", 0.0)))
+                       float(d.get("dropout", 0.0)), str(d.get("kind", "mlp")))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"model config has no usable architecture ({d!r}): {e}") from e
 
     @classmethod
     def from_config(cls, in_dim: int, config: TrainConfig) -> HeadSpec:
-        return cls(in_dim, config.hidden_dims, config.out_dim, config.dropout)
+        return cls(in_dim, config.hidden_dims, config.out_dim, config.dropout, config.head)
 
 
 class EmbeddingHead(nn.Module):
-    """MLP head; output rows have unit L2 norm, so dot product = cosine similarity."""
+    """The head (see the module doc for its kinds); output rows have unit L2 norm, so dot product =
+    cosine similarity."""
 
     def __init__(self, spec: HeadSpec) -> None:
         super().__init__()
@@ -67,6 +86,15 @@ class EmbeddingHead(nn.Module):
             prev = width
         layers.append(nn.Linear(prev, spec.out_dim))
         self.net = nn.Sequential(*layers)
+        if spec.kind != "mlp":
+            # Frozen skip path (in_dim -> out_dim), set by fit_standardizer; identity-like until then.
+            self.register_buffer("skip", torch.eye(spec.in_dim, spec.out_dim))
+        if spec.kind == "residual":
+            # The MLP starts as a zero map, so the untrained head is exactly the skip path.
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
+        if spec.kind == "blend":
+            self.blend_logit = nn.Parameter(torch.tensor(BLEND_INIT_LOGIT))
 
     def fit_standardizer(self, x: np.ndarray) -> None:
         mean = x.mean(axis=0)
@@ -79,10 +107,38 @@ class EmbeddingHead(nn.Module):
         std = np.full_like(raw, max(float(raw.mean()), 1e-6))
         self.input_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.input_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+        if self.spec.kind != "mlp":
+            self.skip.copy_(torch.as_tensor(skip_projection((x - mean) / std, self.spec.out_dim)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.net((x - self.input_mean) / self.input_std)
+        xs = (x - self.input_mean) / self.input_std
+        z = self.net(xs)
+        if self.spec.kind == "residual":
+            z = xs @ self.skip + z
+        elif self.spec.kind == "blend":
+            a = torch.sigmoid(self.blend_logit)
+            z = a * nn.functional.normalize(xs @ self.skip, dim=1) + (1 - a) * nn.functional.normalize(z, dim=1)
         return nn.functional.normalize(z, dim=1)
+
+
+def skip_projection(xs: np.ndarray, out_dim: int) -> np.ndarray:
+    """(in_dim, out_dim) float32: the identity when ``out_dim >= in_dim`` (zero-padded), else the
+    ``out_dim`` leading principal directions of the standardised inputs ``xs``. A projection onto
+    orthonormal directions keeps the input's cosine geometry as far as ``out_dim`` allows."""
+    in_dim = xs.shape[1]
+    if out_dim >= in_dim or len(xs) < 2:
+        return np.eye(in_dim, out_dim, dtype=np.float32)
+    centred = xs - xs.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    basis = vt[:out_dim].T
+    if basis.shape[1] < out_dim:  # fewer items than out_dim: pad with unused coordinates
+        basis = np.concatenate([basis, np.zeros((in_dim, out_dim - basis.shape[1]))], axis=1)
+    return basis.astype(np.float32)
+
+
+def head_arrays(model: EmbeddingHead) -> dict[str, np.ndarray]:
+    """The head's weights as float32 arrays keyed like its state_dict (what the numpy path reads)."""
+    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
 
 
 def build_head(spec: HeadSpec, seed: int) -> EmbeddingHead:
