@@ -65,6 +65,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "head=residual": {"head": "residual"},
     "head=residual,out_dim=in": {"head": "residual", "out_dim": "in"},
     "head=blend": {"head": "blend"},
+    "head=blend,skip_weight=0.7": {"head": "blend", "skip_weight": 0.7},
     "head=mlp,out_dim=in": {"head": "mlp", "out_dim": "in"},
     "buffer_mib=4": {"buffer_mib": 4.0},
     "buffer_mib=4,rehearsal_draw=1": {"buffer_mib": 4.0, "rehearsal_draw": 1.0},

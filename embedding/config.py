@@ -31,8 +31,9 @@ HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
 @dataclass(frozen=True)
 class TrainConfig:
     # Head architecture: "mlp", "residual" (frozen skip path + zero-initialised MLP) or "blend"
-    # (learned blend of skip path and MLP); see embedding/model.py
+    # (raw input and MLP output side by side, cosine = skip_weight * raw + rest * head); see model.py
     head: str = "mlp"
+    skip_weight: float = 0.5  # "blend": share of the raw input in the served cosine, in [0, 1)
     hidden_dims: tuple[int, ...] = (256,)
     out_dim: int = 64
     dropout: float = 0.0
@@ -96,6 +97,8 @@ class TrainConfig:
             )
         if self.head not in HEAD_KINDS:
             raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEAD_KINDS)}")
+        if not 0.0 <= self.skip_weight < 1.0:
+            raise ConfigError(f"skip_weight must be in [0, 1), got {self.skip_weight}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         for name in ("out_dim", "m_per_class", "batch_size", "epochs", "incremental_epochs"):

@@ -53,7 +53,7 @@ class Embedder:
         self.model = model.to(device).eval() if self.uses_torch else model
         self.model_version = model_version
         self.input_kind = input_kind
-        self.output_dim = int(model.spec.out_dim) if self.uses_torch else model.out_dim
+        self.output_dim = int(model.spec.embedding_dim) if self.uses_torch else model.out_dim
         self.input_dim = int(model.spec.in_dim) if self.uses_torch else model.in_dim
         self.device = device
         self.batch_size = batch_size

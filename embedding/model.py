@@ -9,8 +9,11 @@ Head kinds (``TrainConfig.head``):
 - ``residual``: a frozen skip path (identity, or the input's leading principal components when
   ``out_dim < in_dim``, fitted with the standardiser) plus the MLP, whose last layer starts at zero:
   the untrained head *is* the (projected) input, and training adds to it.
-- ``blend``: a learned convex blend of the normalised skip path and the normalised MLP output; the
-  weight of the skip starts at ``sigmoid(2) = 0.88``.
+- ``blend``: the normalised raw input and the normalised MLP output side by side, weighted
+  ``sqrt(w)`` and ``sqrt(1 - w)`` (``w`` = ``TrainConfig.skip_weight``): the cosine of two items is
+  then exactly ``w * cos(raw inputs) + (1 - w) * cos(head outputs)``. The embedding has
+  ``in_dim + out_dim`` dimensions (``HeadSpec.embedding_dim``). A learned weight (an earlier
+  version of this kind) drifted towards the head and ended lowest on the real text stream.
 
 Every kind also exports its weights as plain arrays (:func:`head_arrays`), which
 ``embedding.numpy_head`` evaluates without torch.
@@ -34,7 +37,6 @@ log = logging.getLogger(__name__)
 
 TEXT_ENCODER_NAME = "all-MiniLM-L6-v2"
 TEXT_ENCODER_DIM = 384
-BLEND_INIT_LOGIT = 2.0  # the skip path's initial blend weight is sigmoid(2) = 0.88
 
 
 @dataclass(frozen=True)
@@ -46,26 +48,32 @@ class HeadSpec:
     out_dim: int
     dropout: float = 0.0
     kind: str = "mlp"  # one of HEAD_KINDS; versions saved before head kinds existed are "mlp"
+    skip_weight: float = 0.5  # "blend": the raw input's share of the cosine
 
     def __post_init__(self) -> None:
         if self.kind not in HEAD_KINDS:
             raise ConfigError(f"unknown head kind {self.kind!r}; choose one of {', '.join(HEAD_KINDS)}")
 
+    @property
+    def embedding_dim(self) -> int:
+        """The dimension of the embeddings the head serves."""
+        return self.in_dim + self.out_dim if self.kind == "blend" else self.out_dim
+
     def to_dict(self) -> dict[str, Any]:
         return {"in_dim": self.in_dim, "hidden_dims": list(self.hidden_dims), "out_dim": self.out_dim,
-                "dropout": self.dropout, "kind": self.kind}
+                "dropout": self.dropout, "kind": self.kind, "skip_weight": self.skip_weight}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HeadSpec:
         try:
             return cls(int(d["in_dim"]), tuple(int(h) for h in d["hidden_dims"]), int(d["out_dim"]),
-                       float(d.get("dropout", 0.0)), str(d.get("kind", "mlp")))
+                       float(d.get("dropout", 0.0)), str(d.get("kind", "mlp")), float(d.get("skip_weight", 0.5)))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"model config has no usable architecture ({d!r}): {e}") from e
 
     @classmethod
     def from_config(cls, in_dim: int, config: TrainConfig) -> HeadSpec:
-        return cls(in_dim, config.hidden_dims, config.out_dim, config.dropout, config.head)
+        return cls(in_dim, config.hidden_dims, config.out_dim, config.dropout, config.head, config.skip_weight)
 
 
 class EmbeddingHead(nn.Module):
@@ -86,15 +94,12 @@ class EmbeddingHead(nn.Module):
             prev = width
         layers.append(nn.Linear(prev, spec.out_dim))
         self.net = nn.Sequential(*layers)
-        if spec.kind != "mlp":
+        if spec.kind == "residual":
             # Frozen skip path (in_dim -> out_dim), set by fit_standardizer; identity-like until then.
             self.register_buffer("skip", torch.eye(spec.in_dim, spec.out_dim))
-        if spec.kind == "residual":
             # The MLP starts as a zero map, so the untrained head is exactly the skip path.
             nn.init.zeros_(layers[-1].weight)
             nn.init.zeros_(layers[-1].bias)
-        if spec.kind == "blend":
-            self.blend_logit = nn.Parameter(torch.tensor(BLEND_INIT_LOGIT))
 
     def fit_standardizer(self, x: np.ndarray) -> None:
         mean = x.mean(axis=0)
@@ -107,7 +112,7 @@ class EmbeddingHead(nn.Module):
         std = np.full_like(raw, max(float(raw.mean()), 1e-6))
         self.input_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.input_std.copy_(torch.as_tensor(std, dtype=torch.float32))
-        if self.spec.kind != "mlp":
+        if self.spec.kind == "residual":
             self.skip.copy_(torch.as_tensor(skip_projection((x - mean) / std, self.spec.out_dim)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,8 +121,9 @@ class EmbeddingHead(nn.Module):
         if self.spec.kind == "residual":
             z = xs @ self.skip + z
         elif self.spec.kind == "blend":
-            a = torch.sigmoid(self.blend_logit)
-            z = a * nn.functional.normalize(xs @ self.skip, dim=1) + (1 - a) * nn.functional.normalize(z, dim=1)
+            w = self.spec.skip_weight
+            return torch.cat([w ** 0.5 * nn.functional.normalize(x, dim=1),
+                              (1 - w) ** 0.5 * nn.functional.normalize(z, dim=1)], dim=1)
         return nn.functional.normalize(z, dim=1)
 
 
@@ -167,7 +173,7 @@ def embed_array(model: nn.Module, x: np.ndarray, *, batch_size: int = 4096, devi
         out.append(model(chunk).cpu().numpy())
     model.train(was_training)
     if not out:
-        return np.zeros((0, model.spec.out_dim), dtype=np.float32)
+        return np.zeros((0, model.spec.embedding_dim), dtype=np.float32)
     return np.concatenate(out).astype(np.float32, copy=False)
 
 

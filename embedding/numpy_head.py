@@ -35,14 +35,16 @@ class NumpyHead:
     def __init__(self, spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.spec = dict(spec)
         self.kind = str(spec.get("kind", "mlp"))
-        self.in_dim, self.out_dim = int(spec["in_dim"]), int(spec["out_dim"])
+        self.in_dim = int(spec["in_dim"])
+        self.skip_weight = float(spec.get("skip_weight", 0.5))
+        # the served dimension (HeadSpec.embedding_dim): "blend" puts the input beside the head
+        self.out_dim = int(spec["out_dim"]) + (self.in_dim if self.kind == "blend" else 0)
         self.hidden_dims = tuple(int(h) for h in spec["hidden_dims"])
         try:
             self.mean = np.asarray(arrays["input_mean"], np.float32)
             self.std = np.asarray(arrays["input_std"], np.float32)
             self.layers = self._layers(arrays, bool(float(spec.get("dropout", 0.0)) > 0))
-            self.skip = np.asarray(arrays["skip"], np.float32) if self.kind != "mlp" else None
-            self.blend_logit = float(arrays["blend_logit"]) if self.kind == "blend" else None
+            self.skip = np.asarray(arrays["skip"], np.float32) if self.kind == "residual" else None
         except KeyError as e:
             raise ArtifactIntegrityError(f"head arrays lack {e} for a {self.kind!r} head; re-save the model") from e
 
@@ -75,8 +77,9 @@ class NumpyHead:
         if self.kind == "residual":
             z = xs @ self.skip + z
         elif self.kind == "blend":
-            a = 1.0 / (1.0 + np.exp(-self.blend_logit))
-            z = a * _normalise(xs @ self.skip) + (1 - a) * _normalise(z)
+            w = self.skip_weight
+            return np.concatenate([np.sqrt(w) * _normalise(x), np.sqrt(1 - w) * _normalise(z)],
+                                  axis=1).astype(np.float32)
         return _normalise(z).astype(np.float32)
 
     # ------------------------------------------------------------------ serialisation (npz, no pickle)

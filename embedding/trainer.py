@@ -285,7 +285,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
 def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes: tuple[str, ...],
                         init_loss_state: dict[str, Any] | None, classes: tuple[str, ...],
                         x: np.ndarray, y: np.ndarray, device: str) -> LossBundle:
-    dim = model.spec.out_dim
+    dim = model.spec.embedding_dim
     if not config.parametric or not init_classes or init_loss_state is None:
         bundle = build_loss(config, len(classes), dim)
         if config.parametric and init_classes:

@@ -32,7 +32,7 @@ def test_numpy_and_torch_agree_for_every_head_kind(kind, dropout):
     x = np.random.default_rng(1).normal(size=(33, 10)).astype(np.float32) * 2
     np_head = NumpyHead.from_bytes(arrays_to_head_bytes(head.spec.to_dict(), head_arrays(head)))
     np.testing.assert_allclose(np_head(x, batch_size=7), embed_array(head, x), atol=1e-5)
-    assert np_head(x[:0]).shape == (0, 4)
+    assert np_head(x[:0]).shape == (0, head.spec.embedding_dim) == embed_array(head, x[:0]).shape
 
 
 def test_untrained_residual_head_is_its_skip_projection():
@@ -46,6 +46,17 @@ def test_untrained_residual_head_is_its_skip_projection():
     small.fit_standardizer(x)
     skip = small.skip.numpy()
     np.testing.assert_allclose(skip.T @ skip, np.eye(3), atol=1e-5)  # orthonormal principal directions
+
+
+def test_blend_cosine_is_the_weighted_sum_of_raw_and_head_cosines():
+    head = _trained_like_head("blend")
+    mlp = _trained_like_head("mlp")  # same seed and perturbation: the same MLP as the blend's
+    x = np.random.default_rng(5).normal(size=(9, 10)).astype(np.float32)
+    e, h = embed_array(head, x), embed_array(mlp, x)
+    raw = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert e.shape == (9, 14) and head.spec.embedding_dim == 14
+    w = head.spec.skip_weight
+    np.testing.assert_allclose(e @ e.T, w * raw @ raw.T + (1 - w) * h @ h.T, atol=1e-5)
 
 
 def test_numpy_path_imports_no_torch(tmp_path):
