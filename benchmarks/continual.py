@@ -67,10 +67,14 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "head=blend": {"head": "blend"},
     "head=blend,skip_weight=0.7": {"head": "blend", "skip_weight": 0.7},
     "head=mlp,out_dim=in": {"head": "mlp", "out_dim": "in"},
-    "buffer_mib=4": {"buffer_mib": 4.0},
-    "buffer_mib=4,rehearsal_draw=1": {"buffer_mib": 4.0, "rehearsal_draw": 1.0},
+    "buffer_budget=500 (items, the old default)": {"buffer_budget": 500},
+    "buffer_mib=1": {"buffer_mib": 1.0},
     "rehearsal_draw=1": {"rehearsal_draw": 1.0},
+    "rehearsal_draw=2": {"rehearsal_draw": 2.0},
+    "rehearsal_draw=1,incremental_lr=4e-3": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3},
+    "rehearsal_draw=none": {"rehearsal_draw": None},
     "incremental_lr=4e-3": {"incremental_lr": 4e-3},
+    "incremental_epochs=6": {"incremental_epochs": 6},
     "distill_adaptive": {"distill_adaptive": True},
     "bct_weight=1 (prototype classifier)": {"bct_weight": 1.0},
     "buffer_policy=herding": {"buffer_policy": "herding"},
@@ -87,7 +91,7 @@ _INCREMENTAL_ONLY = ("incremental_epochs", "incremental_lr", "buffer_budget", "b
 
 def strategy_config(strategy: str, cfg: TrainConfig, in_dim: int | None = None) -> TrainConfig:
     if strategy == "naive":
-        return cfg.replace(buffer_budget=0, buffer_mib=None, buffer_min_quota=0, distill_feature=0.0,
+        return cfg.replace(buffer_budget=0, buffer_min_quota=0, distill_feature=0.0,
                            distill_relational=0.0, bct_weight=0.0)
     if strategy == "steward_herding":
         return cfg.replace(buffer_policy="herding")
@@ -370,13 +374,14 @@ def targets(summary: dict[str, dict[str, float]], strategy: str = "steward") -> 
     }
 
 
-# Rehearsal budget per stream (items) unless --set buffer_budget/buffer_mib says otherwise.
-_STREAM_BUFFER = {"digits": 200, "synthetic": 300, "text": 500}
 _SUMMARY_COLUMNS = ["strategy", "final_map_at_r_all", "final_p_at_1_all", "final_ami", "final_map_at_r_old",
                     "final_forgetting", "min_vs_raw_all", "min_vs_raw_unseen", "mean_train_seconds_per_update",
                     "mean_train_steps_per_update", "mean_compat_new_vs_old", "mean_compat_old_vs_old"]
 _STEP_COLUMNS = ["step", "strategy", "classes_seen", "map_at_r_all", "map_at_r_old", "map_at_r_new",
                  "map_at_r_unseen", "p_at_1_all", "forgetting", "train_seconds", "epochs", "train_steps"]
+
+
+_OPTIONAL_INT = ("buffer_budget",)
 
 
 def _parse_overrides(base: TrainConfig, pairs: list[str]) -> dict[str, Any]:
@@ -386,10 +391,10 @@ def _parse_overrides(base: TrainConfig, pairs: list[str]) -> dict[str, Any]:
         current = getattr(base, key)
         if isinstance(current, bool):
             out[key] = value.lower() in ("1", "true", "yes")
-        elif current is None and value.lower() in ("none", ""):
+        elif value.lower() == "none":
             out[key] = None
         elif current is None:
-            out[key] = float(value)
+            out[key] = int(value) if key in _OPTIONAL_INT else float(value)
         elif isinstance(current, tuple):
             out[key] = tuple(int(v) for v in value.split(",") if v)
         else:
@@ -398,17 +403,14 @@ def _parse_overrides(base: TrainConfig, pairs: list[str]) -> dict[str, Any]:
 
 
 def _streams(args: argparse.Namespace, base: TrainConfig, overrides: dict[str, Any]) -> list[tuple[str, Any, TrainConfig]]:
-    def with_buffer(name: str, default: int) -> TrainConfig:
-        return base.replace(buffer_budget=overrides.get("buffer_budget", default))
-
+    # The rehearsal buffer: the TrainConfig default (a memory budget) unless --set says otherwise.
     if args.data:
-        return [(f"data:{args.data}", lambda s: parquet_stream(args.data, args.steps or 4, s),
-                 with_buffer("data", max(100, base.buffer_budget)))]
+        return [(f"data:{args.data}", lambda s: parquet_stream(args.data, args.steps or 4, s), base)]
     makers = {"digits": lambda s: digits_stream(args.steps or 5, s),
               "synthetic": lambda s: synthetic_stream(args.steps or 4, s),
               "text": lambda s: text_stream(args.steps or 5, s)}
     names = args.streams or (["digits"] if args.quick else list(STREAMS))
-    return [(n, makers[n], with_buffer(n, _STREAM_BUFFER[n])) for n in names]
+    return [(n, makers[n], base) for n in names]
 
 
 def _targets_line(tg: dict[str, Any], label: str = "steward") -> str:
@@ -504,10 +506,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for ds_name, make, cfg in datasets:
         t0 = time.perf_counter()
         summaries = []
-        n_steps = 0
+        n_steps = in_dim = 0
         for seed in seeds:
             steps = make(seed)
-            n_steps = len(steps)
+            n_steps, in_dim = len(steps), int(steps[0].x_train.shape[1])
             rows = run_stream(ds_name, steps, cfg.replace(seed=seed), strategies, seed)
             summaries.append(summarise(rows))
             all_rows += [r for rs in rows.values() for r in rs]
@@ -529,7 +531,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  "final_forgetting", "forgetting_vs_naive", "min_vs_raw_all", "min_vs_raw_unseen",
                  "mean_train_seconds_per_update", "time_vs_joint", "mean_train_steps_per_update"]
                 if args.ablation else _SUMMARY_COLUMNS)
-        buffer_desc = (f"{cfg.buffer_mib} MiB" if cfg.buffer_mib is not None else f"{cfg.buffer_budget} items")
+        buffer_desc = (f"{cfg.buffer_budget} items" if cfg.buffer_budget is not None
+                       else f"{cfg.buffer_mib:g} MiB = {cfg.buffer_items(in_dim)} items")
         md += [(f"### {ds_name} ({n_steps} steps, seeds {seeds}, buffer {buffer_desc}, loss {cfg.loss}, "
                 f"head {cfg.head})"), "", markdown_table(table, cols), ""]
         if "steward" in tgs:

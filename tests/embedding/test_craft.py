@@ -47,9 +47,10 @@ def test_epoch_pool_draws_a_fresh_share_of_the_rehearsal_items():
 
 
 def test_buffer_sized_from_memory_and_switches_validated():
-    cfg = TrainConfig(buffer_mib=4.0)
-    assert cfg.buffer_items(384) == 2730 and cfg.buffer_items(64) == 16384
-    assert TrainConfig(buffer_budget=7).buffer_items(384) == 7
+    cfg = TrainConfig()
+    assert cfg.buffer_items(384) == 2730 and cfg.buffer_items(64) == 16384  # 4 MiB by default
+    assert TrainConfig(buffer_mib=1.0).buffer_items(256) == 1024
+    assert TrainConfig(buffer_budget=7).buffer_items(384) == 7  # an explicit count wins
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     for bad in ({"rehearsal_draw": 0.0}, {"aug_dropout": 1.0}, {"head": "transformer"}, {"buffer_mib": -1.0}):
         with pytest.raises(ConfigError):
