@@ -67,7 +67,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "head=blend": {"head": "blend"},
     "head=blend,skip_weight=0.7": {"head": "blend", "skip_weight": 0.7},
     "head=mlp,out_dim=in": {"head": "mlp", "out_dim": "in"},
-    "buffer_budget=500 (items, the old default)": {"buffer_budget": 500},
+    "buffer_budget=500": {"buffer_budget": 500},  # the old default: 500 items
     "buffer_mib=1": {"buffer_mib": 1.0},
     "rehearsal_draw=1": {"rehearsal_draw": 1.0},
     "rehearsal_draw=2": {"rehearsal_draw": 2.0},
@@ -76,7 +76,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "incremental_lr=4e-3": {"incremental_lr": 4e-3},
     "incremental_epochs=6": {"incremental_epochs": 6},
     "distill_adaptive": {"distill_adaptive": True},
-    "bct_weight=1 (prototype classifier)": {"bct_weight": 1.0},
+    "bct_weight=1": {"bct_weight": 1.0},  # the old prototypes as a frozen classifier
     "buffer_policy=herding": {"buffer_policy": "herding"},
     "aug_noise=0.1": {"aug_noise": 0.1},
     "aug_dropout=0.1": {"aug_dropout": 0.1},
