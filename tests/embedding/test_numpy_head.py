@@ -101,3 +101,30 @@ def test_load_embedder_uses_arrays_and_falls_back_to_torch_for_old_versions(work
     np.testing.assert_allclose(e_new.embed_features(x), embed_array(head, x), atol=1e-5)
     np.testing.assert_allclose(e_old.embed_features(x), embed_array(old_head, x), atol=1e-6)
     assert isinstance(Embedder(head, model_version=None).model, torch.nn.Module)
+
+
+def test_load_embedder_on_the_numpy_path_imports_no_torch(workspace, settings):
+    """What drift checks and search do: open the workspace, load the version, embed (subprocess)."""
+    from storage.serialization import state_dict_to_bytes
+
+    head = _trained_like_head("mlp")
+    put = workspace.artifacts.put_bytes
+    workspace.registry.catalog.ensure_collection("c", kind="features", dim=10)
+    mv = workspace.registry.models.register_model(
+        "c", config={"architecture": head.spec.to_dict(), "input_kind": "features"}, metrics={},
+        artifacts={"weights": put(state_dict_to_bytes(head.state_dict())),
+                   ROLE_HEAD_ARRAYS: put(arrays_to_head_bytes(head.spec.to_dict(), head_arrays(head)))})
+    code = (
+        "import sys, json, numpy as np\n"
+        "from tests.factories import make_settings\n"
+        "from storage.workspace import open_workspace\n"
+        "from embedding.inference import load_embedder\n"
+        f"ws = open_workspace(make_settings(__import__('pathlib').Path({str(settings.home)!r})))\n"
+        f"e = load_embedder(ws, 'c', {mv.version})\n"
+        "out = e.embed_features(np.ones((3, 10), np.float32))\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'out': out.tolist()}))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["torch"] is False
+    np.testing.assert_allclose(np.array(got["out"]), embed_array(head, np.ones((3, 10), np.float32)), atol=1e-5)
