@@ -25,11 +25,15 @@ PARAMETRIC_LOSSES: frozenset[str] = frozenset({"proxy_anchor", "arcface", "cosfa
 MINERS: tuple[str, ...] = ("default", "none", "hard", "semihard", "all", "multi_similarity", "batch_hard")
 BUFFER_POLICIES: tuple[str, ...] = ("balanced_reservoir", "reservoir", "herding")
 SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
+HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Head architecture
+    # Head architecture: "mlp", "residual" (frozen skip path + zero-initialised MLP) or "blend"
+    # (raw input and MLP output side by side, cosine = skip_weight * raw + rest * head); see model.py
+    head: str = "mlp"
+    skip_weight: float = 0.5  # "blend": share of the raw input in the served cosine, in [0, 1)
     hidden_dims: tuple[int, ...] = (256,)
     out_dim: int = 64
     dropout: float = 0.0
@@ -52,17 +56,33 @@ class TrainConfig:
     weight_decay: float = 1e-4
     val_fraction: float = 0.15
     # Rehearsal
-    buffer_budget: int = 500
+    # Items kept for rehearsal. None (default): sized from memory, buffer_mib MiB of float32 input
+    # features (4 MiB holds 2730 items of 384-d text features, 16384 of 64-d digits). On the real
+    # text stream 500 items ended at 70% of joint retraining's MAP@R, 4 MiB at ~96%
+    # (benchmarks/continual.py --ablation). A count set here wins over the memory budget.
+    buffer_budget: int | None = None
+    buffer_mib: float = 4.0
     buffer_policy: str = "balanced_reservoir"
     buffer_min_quota: int = 5
+    # Rehearsal items per epoch, as a multiple of the new items, drawn afresh every epoch (None: the
+    # whole buffer every epoch). Bounds an update's cost when the buffer is large.
+    rehearsal_draw: float | None = None
     # Against forgetting / for compatibility (weights of terms added to the metric loss)
     distill_feature: float = 1.0
     distill_relational: float = 1.0
+    # Scale both distillation weights by sqrt(old classes / new classes) (LUCIR's adaptive weight):
+    # the more the model already knows relative to what the step brings, the more it is held.
+    distill_adaptive: bool = False
     bct_weight: float = 0.0
     bct_temperature: float = 0.05
     # Noisy labels: weight of the metric-loss terms of items flagged as suspect labels (their label
     # disagrees with most of their neighbours under production, embedding.label_noise); 1.0 = off.
     suspect_weight: float = 1.0
+    # Training craft (issue 17), all off by default; see embedding/craft.py
+    aug_noise: float = 0.0  # Gaussian noise on standardised inputs, this std
+    aug_dropout: float = 0.0  # input feature dropout rate
+    aug_mixup: float = 0.0  # share of items replaced by a mix with a same-class item of the batch
+    compact_weight: float = 0.0  # intra-class compactness: 1 - cos(item, its batch class mean)
     # Misc
     seed: int = 0
     device: str = "cpu"
@@ -80,15 +100,28 @@ class TrainConfig:
             raise ConfigError(
                 f"unknown buffer policy {self.buffer_policy!r}; choose one of {', '.join(BUFFER_POLICIES)}"
             )
+        if self.head not in HEAD_KINDS:
+            raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEAD_KINDS)}")
+        if not 0.0 <= self.skip_weight < 1.0:
+            raise ConfigError(f"skip_weight must be in [0, 1), got {self.skip_weight}")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         for name in ("out_dim", "m_per_class", "batch_size", "epochs", "incremental_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.buffer_budget < 0 or self.buffer_min_quota < 0:
+        if (self.buffer_budget is not None and self.buffer_budget < 0) or self.buffer_min_quota < 0:
             raise ConfigError("buffer_budget and buffer_min_quota must be >= 0")
         if not 0.0 <= self.suspect_weight <= 1.0:
             raise ConfigError(f"suspect_weight must be in [0, 1] (1 = off), got {self.suspect_weight}")
+        if self.buffer_mib < 0:
+            raise ConfigError(f"buffer_mib must be >= 0, got {self.buffer_mib}")
+        if self.rehearsal_draw is not None and self.rehearsal_draw <= 0:
+            raise ConfigError(f"rehearsal_draw must be > 0 (or unset for the whole buffer), got {self.rehearsal_draw}")
+        for name in ("aug_dropout", "aug_mixup"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.aug_noise < 0 or self.compact_weight < 0:
+            raise ConfigError("aug_noise and compact_weight must be >= 0")
         if not 0.0 <= self.val_fraction < 0.9:
             raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
         if self.batch_size < 2 * self.m_per_class:
@@ -102,6 +135,12 @@ class TrainConfig:
     @property
     def parametric(self) -> bool:
         return self.loss in PARAMETRIC_LOSSES
+
+    def buffer_items(self, dim: int) -> int:
+        """The rehearsal budget in items for inputs of ``dim`` float32 features."""
+        if self.buffer_budget is not None:
+            return self.buffer_budget
+        return int(self.buffer_mib * 2**20 // (4 * max(dim, 1)))
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

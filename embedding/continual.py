@@ -10,6 +10,7 @@ trains from scratch on everything it is given and starts a fresh buffer from it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,7 +92,7 @@ class StepOutcome:
 
 
 def _fresh_buffer(dim: int, config: TrainConfig) -> RehearsalBuffer:
-    return empty_buffer(dim, budget=config.buffer_budget, policy=config.buffer_policy,
+    return empty_buffer(dim, budget=config.buffer_items(dim), policy=config.buffer_policy,
                         min_quota=config.buffer_min_quota, seed=config.seed)
 
 
@@ -114,6 +115,8 @@ def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelSt
     incremental = previous is not None and not full
     if incremental:
         buffer = previous.buffer if previous.buffer is not None else _fresh_buffer(data.features.shape[1], config)
+        # The config's budget wins (a larger memory budget takes effect at the next update).
+        buffer = dataclasses.replace(buffer, budget=config.buffer_items(data.features.shape[1]))
         rehearse = ~np.isin(buffer.item_ids, data.item_ids)  # an item re-sent by the stream is new again
         x = np.concatenate([data.features, buffer.features[rehearse]])
         y = np.concatenate([data.labels, buffer.labels[rehearse]])
@@ -149,8 +152,6 @@ def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelSt
 def _evaluated(outcome: StepOutcome, items: LabelledData, previous: ModelState | None, embed,
                group_column: str | None = None) -> StepOutcome:
     """``outcome`` with the candidate (and the previous model, on the same items) evaluated."""
-    import dataclasses
-
     from embedding.model import embed_array
 
     old_classes = previous.classes if previous is not None else None

@@ -2,6 +2,21 @@
 
 The head carries its own input standardisation (mean/std buffers fitted on the first training
 data). A warm-started update keeps them, so old and new versions read inputs the same way.
+
+Head kinds (``TrainConfig.head``):
+- ``mlp``: standardise, MLP, normalise. Trained on a few classes it can score below the raw input
+  features on classes it never saw (measured on the real text stream, issue 12).
+- ``residual``: a frozen skip path (identity, or the input's leading principal components when
+  ``out_dim < in_dim``, fitted with the standardiser) plus the MLP, whose last layer starts at zero:
+  the untrained head *is* the (projected) input, and training adds to it.
+- ``blend``: the normalised raw input and the normalised MLP output side by side, weighted
+  ``sqrt(w)`` and ``sqrt(1 - w)`` (``w`` = ``TrainConfig.skip_weight``): the cosine of two items is
+  then exactly ``w * cos(raw inputs) + (1 - w) * cos(head outputs)``. The embedding has
+  ``in_dim + out_dim`` dimensions (``HeadSpec.embedding_dim``). A learned weight (an earlier
+  version of this kind) drifted towards the head and ended lowest on the real text stream.
+
+Every kind also exports its weights as plain arrays (:func:`head_arrays`), which
+``embedding.numpy_head`` evaluates without torch.
 """
 
 from __future__ import annotations
@@ -16,7 +31,7 @@ import torch
 from torch import nn
 
 from core.errors import ConfigError
-from embedding.config import TrainConfig
+from embedding.config import HEAD_KINDS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +47,38 @@ class HeadSpec:
     hidden_dims: tuple[int, ...]
     out_dim: int
     dropout: float = 0.0
+    kind: str = "mlp"  # one of HEAD_KINDS; versions saved before head kinds existed are "mlp"
+    skip_weight: float = 0.5  # "blend": the raw input's share of the cosine
+
+    def __post_init__(self) -> None:
+        if self.kind not in HEAD_KINDS:
+            raise ConfigError(f"unknown head kind {self.kind!r}; choose one of {', '.join(HEAD_KINDS)}")
+
+    @property
+    def embedding_dim(self) -> int:
+        """The dimension of the embeddings the head serves."""
+        return self.in_dim + self.out_dim if self.kind == "blend" else self.out_dim
 
     def to_dict(self) -> dict[str, Any]:
         return {"in_dim": self.in_dim, "hidden_dims": list(self.hidden_dims), "out_dim": self.out_dim,
-                "dropout": self.dropout}
+                "dropout": self.dropout, "kind": self.kind, "skip_weight": self.skip_weight}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HeadSpec:
         try:
             return cls(int(d["in_dim"]), tuple(int(h) for h in d["hidden_dims"]), int(d["out_dim"]),
-                       float(d.get("dropout", 0.0)))
+                       float(d.get("dropout", 0.0)), str(d.get("kind", "mlp")), float(d.get("skip_weight", 0.5)))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"model config has no usable architecture ({d!r}): {e}") from e
 
     @classmethod
     def from_config(cls, in_dim: int, config: TrainConfig) -> HeadSpec:
-        return cls(in_dim, config.hidden_dims, config.out_dim, config.dropout)
+        return cls(in_dim, config.hidden_dims, config.out_dim, config.dropout, config.head, config.skip_weight)
 
 
 class EmbeddingHead(nn.Module):
-    """MLP head; output rows have unit L2 norm, so dot product = cosine similarity."""
+    """The head (see the module doc for its kinds); output rows have unit L2 norm, so dot product =
+    cosine similarity."""
 
     def __init__(self, spec: HeadSpec) -> None:
         super().__init__()
@@ -67,6 +94,12 @@ class EmbeddingHead(nn.Module):
             prev = width
         layers.append(nn.Linear(prev, spec.out_dim))
         self.net = nn.Sequential(*layers)
+        if spec.kind == "residual":
+            # Frozen skip path (in_dim -> out_dim), set by fit_standardizer; identity-like until then.
+            self.register_buffer("skip", torch.eye(spec.in_dim, spec.out_dim))
+            # The MLP starts as a zero map, so the untrained head is exactly the skip path.
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
 
     def fit_standardizer(self, x: np.ndarray) -> None:
         mean = x.mean(axis=0)
@@ -79,10 +112,39 @@ class EmbeddingHead(nn.Module):
         std = np.full_like(raw, max(float(raw.mean()), 1e-6))
         self.input_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.input_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+        if self.spec.kind == "residual":
+            self.skip.copy_(torch.as_tensor(skip_projection((x - mean) / std, self.spec.out_dim)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.net((x - self.input_mean) / self.input_std)
+        xs = (x - self.input_mean) / self.input_std
+        z = self.net(xs)
+        if self.spec.kind == "residual":
+            z = xs @ self.skip + z
+        elif self.spec.kind == "blend":
+            w = self.spec.skip_weight
+            return torch.cat([w ** 0.5 * nn.functional.normalize(x, dim=1),
+                              (1 - w) ** 0.5 * nn.functional.normalize(z, dim=1)], dim=1)
         return nn.functional.normalize(z, dim=1)
+
+
+def skip_projection(xs: np.ndarray, out_dim: int) -> np.ndarray:
+    """(in_dim, out_dim) float32: the identity when ``out_dim >= in_dim`` (zero-padded), else the
+    ``out_dim`` leading principal directions of the standardised inputs ``xs``. A projection onto
+    orthonormal directions keeps the input's cosine geometry as far as ``out_dim`` allows."""
+    in_dim = xs.shape[1]
+    if out_dim >= in_dim or len(xs) < 2:
+        return np.eye(in_dim, out_dim, dtype=np.float32)
+    centred = xs - xs.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    basis = vt[:out_dim].T
+    if basis.shape[1] < out_dim:  # fewer items than out_dim: pad with unused coordinates
+        basis = np.concatenate([basis, np.zeros((in_dim, out_dim - basis.shape[1]))], axis=1)
+    return basis.astype(np.float32)
+
+
+def head_arrays(model: EmbeddingHead) -> dict[str, np.ndarray]:
+    """The head's weights as float32 arrays keyed like its state_dict (what the numpy path reads)."""
+    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()}
 
 
 def build_head(spec: HeadSpec, seed: int) -> EmbeddingHead:
@@ -111,7 +173,7 @@ def embed_array(model: nn.Module, x: np.ndarray, *, batch_size: int = 4096, devi
         out.append(model(chunk).cpu().numpy())
     model.train(was_training)
     if not out:
-        return np.zeros((0, model.spec.out_dim), dtype=np.float32)
+        return np.zeros((0, model.spec.embedding_dim), dtype=np.float32)
     return np.concatenate(out).astype(np.float32, copy=False)
 
 

@@ -100,10 +100,11 @@ def _check_architecture(prod: ModelVersion, config: TrainConfig) -> None:
     from embedding.model import HeadSpec
 
     spec = HeadSpec.from_dict(prod.config.get("architecture") or {})
-    if (spec.hidden_dims, spec.out_dim) != (config.hidden_dims, config.out_dim):
+    if (spec.hidden_dims, spec.out_dim, spec.kind) != (config.hidden_dims, config.out_dim, config.head):
         raise ConfigError(
-            f"the config's head {config.hidden_dims}->{config.out_dim} differs from production v{prod.version}'s "
-            f"{spec.hidden_dims}->{spec.out_dim}; an incremental update must keep the architecture, "
+            f"the config's {config.head} head {config.hidden_dims}->{config.out_dim} differs from production "
+            f"v{prod.version}'s {spec.kind} head {spec.hidden_dims}->{spec.out_dim}; an incremental update must "
+            "keep the architecture, "
             "retrain with --full to change it"
         )
 
@@ -300,13 +301,17 @@ def _training_summary(outcome: StepOutcome, holdout_items: int, suspects: Suspec
 
 
 def _save_artifacts(workspace: Workspace, outcome: StepOutcome) -> dict[str, str]:
-    from embedding.inference import ROLE_BUFFER, ROLE_LOSS, ROLE_PROTOTYPES, ROLE_WEIGHTS
+    from embedding.inference import ROLE_BUFFER, ROLE_HEAD_ARRAYS, ROLE_LOSS, ROLE_PROTOTYPES, ROLE_WEIGHTS
+    from embedding.model import head_arrays
+    from embedding.numpy_head import arrays_to_head_bytes
     from storage.serialization import state_dict_to_bytes
 
     put = workspace.artifacts.put_bytes
     state = outcome.candidate
     artifacts = {
         ROLE_WEIGHTS: put(state_dict_to_bytes(state.model.state_dict())),
+        # The same weights as plain arrays: drift checks, search and embedding run without torch.
+        ROLE_HEAD_ARRAYS: put(arrays_to_head_bytes(state.model.spec.to_dict(), head_arrays(state.model))),
         ROLE_BUFFER: put(state.buffer.to_bytes()),
         ROLE_PROTOTYPES: put(outcome.prototypes.to_bytes()),
     }

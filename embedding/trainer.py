@@ -20,6 +20,7 @@ import torch
 from core.errors import ValidationError
 from core.progress import progress as report_progress
 from embedding.config import TrainConfig
+from embedding.craft import augment, augments, compactness_loss
 from embedding.distillation import bct_loss, feature_distillation, relational_distillation
 from embedding.evaluation import retrieval_metrics
 from embedding.losses import LossBundle, build_loss, grow_loss, set_class_weights
@@ -119,13 +120,17 @@ class _Teacher:
     rehearsal: torch.Tensor  # bool per training item
     prototypes: torch.Tensor | None = None
     targets: torch.Tensor | None = None
+    distill_scale: float = 1.0  # sqrt(old / new classes) with distill_adaptive
 
     @classmethod
     def of(cls, teacher: EmbeddingHead, x: np.ndarray, y: np.ndarray, rehearsal: np.ndarray,
-           config: TrainConfig, device: str) -> _Teacher:
+           config: TrainConfig, device: str, old_classes: tuple[str, ...] = ()) -> _Teacher:
         teacher = copy.deepcopy(teacher).to(device).eval()
         emb = torch.as_tensor(embed_array(teacher, x, device=device), device=device)
         out = cls(config, emb, torch.as_tensor(rehearsal, device=device))
+        if config.distill_adaptive:
+            n_new = len(set(y.tolist()) - set(old_classes))
+            out.distill_scale = float(np.sqrt(max(len(old_classes), 1) / max(n_new, 1)))
         if config.bct_weight > 0:
             # The old model's prototypes, over every class in this training set, act as a frozen
             # cosine classifier (BCT uses the old model's features to place new classes).
@@ -141,9 +146,9 @@ class _Teacher:
         if bool(m.any()):
             t_emb = self.embeddings[batch][m]
             if cfg.distill_feature:
-                total = total + cfg.distill_feature * feature_distillation(emb[m], t_emb)
+                total = total + self.distill_scale * cfg.distill_feature * feature_distillation(emb[m], t_emb)
             if cfg.distill_relational:
-                total = total + cfg.distill_relational * relational_distillation(emb[m], t_emb)
+                total = total + self.distill_scale * cfg.distill_relational * relational_distillation(emb[m], t_emb)
         if self.prototypes is not None:
             total = total + cfg.bct_weight * bct_loss(emb, self.targets[batch], self.prototypes, cfg.bct_temperature)
         return total
@@ -171,21 +176,39 @@ class _Best:
             self.bad_epochs += 1
 
 
+def epoch_pool(rehearsal: np.ndarray, draw: float | None, rng: np.random.Generator) -> np.ndarray:
+    """Training indices of one epoch: every new item, and the whole rehearsal set or (``draw``) a
+    fresh uniform draw of ``draw`` x (new items) of it."""
+    everything = np.arange(len(rehearsal))
+    if draw is None or not rehearsal.any():
+        return everything
+    reh = np.flatnonzero(rehearsal)
+    k = min(len(reh), max(1, int(np.ceil(draw * int((~rehearsal).sum())))))
+    return np.sort(np.concatenate([np.flatnonzero(~rehearsal), rng.choice(reh, size=k, replace=False)]))
+
+
 def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x: torch.Tensor, y: torch.Tensor,
            y_idx: np.ndarray, optimizers: list[torch.optim.Optimizer], config: TrainConfig,
-           rng: np.random.Generator, keep: np.ndarray | None = None) -> tuple[float, int]:
-    """One pass over freshly sampled batches; returns (mean loss, optimizer steps)."""
-    batches = make_batches(y_idx, sampler=config.sampler, m=config.m_per_class,
+           rng: np.random.Generator, pool: np.ndarray, gen: torch.Generator,
+           keep: np.ndarray | None = None) -> tuple[float, int]:
+    """One pass over freshly sampled batches of ``pool``; returns (mean loss, optimizer steps)."""
+    batches = make_batches(y_idx[pool], sampler=config.sampler, m=config.m_per_class,
                            batch_size=config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
     total, n_steps = 0.0, 0
     for b in batches:
+        b = pool[b]
         if keep is not None:  # per-item weights: thin the batch (the generator is only drawn from here)
             b = b[rng.random(len(b)) < keep[b]]
             if len(b) < 2:
                 continue
         bt = torch.as_tensor(b, device=x.device)
-        emb = model(x[bt])
+        xb = x[bt]
+        if augments(config):
+            xb = augment(xb, y[bt], config, model.input_mean, model.input_std, gen)
+        emb = model(xb)
         loss = bundle(emb, y[bt])
+        if config.compact_weight > 0:
+            loss = loss + config.compact_weight * compactness_loss(emb, y[bt])
         if teacher is not None:
             loss = loss + teacher.loss(emb, bt)
         for opt in optimizers:
@@ -231,7 +254,8 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     class_index = {c: i for i, c in enumerate(classes)}
     y_idx = np.array([class_index[c] for c in y_tr], dtype=np.int64)
     bundle = _build_or_grow_loss(config, model, init_classes, init_loss_state, classes, x_tr, y_tr, device)
-    guide = _Teacher.of(teacher, x_tr, y_tr, reh_tr, config, device) if teacher is not None else None
+    guide = (_Teacher.of(teacher, x_tr, y_tr, reh_tr, config, device, tuple(init_classes))
+             if teacher is not None else None)
     optimizers = [torch.optim.Adam([{"params": model.parameters(), "lr": lr, "weight_decay": config.weight_decay}])]
     if bundle.parametric:
         optimizers.append(torch.optim.Adam(bundle.loss.parameters(), lr=config.loss_lr))
@@ -239,6 +263,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     x_t, y_t = torch.as_tensor(x_tr, device=device), torch.as_tensor(y_idx, device=device)
     keep = w_tr if w_tr is not None and bool((w_tr < 1.0).any()) else None
     rng = np.random.default_rng([config.seed, 11])
+    gen = torch.Generator().manual_seed(config.seed + 13)  # augmentation draws
     history: list[dict[str, float]] = []
     best = _Best(copy.deepcopy(model.state_dict()),
                  copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None)
@@ -248,7 +273,8 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
 
     for epoch in report_progress(range(1, epochs + 1), desc, total=epochs, unit="epoch", enabled=progress,
                                  status=last_epoch):
-        mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng, keep)
+        pool = epoch_pool(reh_tr, config.rehearsal_draw, rng)
+        mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng, pool, gen, keep)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
         if has_val:
@@ -272,7 +298,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
 def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes: tuple[str, ...],
                         init_loss_state: dict[str, Any] | None, classes: tuple[str, ...],
                         x: np.ndarray, y: np.ndarray, device: str) -> LossBundle:
-    dim = model.spec.out_dim
+    dim = model.spec.embedding_dim
     if not config.parametric or not init_classes or init_loss_state is None:
         bundle = build_loss(config, len(classes), dim)
         if config.parametric and init_classes:
