@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"Real subprocesses (`python -m steward.cli ...`, fresh process each, 1 warm-up then median of {runs}) on "
         f"the demo collection (`digits`, {demo['rows']} rows in {demo['batches']} batches, built with the demo's "
         "data functions and the in-process cycle in a temporary STEWARD_HOME); no Prefect server configured. "
-        f"**Taken on a shared, loaded 2-core machine** (load average {load_before[0]:.1f} before, "
+        f"**Taken on the shared 2-core development machine** (load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after): the targets are for an idle machine, so read the figures as upper bounds."),
         "",
         markdown_table(rows, ["command", "median s", "min s", "max s", "median CPU s", "target s", "meets"]),
@@ -288,16 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         + (f" ({imp['torch_s']:.2f} s)" if imp["torch_s"] else "")
         + f". `steward --help` imports: {help_heavy}. Heavy imports of `steward drift` (cumulative s where first "
         "imported): " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(imp["heavy_s"].items(), key=lambda kv: -kv[1]))
-        + ". torch stays until the numpy-inference branch is merged (the lead reruns this benchmark then).",
+        + ".",
         "",
         f"One `steward drift -c digits --json` (batch {drift_phases['batch_seq']}, {drift_phases['status']}): "
         + ", ".join(f"{k} {v:.3f}" for k, v in (drift_phases["seconds"] or {}).items())
         + f" s; reference: {drift_phases['reference_items']}.",
         "",
         "CPU seconds to import the libraries on the drift path, beyond `import numpy` (median of fresh processes; "
-        "sets overlap): " + ", ".join(f"{k} {v:.2f}" for k, v in libs.items()) + ". After torch leaves the "
-        "drift path, the detectors' `scipy.stats` (norm, kstwobign, ks_2samp, mannwhitneyu, chi2_contingency, "
-        "betabinom), `scipy.optimize.brentq` and `sklearn.covariance.ledoit_wolf` are the largest import left.",
+        "sets overlap): " + ", ".join(f"{k} {v:.2f}" for k, v in libs.items()) + " (what the drift path would "
+        "pay for each if it imported it; see the heavy imports above for what it does import).",
         "",
         "Per-phase seconds of one in-process check_drift (seed "
         f"{check[0]['seed']}): " + ", ".join(f"{k} {v:.3f}" for k, v in check[0]["check_drift_phases_s"].items()) + ".",

@@ -163,6 +163,8 @@ def _reference_embeddings(workspace: Workspace, collection: str, emb: _Embedding
                           earlier: list[Batch], ref_tables: list[pa.Table]) -> tuple[np.ndarray, int, int | None]:
     """The reference rows' embeddings: those stored with the model's index (computed when it was
     built, embedding/index/reference.py) where a row matches by id and input hash; the rest embedded."""
+    import pyarrow as pa
+
     stored = None
     if emb.model_version is not None:
         from embedding.index.reference import reference_for_check
@@ -180,7 +182,7 @@ def _reference_embeddings(workspace: Workspace, collection: str, emb: _Embedding
         if found.all() and vectors is not None:
             parts.append(vectors)
             continue
-        missing = table.filter(~found)
+        missing = table.filter(pa.array(~found))  # an Arrow mask: a numpy one makes pyarrow import pandas
         embedded = emb.embed(missing)
         out = np.zeros((table.num_rows, embedded.shape[1]), dtype=np.float32) if vectors is None else vectors
         out[~found] = embedded
@@ -279,6 +281,8 @@ def _unseen_reference(workspace: Workspace, collection: str, model_version: int 
     batches after the model's training data are unseen; of earlier batches, only the retrain
     service's held-out split (a stable hash of item_id) is.
     """
+    import pyarrow as pa
+
     if model_version is None:
         return ref_tables, "all (raw features, no model)"
     trained_on = workspace.registry.models.get_model(collection, model_version).trained_on_batch
@@ -289,7 +293,7 @@ def _unseen_reference(workspace: Workspace, collection: str, model_version: int 
     kept = []
     for batch, table in zip(earlier, ref_tables, strict=True):
         if batch.seq <= trained_on and table.num_rows:
-            table = table.filter(holdout_mask(np.asarray(table.column("item_id").to_pylist(), dtype=str)))
+            table = table.filter(pa.array(holdout_mask(np.asarray(table.column("item_id").to_pylist(), dtype=str))))
         kept.append(table)
     n_kept = sum(t.num_rows for t in kept)
     if n_kept < MIN_UNSEEN_REFERENCE:

@@ -129,6 +129,8 @@ def window_rows(workspace: Workspace, collection: str, column: str, seqs: Iterab
                 vectors_by_id: Mapping[str, np.ndarray]) -> ReferenceEmbeddings | None:
     """The rows of batches ``seqs`` whose item's newest version (among ``seqs``, which must reach the
     gallery's ``as_of``) is that row, with their gallery vectors; None when there are none."""
+    import pyarrow as pa
+
     parts: list[ReferenceEmbeddings] = []
     newer: set[str] = set()
     for seq in sorted(seqs, reverse=True):  # newest first: a later batch's row supersedes an earlier one
@@ -140,7 +142,7 @@ def window_rows(workspace: Workspace, collection: str, column: str, seqs: Iterab
             continue
         kept_ids = np.array(ids, dtype=str)[keep]
         parts.append(ReferenceEmbeddings(
-            kept_ids, np.full(len(kept_ids), seq, np.int64), input_digests(table.filter(keep), column),
+            kept_ids, np.full(len(kept_ids), seq, np.int64), input_digests(table.filter(pa.array(keep)), column),
             np.stack([vectors_by_id[i] for i in kept_ids]).astype(np.float32)))
     return ReferenceEmbeddings.concat(parts) if parts else None
 

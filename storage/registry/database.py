@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event, select, text
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import ConflictError, NotFoundError, StewardError, ValidationError
@@ -34,6 +34,9 @@ from storage.registry.orm import CollectionRow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# The newest migration's revision; a test checks it against the migration scripts, so a new
+# migration cannot be forgotten here.
+SCHEMA_HEAD = "0003"
 _SQLITE_BUSY_MS = 60_000
 INT64_MAX = 2**63 - 1
 ARTIFACTS_LOCK = 727275  # advisory lock key (PostgreSQL) shared by gc's deletes and registrations  # the largest id or version any registry column holds
@@ -105,6 +108,8 @@ class Database:
 
     def upgrade(self) -> str:
         """Bring the schema to the newest migration; safe to call from many processes at once."""
+        if self._current_revision() == SCHEMA_HEAD:
+            return SCHEMA_HEAD  # the common case, without importing alembic (~0.15 s per command)
         from alembic import command
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
@@ -125,6 +130,14 @@ class Database:
         except OperationalError as e:
             raise StewardError(f"cannot open the registry database {self.safe_url}: {e.orig}") from e
         return head
+
+    def _current_revision(self) -> str | None:
+        """The revision stamped in ``alembic_version`` (None when the table is missing or unreadable)."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except SQLAlchemyError:
+            return None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

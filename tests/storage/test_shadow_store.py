@@ -35,7 +35,7 @@ def test_records_round_trip_and_are_counted_per_pair(registry_url) -> None:
         reg.dispose()
 
 
-def test_migration_0004_matches_the_orm_and_downgrades(tmp_path) -> None:
+def test_migration_0003_matches_the_orm_and_downgrades(tmp_path) -> None:
     from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.config import Config

@@ -1,12 +1,12 @@
 """shadow A/B records: mirrored search requests compared between production and a shadow version
 
-Revision ID: 0004
+Revision ID: 0003
 Revises: 0002
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004'
+revision = '0003'
 down_revision = '0002'
 branch_labels = None
 depends_on = None
