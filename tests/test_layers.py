@@ -71,3 +71,15 @@ def test_production_is_resolved_in_one_module() -> None:
         if ".get_alias(" in line or ".switch_alias(" in line or "models.rollback(" in line
     ]
     assert offenders == []
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in helper modules (factories, fakes, conftest), never in a test_ module."""
+    offenders = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(REPO)} imports {n}" for n in names
+                          if n.startswith("tests.") and n.rsplit(".", 1)[-1].startswith("test_")]
+    assert not offenders, offenders

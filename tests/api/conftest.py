@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.api.fakes import TOKEN, FakeLoader, populate
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.factories import make_settings
 
 
@@ -86,3 +87,14 @@ def live_server() -> Iterator[Callable[[Any], str]]:
         server.should_exit = True
         thread.join(10)
 
+
+@pytest.fixture(scope="module")
+def browser():  # one Chromium per test module that uses it: starting it is most of their time
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -6,53 +6,14 @@ own browser download does not work on these machines, so the system binary is us
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.api.fakes import COLLECTION, TOKEN, FakeLoader
+from tests.browser import BROWSER_MARKS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-try:
-    import playwright.sync_api  # noqa: F401
-
-    _PLAYWRIGHT = True
-except ImportError:
-    _PLAYWRIGHT = False
-
-pytestmark = [
-    pytest.mark.skipif(
-        not _PLAYWRIGHT, reason="playwright is not installed (pip install -c constraints.txt playwright)"
-    ),
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() or shutil.which("chromium")),
-        reason="/usr/bin/chromium is missing (apt-get install -y chromium)",
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def browser():  # one Chromium for the module: starting it is most of these tests' time
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+pytestmark = BROWSER_MARKS
 
 
 def test_rollback_from_the_dashboard(api_settings, api_workspace, pairs, live_server, browser):

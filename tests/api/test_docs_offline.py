@@ -7,7 +7,8 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.api.fakes import FakeLoader
-from tests.api.test_dashboard_browser import pytestmark as browser_marks  # same skips: playwright + chromium
+from tests.browser import BROWSER_MARKS as browser_marks
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = browser_marks
 
@@ -27,7 +28,6 @@ def test_docs_render_without_network(api_settings, api_workspace, pairs, live_se
     from playwright.sync_api import expect, sync_playwright
 
     from steward.api.app import create_app
-    from tests.api.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 
     base = live_server(create_app(api_settings, workspace=api_workspace, loader=FakeLoader(), poll_seconds=0.2))
     ours = urlparse(base).netloc

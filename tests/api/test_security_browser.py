@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from tests.api import test_dashboard_browser as _browser_tests
 from tests.api.fakes import COLLECTION, FakeLoader
+from tests.browser import BROWSER_MARKS
 
-pytestmark = _browser_tests.pytestmark  # its skips (playwright, /usr/bin/chromium)
-browser = _browser_tests.browser  # its fixture
+pytestmark = BROWSER_MARKS  # skips without playwright or /usr/bin/chromium
 
 XSS = "</script><script>alert(1)</script>"
 

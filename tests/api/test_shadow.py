@@ -59,7 +59,7 @@ def test_shadow_report_endpoint_partial_and_dashboard(api_settings, api_workspac
         assert (body["production_model"], body["shadow_model"], body["requests"], body["queries"]) == (1, 3, 5, 10)
         assert body["labelled"] == 5 and body["production_hit_rate"]["value"] == 1.0
         assert body["live"]["offered"] == 10 and body["live"]["targets"][COLLECTION]["model_version"] == 3
-        from tests.steward.test_json_shapes import _documented
+        from tests.json_docs import documented_fields as _documented
 
         assert set(body) == _documented()["shadow_report"]
         html = c.get("/partials/shadow").text

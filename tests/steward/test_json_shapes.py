@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.factories import feature_table, make_settings
+from tests.json_docs import documented_fields as _documented
 
 REPO = Path(__file__).resolve().parents[2]
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -123,19 +124,6 @@ def test_cli_and_api_agree(home: Path, api, capsys, monkeypatch) -> None:
                       ("rollback", rolled), ("alerts", alerts_cli)]:
         _check_conventions(obj, name)
     assert model_cli["metrics"]["schema_version"] == 1  # the ModelReport inside
-
-
-def _documented() -> dict[str, set[str]]:
-    """docs/JSON.md: `## name` headings, then a table whose first column is `field`."""
-    out: dict[str, set[str]] = {}
-    current = None
-    for line in (REPO / "docs" / "JSON.md").read_text().splitlines():
-        if line.startswith("## "):
-            current = line[3:].strip().strip("`")
-            out[current] = set()
-        elif current and line.startswith("| `"):
-            out[current].add(line.split("`")[1])
-    return out
 
 
 def test_docs_list_every_field(home: Path, capsys, monkeypatch, tmp_path: Path) -> None:

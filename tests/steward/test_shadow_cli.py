@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from storage.registry.entities import ShadowRecord
-from tests.steward.test_json_shapes import _documented
+from tests.json_docs import documented_fields as _documented
 
 
 def _seed(home) -> None:
