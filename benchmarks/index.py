@@ -75,7 +75,9 @@ def _machine(threads: int) -> str:
             model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
     except OSError:  # pragma: no cover
         pass
-    label = os.environ.get("STEWARD_BENCH_MACHINE", "shared development machine, loaded")
+    # The 1-minute load average when the scenario starts: other work on a shared machine slows exact
+    # search and builds alike, so the speed-ups and build times are read against it.
+    label = os.environ.get("STEWARD_BENCH_MACHINE", f"shared development machine, load {os.getloadavg()[0]:.1f}")
     return f"{label}; {threads} cores used; {model}"
 
 
