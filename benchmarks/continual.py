@@ -82,6 +82,10 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "aug_dropout=0.1": {"aug_dropout": 0.1},
     "aug_mixup=0.5": {"aug_mixup": 0.5},
     "compact_weight=0.1": {"compact_weight": 0.1},
+    "label_smoothing=0.1": {"label_smoothing": 0.1},
+    "focal_gamma=1": {"focal_gamma": 1.0},
+    "margin_warmup_epochs=3": {"margin_warmup_epochs": 3},
+    "curriculum_epochs=3": {"curriculum_epochs": 3},
 }
 # Fields only an incremental update reads: strategies that differ only in these share a first model.
 _INCREMENTAL_ONLY = ("incremental_epochs", "incremental_lr", "buffer_budget", "buffer_mib", "buffer_policy",
