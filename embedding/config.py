@@ -83,6 +83,18 @@ class TrainConfig:
     aug_dropout: float = 0.0  # input feature dropout rate
     aug_mixup: float = 0.0  # share of items replaced by a mix with a same-class item of the batch
     compact_weight: float = 0.0  # intra-class compactness: 1 - cos(item, its batch class mean)
+    # Label smoothing (eps): ArcFace/CosFace smooth their own cross-entropy targets; the other losses
+    # get an auxiliary batch-prototype classifier term with smoothed targets (craft.py says why).
+    label_smoothing: float = 0.0
+    # Focal-style weighting: the metric loss keeps an item with probability ~ (1 - p_correct)^gamma,
+    # p_correct = softmax over cosines to the batch's class centres (well-placed items count less).
+    focal_gamma: float = 0.0
+    # Margin warm-up: the loss's margin (or scale / inverse temperature) ramps linearly from
+    # 1/(N+1) of its configured value to the full value over the first N epochs of each training run.
+    margin_warmup_epochs: int = 0
+    # Curriculum: for the first N epochs the metric loss leaves out the hardest share of each
+    # batch's items (farthest from their class centre), 50% in epoch 1 shrinking linearly to none.
+    curriculum_epochs: int = 0
     # Misc
     seed: int = 0
     device: str = "cpu"
@@ -122,6 +134,14 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.aug_noise < 0 or self.compact_weight < 0:
             raise ConfigError("aug_noise and compact_weight must be >= 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1) (0 = off), got {self.label_smoothing}")
+        if self.focal_gamma < 0:
+            raise ConfigError(f"focal_gamma must be >= 0 (0 = off), got {self.focal_gamma}")
+        for name in ("margin_warmup_epochs", "curriculum_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a whole number of epochs >= 0 (0 = off), got {value!r}")
         if not 0.0 <= self.val_fraction < 0.9:
             raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
         if self.batch_size < 2 * self.m_per_class:

@@ -25,6 +25,21 @@ _LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
     "cosface": {"margin": 0.35, "scale": 64.0},
     "supcon": {"temperature": 0.1},
 }
+# Margin warm-up (TrainConfig.margin_warmup_epochs): the attributes scaled by the warm-up factor,
+# and whether they are temperatures (divided, so a soft start is a high temperature) rather than
+# margins / inverse temperatures (multiplied). Multi-similarity has no margin: its scales alpha and
+# beta (inverse temperatures) ramp instead.
+WARMUP_ATTRS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "contrastive": (("neg_margin",), False),
+    "triplet": (("margin",), False),
+    "multi_similarity": (("alpha", "beta"), False),
+    "proxy_anchor": (("margin",), False),
+    "arcface": (("margin",), False),
+    "cosface": (("margin",), False),
+    "supcon": (("temperature",), True),
+}
+# Losses whose own cross-entropy takes TrainConfig.label_smoothing (the others get craft.py's term).
+SMOOTHED_NATIVELY: frozenset[str] = frozenset({"arcface", "cosface"})
 # The loss's natural companion when config.miner == "default".
 _DEFAULT_MINER: dict[str, str] = {
     "contrastive": "none",
@@ -98,7 +113,23 @@ def build_loss(config: TrainConfig, num_classes: int, embedding_dim: int) -> Los
             raise ConfigError(f"unknown loss {name!r}")
     except TypeError as e:
         raise ConfigError(f"bad loss_params {config.loss_params!r} for loss {name!r}: {e}") from e
+    if config.label_smoothing > 0 and name in SMOOTHED_NATIVELY:
+        # The library builds a plain CrossEntropyLoss(reduction="none"); same, with soft targets.
+        loss.cross_entropy = torch.nn.CrossEntropyLoss(reduction="none", label_smoothing=config.label_smoothing)
     return LossBundle(loss, build_miner(config), num_classes, embedding_dim, config.parametric)
+
+
+def warmup_bases(bundle: LossBundle, config: TrainConfig) -> dict[str, float]:
+    """The configured values of the attributes the margin warm-up scales."""
+    attrs, _ = WARMUP_ATTRS[config.loss]
+    return {a: float(getattr(bundle.loss, a)) for a in attrs}
+
+
+def set_warmup(bundle: LossBundle, config: TrainConfig, bases: dict[str, float], factor: float) -> None:
+    """Scale the loss's margin (or temperature) to ``factor`` of its configured value (1 = as built)."""
+    _, is_temperature = WARMUP_ATTRS[config.loss]
+    for attr, base in bases.items():
+        setattr(bundle.loss, attr, base / factor if is_temperature else base * factor)
 
 
 def class_weights(loss: torch.nn.Module) -> torch.Tensor:

@@ -20,10 +20,25 @@ import torch
 from core.errors import ValidationError
 from core.progress import progress as report_progress
 from embedding.config import TrainConfig
-from embedding.craft import augment, augments, compactness_loss
+from embedding.craft import (
+    augment,
+    augments,
+    compactness_loss,
+    metric_subset,
+    smoothed_centre_loss,
+    warmup_factor,
+)
 from embedding.distillation import bct_loss, feature_distillation, relational_distillation
 from embedding.evaluation import retrieval_metrics
-from embedding.losses import LossBundle, build_loss, grow_loss, set_class_weights
+from embedding.losses import (
+    SMOOTHED_NATIVELY,
+    LossBundle,
+    build_loss,
+    grow_loss,
+    set_class_weights,
+    set_warmup,
+    warmup_bases,
+)
 from embedding.model import EmbeddingHead, HeadSpec, build_head, embed_array, resolve_device
 from embedding.prototypes import compute_prototypes
 from embedding.sampling import make_batches
@@ -190,8 +205,9 @@ def epoch_pool(rehearsal: np.ndarray, draw: float | None, rng: np.random.Generat
 def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x: torch.Tensor, y: torch.Tensor,
            y_idx: np.ndarray, optimizers: list[torch.optim.Optimizer], config: TrainConfig,
            rng: np.random.Generator, pool: np.ndarray, gen: torch.Generator,
-           keep: np.ndarray | None = None) -> tuple[float, int]:
-    """One pass over freshly sampled batches of ``pool``; returns (mean loss, optimizer steps)."""
+           keep: np.ndarray | None = None, epoch: int = 1) -> tuple[float, int]:
+    """One pass over freshly sampled batches of ``pool``; returns (mean loss, optimizer steps).
+    ``epoch`` (1-based) drives the curriculum."""
     batches = make_batches(y_idx[pool], sampler=config.sampler, m=config.m_per_class,
                            batch_size=config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
     total, n_steps = 0.0, 0
@@ -206,7 +222,12 @@ def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x
         if augments(config):
             xb = augment(xb, y[bt], config, model.input_mean, model.input_std, gen)
         emb = model(xb)
-        loss = bundle(emb, y[bt])
+        yb = y[bt]
+        # Curriculum / focal weighting: the metric loss sees a subset; the other terms the whole batch.
+        sel = metric_subset(emb, yb, config, epoch, gen)
+        loss = bundle(emb, yb) if sel is None else bundle(emb[sel], yb[sel])
+        if config.label_smoothing > 0 and config.loss not in SMOOTHED_NATIVELY:
+            loss = loss + smoothed_centre_loss(emb, yb, config.label_smoothing)
         if config.compact_weight > 0:
             loss = loss + config.compact_weight * compactness_loss(emb, y[bt])
         if teacher is not None:
@@ -268,13 +289,18 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     best = _Best(copy.deepcopy(model.state_dict()),
                  copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None)
     has_val, stopped_early, total_steps = bool(val_mask.any()), False, 0
+    bases = warmup_bases(bundle, config) if config.margin_warmup_epochs > 0 else {}
+
     def last_epoch() -> str:
         return ", ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "epoch") if history else ""
 
     for epoch in report_progress(range(1, epochs + 1), desc, total=epochs, unit="epoch", enabled=progress,
                                  status=last_epoch):
         pool = epoch_pool(reh_tr, config.rehearsal_draw, rng)
-        mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng, pool, gen, keep)
+        if bases:
+            set_warmup(bundle, config, bases, warmup_factor(epoch, config.margin_warmup_epochs))
+        mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng, pool, gen, keep,
+                                    epoch)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
         if has_val:
@@ -285,6 +311,8 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         if has_val and best.bad_epochs >= config.patience:
             stopped_early = True
             break
+    if bases:  # leave the loss as configured (it may be grown and reused by the next update)
+        set_warmup(bundle, config, bases, 1.0)
     model.load_state_dict(best.model_state)
     model.to("cpu").eval()
     loss_state = ({k: v.detach().cpu().clone() for k, v in best.loss_state.items()}
