@@ -40,3 +40,18 @@ def drift_summary(model_version: int | None = None, collection: str = "c", batch
         "decision": {"drifted": True, "alpha": 0.05, "flagged": ["mmd"]},
         "detectors": {"mmd": {"name": "mmd", "p_value": 0.001, "effect": 0.1, "effect_description": "big"}},
     })
+
+
+def kill_when_ready(proc, ready, timeout: float) -> None:
+    """SIGKILL ``proc`` as soon as it creates the file ``ready`` (its kill point), failing the test
+    if it exits first or takes longer than ``timeout`` seconds."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while not ready.exists():
+        assert proc.poll() is None, "writer exited before reaching the kill point"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

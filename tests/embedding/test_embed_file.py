@@ -12,18 +12,13 @@ import pytest
 import embedding.inference
 from core.errors import ValidationError
 from steward.cli import main
-from tests.embedding.index.fakes import DIM, FakeEmbedder
+from tests.embedding.index.fakes import DIM, home_with_fake_embedder
 from tests.factories import feature_table
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("STEWARD_HOME", str(tmp_path / "home"))
-    monkeypatch.chdir(tmp_path)
-    fake = FakeEmbedder()
-    monkeypatch.setattr(embedding.inference, "load_embedder", lambda *a, **k: fake)
-    pq.write_table(feature_table(50, DIM, seed=1), tmp_path / "b1.parquet")
-    assert main(["ingest", str(tmp_path / "b1.parquet"), "--collection", "c"]) == 0
+    fake = home_with_fake_embedder(tmp_path, monkeypatch, feature_table(50, DIM, seed=1))
     return tmp_path, fake
 
 

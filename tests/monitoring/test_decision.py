@@ -69,13 +69,19 @@ def test_combined_decision_is_calibrated_and_uncorrected_is_not():
     assert acting <= corrected  # acting needs significance
 
 
-def test_suite_flags_planted_shift_and_skips_label_tests_without_labels():
+def _planted_shift() -> tuple[np.ndarray, np.ndarray]:
+    """400 reference rows of a 6-class mixture and 200 current rows shifted by 0.4 along one axis."""
     c = centres(6, 16)
     rng = np.random.default_rng(11)
     ref, _ = mixture(rng, 400, c)
     shift = np.zeros(16)
     shift[2] = 0.4
     cur, _ = mixture(rng, 200, c, shift=shift)
+    return ref, cur
+
+
+def test_suite_flags_planted_shift_and_skips_label_tests_without_labels():
+    ref, cur = _planted_shift()
     r = run_suite(ref, cur, config=SMALL)
     assert set(r.detectors) == {"mmd", "classifier", "ks", "novelty"}
     assert r.decision.drifted and r.decision.status == "drift"
@@ -160,12 +166,7 @@ def test_low_alpha_can_fire_for_mmd_and_displacement():
 
 
 def test_baseline_passed_to_the_suite_decides_action():
-    c = centres(6, 16)
-    rng = np.random.default_rng(11)
-    ref, _ = mixture(rng, 400, c)
-    shift = np.zeros(16)
-    shift[2] = 0.4
-    cur, _ = mixture(rng, 200, c, shift=shift)
+    ref, cur = _planted_shift()
     young = run_suite(ref, cur, config=SMALL)
     assert young.decision.drifted
     # a stream whose batches always move this much: the same batch is significant but usual

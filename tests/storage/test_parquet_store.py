@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,7 @@ import pytest
 
 from core.errors import NotFoundError, ValidationError
 from storage.parquet_store import features_to_numpy
-from tests.factories import feature_table
+from tests.factories import feature_table, kill_when_ready
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -195,13 +194,7 @@ def test_killed_writer_leaves_nothing_half_written(tmp_path, where) -> None:
         [sys.executable, "-c", _KILL_SCRIPT, str(home), where, str(ready), str(src)],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    deadline = time.time() + 60
-    while not ready.exists():
-        assert proc.poll() is None, "writer exited before reaching the kill point"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_ready(proc, ready, timeout=60)
 
     assert [b.seq for b in ws.registry.catalog.list_batches("c")] == [1]
     assert ws.store.read("c").num_rows == 5

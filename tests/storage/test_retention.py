@@ -23,16 +23,7 @@ def test_explain_retention_names_every_reason() -> None:
 
 def test_gc_explains_a_run_that_deletes_nothing_and_a_dry_run_counts_artifacts(workspace) -> None:
     reg, artifacts = workspace.registry, workspace.artifacts
-    reg.catalog.ensure_collection("c", kind="features", dim=4)
-    production = Production(reg.models, artifacts)
-    versions = []
-    for tag in "abcd":
-        v = reg.models.register_model("c", config={}, metrics={}, artifacts={
-            "weights": artifacts.put_bytes(f"w-{tag}".encode())}).version
-        i = reg.models.register_index("c", v, factory="Flat", params={}, metrics={},
-                                      artifact=artifacts.put_bytes(f"i-{tag}".encode()), as_of_batch=None,
-                                      num_vectors=1).id
-        versions.append((v, i))
+    production, versions = _register_four(workspace)
     production.promote("c", *versions[1], reason="v2")  # v3 and v4 stay candidates
 
     nothing = collect_garbage(reg, artifacts, "c", keep=1)  # v1 goes, the rest stays, and it says why
@@ -73,7 +64,8 @@ def any_workspace(registry_url, tmp_path):
     ws.close()
 
 
-def _four_versions(workspace):
+def _register_four(workspace):
+    """Four (model, index) pairs in collection "c", each with its own artifacts, none promoted."""
     reg, artifacts = workspace.registry, workspace.artifacts
     reg.catalog.ensure_collection("c", kind="features", dim=4)
     pairs = []
@@ -84,7 +76,11 @@ def _four_versions(workspace):
                                       artifact=artifacts.put_bytes(f"i-{tag}".encode()), as_of_batch=None,
                                       num_vectors=1).id
         pairs.append((v, i))
-    production = Production(reg.models, artifacts)
+    return Production(reg.models, artifacts), pairs
+
+
+def _four_versions(workspace):
+    production, pairs = _register_four(workspace)
     production.promote("c", *pairs[0], reason="v1")
     production.promote("c", *pairs[1], reason="v2")
     return production, pairs

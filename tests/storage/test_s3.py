@@ -8,11 +8,9 @@ as-of reads, artifact checksums, promote, rollback, gc and a kill -9 in the midd
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.errors import ArtifactIntegrityError, ConflictError
-from tests.factories import feature_table, make_settings
+from tests.factories import feature_table, kill_when_ready, make_settings
 
 REPO = Path(__file__).resolve().parents[2]
 try:
@@ -172,13 +170,7 @@ def test_a_writer_killed_mid_upload_leaves_nothing_visible(s3_env, s3_workspace,
     ready = tmp_path / "ready"
     env = {**os.environ, **CREDENTIALS, **s3_env, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(ready), str(src)], cwd=REPO, env=env)
-    deadline = time.time() + 120
-    while not ready.exists():
-        assert proc.poll() is None, "writer exited before reaching the kill point"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_ready(proc, ready, timeout=120)
 
     assert [b.seq for b in ws.registry.catalog.list_batches("c")] == [1]
     assert ws.store.read("c").num_rows == 5

@@ -27,3 +27,20 @@ class FakeEmbedder:
     def embed_table(self, table) -> np.ndarray:
         self.calls += 1
         return self.embed_features(features_to_numpy(table))
+
+
+def home_with_fake_embedder(tmp_path, monkeypatch, table) -> FakeEmbedder:
+    """A steward home in ``tmp_path/home`` (the working directory too) whose models all embed with
+    one :class:`FakeEmbedder`, with ``table`` ingested as batch 1 of collection "c" through the CLI."""
+    import pyarrow.parquet as pq
+
+    import embedding.inference
+    from steward.cli import main
+
+    monkeypatch.setenv("STEWARD_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    fake = FakeEmbedder()
+    monkeypatch.setattr(embedding.inference, "load_embedder", lambda *a, **k: fake)
+    pq.write_table(table, tmp_path / "b1.parquet")
+    assert main(["ingest", str(tmp_path / "b1.parquet"), "--collection", "c"]) == 0
+    return fake
