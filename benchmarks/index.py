@@ -388,9 +388,8 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
                 f"- {size} clustered: {r['speedup_p50']:.0f}x exact single-query speed at held-out recall@10 "
                 f"{r['recall_at_10']:.3f} (target >= 150x at >= {TARGET}: "
                 f"{_met(r['speedup_p50'] >= 150 and r['recall_at_10'] >= TARGET)}); build+tune "
-                f"{r['build_plus_tune_s']:.0f} s (target <= 120 s: {_met(r['build_plus_tune_s'] <= 120)}); "
-                f"steward's path {100 * r['overhead_vs_raw']:+.0f}% vs the raw faiss call (target <= +20%: "
-                f"{_met(r['overhead_vs_raw'] <= 0.2)})")
+                f"{r['build_plus_tune_s']:.0f} s (target <= 120 s on a quiet machine: "
+                f"{_met(r['build_plus_tune_s'] <= 120)}; {r.get('machine', '').split(';')[0]})")
         if r["scenario"] == "skewed_500k":
             sd, sr = r["shifted_default"], r["shifted_with_recent"]
             lines.append(
@@ -414,7 +413,8 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
 
 def _overhead_line(r: dict[str, Any], size: str) -> str:
     """The search-path overhead of one row (paired, same process, same queries)."""
-    line = (f"- {r['scenario']} ({size}, seed {r['seed']}, load {r.get('paired_load', float('nan')):.1f}): "
+    load = f"load {r['paired_load']:.1f}" if "paired_load" in r else "load not recorded"
+    line = (f"- {r['scenario']} ({size}, seed {r['seed']}, {load}): "
             f"`AnnIndex.search` {100 * r['overhead_vs_raw']:+.0f}% ({r['paired_overhead_us']:+.1f} us on a "
             f"{1e3 * r['paired_raw_p50_ms']:.1f} us raw faiss call")
     if "paired_diff_ci95_us" in r:
@@ -447,8 +447,9 @@ def write(saved: dict[str, Any]) -> None:
     parts = [
         "## ANN index (`python -m benchmarks.index`)",
         "",
-        (f"Steward's own search path (`AnnIndex.search`: query normalisation, tombstone selector, item-id "
-         f"mapping) against the raw faiss call on the same index at the same parameters and exact `IndexFlatIP`. "
+        (f"Steward's own search path (`AnnIndex.search`: input checks, query norm, the C++ search into fresh "
+         f"arrays, completion check, item-id mapping) against the raw faiss call (`faiss_index.search`, faiss's "
+         f"Python wrapper) on the same index at the same parameters, and exact `IndexFlatIP`. "
          f"Index built and tuned by `build_and_tune` (held-out newest items as tuning queries, target recall@10 "
          f"{TARGET}); evaluated on {N_EVAL} other queries, none in the index, exact inner-product ground truth with "
          "ties counted. Single queries: one per call on one thread for all three; batch QPS on all cores. "

@@ -142,7 +142,7 @@ class QueryRecorder:
                                  QuerySample(vectors=vectors, seen=seen, written_at=now, inputs=inputs))
                 if key not in self._written:  # first write for this collection in this process
                     self.store.prune(key[0], max_age_seconds=self.max_age_seconds, now=now)
-            except Exception as e:  # storage outage: keep serving, retry later
+            except Exception as e:  # noqa: BLE001 - a storage outage must not reach serving; retried later
                 self.write_errors += 1
                 log.warning("could not write the query sample of %s model v%d: %s", key[0], key[1], e)
                 continue
@@ -183,7 +183,7 @@ class RecentQueries:
     queries_seen: int  # how many queries the samples were drawn from
 
     def describe(self) -> dict[str, Any]:
-        return {"n": int(len(self.vectors)), "from_model_version": self.from_model_version,
+        return {"n": len(self.vectors), "from_model_version": self.from_model_version,
                 "embedded_from_inputs": self.embedded_from_inputs, "queries_seen": self.queries_seen}
 
 

@@ -21,7 +21,8 @@ from embedding.index.ann import FORMAT_VERSION, AnnIndex
 from embedding.index.build import checked_vectors
 from embedding.index.choice import choice_from_factory, choose_index
 from embedding.index.incremental import IncrementalOutcome, IncrementalPolicy, apply_changes
-from embedding.index.query_sample import RecentQueries, recent_queries as recorded_queries
+from embedding.index.query_sample import RecentQueries
+from embedding.index.query_sample import recent_queries as recorded_queries
 from embedding.index.reference import PARAM as REFERENCE_PARAM
 from embedding.index.reference import (
     ReferenceEmbeddings,
@@ -213,7 +214,7 @@ def _recent(workspace: Workspace, collection: str, model_version: int, embedder:
             given: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, Any] | None]:
     """The recent queries to tune on (given ones win) and what they were, for the version's metrics."""
     if given is not None:
-        return given, {"n": int(len(given)), "from": "caller"}
+        return given, {"n": len(given), "from": "caller"}
     found: RecentQueries | None = recorded_queries(workspace, collection, model_version, embedder=embedder)
     if found is None:
         return None, None
