@@ -83,16 +83,6 @@ def test_recorder_is_off_without_a_store_or_a_size(tmp_path):
     assert not rec.enabled and rec.flush(force=True) == 0
 
 
-def test_store_keeps_writers_apart_and_ignores_stale_samples(tmp_path):
-    store = store_at(tmp_path)
-    store.write("shop", 1, "a", QuerySample(numbered(3), seen=3, written_at=100.0))
-    store.write("shop", 1, "b", QuerySample(numbered(2), seen=9, written_at=200.0))
-    store.write("shop", 2, "a", QuerySample(numbered(4), seen=4, written_at=200.0))
-    assert [s.seen for s in store.read("shop", 1, max_age_seconds=1e9, now=250.0)] == [9, 3]  # newest first
-    assert [s.seen for s in store.read("shop", 1, max_age_seconds=100, now=250.0)] == [9]
-    assert store.model_versions("shop") == [1, 2] and store.model_versions("other") == []
-
-
 class Features:
     input_kind = "features"
     input_dim = 3
