@@ -458,6 +458,13 @@ def write(saved: dict[str, Any]) -> None:
         "",
         markdown_table(table) if table else "_no scenario rows yet_",
         "",
+        ("The overhead column is the paired figure (`_paired`): 1,000 single queries, each answered by "
+         "`AnnIndex.search` and by the raw faiss call back to back in the same process, alternating which goes "
+         "first; it is the difference of the two medians (95% bootstrap CI below, with the load average during "
+         "the pairing). The steward and raw p50 columns come from separate runs and move with the load. Under "
+         "load the exact baseline slows more than the index, so speed-ups measured on a busy machine read high, "
+         "and build+tune times read long: a quiet rerun gives the honest ones."),
+        "",
         "Targets:",
         "",
         *_targets(rows),
