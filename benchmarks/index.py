@@ -13,7 +13,7 @@ Each scenario builds and tunes with ``embedding.index.service.build_and_tune`` (
 function: choice, one-add build, held-out tuning) and evaluates on 1,000 queries that are in
 neither the index nor the tuning set, with exact inner-product ground truth (ties counted).
 Single-query latency is one query per call on one thread for steward (``AnnIndex.search``:
-normalisation, tombstone selector, item-id mapping), for the raw faiss call on the same index at
+input checks, query norm, the C++ search, item-id mapping), for the raw faiss call on the same index at
 the same parameters, and for exact ``IndexFlatIP``. autofaiss runs beside them when installed.
 
 ``--crossover`` measures exact vs HNSW32 vs IVF single-query latency at recall@10 >= 0.95 over
@@ -27,8 +27,8 @@ a grid of sizes and dimensions: the thresholds in ``embedding/index/choice.py`` 
 
 The search-path overhead is ``_paired``: ``AnnIndex.search(v, 10)`` and ``faiss_index.search(v, 10)`` on
 the same index at the same parameters, query by query in the same process, alternating which goes
-first; its figure is the difference of the two medians (with a bootstrap CI of the median paired
-difference), read beside the load average recorded with it.
+first; its figure is the difference of the two medians (with a bootstrap CI of that difference and
+the order-balanced paired difference), read beside the load average recorded with it.
 """
 
 from __future__ import annotations
