@@ -48,8 +48,8 @@ no row-wise score gets there on this corpus. Tried offline (16 checks, raw and m
 LOF-style density ratios, distance to the nearest class prototype and k from 1 to 20 moved the new
 class's share beyond the 5% tail by at most 3 points over the mean 5-NN distance; an emerging-cluster
 statistic (each current row's 10 nearest current rows averaged, that centroid's distance to the
-reference, top 20) against leave-one-batch-out reference nulls exceeded all four nulls about as often
-with a new class as without one.
+reference, top 20) exceeded all four leave-one-batch-out reference nulls in 50% / 31% of checks
+with a new class (contiguous / random) against 31% / 25% without one.
 """
 
 from __future__ import annotations
