@@ -764,6 +764,24 @@ def _run_synthetic(args, config, methods, argv) -> tuple[list[str], dict]:
                 "vs_evidently": best_ok}
 
 
+def _space_note(space: str, args, ref_rows: dict, train_s: list[float]) -> str:
+    """One sentence on what the ``space`` rows of the real-text tables checked."""
+    if space == "raw":
+        return "Space `raw`: the MiniLM vectors against the whole window (a collection with no model)."
+    if space == "raw_heldout":
+        return ("Space `raw_heldout`: the MiniLM vectors against the held-out split of the window (what a smaller "
+                "reference alone costs).")
+    trained = ("of every check's window (retrained for every check)" if args.real_model_refit == "each" else
+               "of the stream's first window, then kept for every later check (as when no check acts)")
+    return ("Space `model`: what the production model serves, as `steward drift` sees it: a head trained by the "
+            "shipped `continual_step` (as `steward retrain --full`, the product's `TrainConfig` defaults) on the "
+            f"labelled items outside the held-out split {trained}; the reference is the window's items the model "
+            "never trained on (the held-out split of the batches it trained on, every item of later ones; "
+            f"`monitoring.check` does the same; median {ref_rows.get('model', 0):.0f} rows), both sides through the "
+            "numpy head; the scenarios act on the encoder output the head then maps. Median training time "
+            f"{np.median(train_s) if train_s else float('nan'):.1f} s.")
+
+
 def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
     corpus = load_real_corpus()
     spaces = args.real_spaces.split(",")
@@ -805,20 +823,8 @@ def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
             f"checks before the baseline is used, window {sev.window}. Checks per (kind, scenario): "
             f"{min(n_checks.values())}–{max(n_checks.values())} per space. Timings were taken while other work "
             "shared the CPU."
-            + ("" if "model" not in spaces else (
-                " Space `raw`: the MiniLM vectors against the whole window (a collection with no model). Space "
-                "`model`: what the production model serves, as `steward drift` sees it: a head trained by the shipped "
-                "`continual_step` (as `steward retrain --full`, the product's `TrainConfig` defaults) on the labelled "
-                "items outside the held-out split "
-                + ("of every check's window (retrained for every check)"
-                   if args.real_model_refit == "each" else
-                   "of the stream's first window, then kept for every later check (as when no check acts)")
-                + "; the reference is the window's items the model never trained on (the held-out split of the "
-                "batches it trained on, every item of later ones; `monitoring.check` does the same; median "
-                f"{ref_rows.get('model', 0):.0f} rows), both sides through the numpy head; the scenarios act on the "
-                "encoder output the head then maps. Median training time "
-                f"{np.median(train_s) if train_s else float('nan'):.1f} s. Space `raw_heldout`: the MiniLM "
-                "vectors against the held-out split of the window (what a smaller reference alone costs)."))
+            + "".join(" " + _space_note(space, args, ref_rows, train_s) for space in spaces if len(spaces) > 1
+                      or space != "raw")
         ),
         "",
         "### Targets (decision without labels, the 4 embedding detectors)",
