@@ -841,7 +841,7 @@ def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
             f"{args.real_new_labels} labels are held out as possible new classes; the rest is cut into batches of "
             f"{args.real_batch} rows, each checked against the {args.real_reference_batches} before it "
             f"({args.real_reference_batches * args.real_batch} rows). `contiguous`: {args.real_streams} streams whose "
-            "batches are consecutive slices of each label's rows sorted by sub-module (same label mix, new "
+            "batches are consecutive slices of each label's rows sorted by sub-population (same label mix, new "
             f"sub-populations, as real batches arrive); `random`: {args.real_random_streams} streams of random "
             "batches. Scenarios change the checked batch only (see `benchmarks/drift_streams.py`): a held-out "
             "label replacing 5% / 10% of rows; 10% of rows zeroed, repeated (one vector) or drowned in noise "
