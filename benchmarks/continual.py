@@ -74,6 +74,19 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "rehearsal_draw=1,incremental_lr=4e-3": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3},
     "rehearsal_draw=none": {"rehearsal_draw": None},
     "incremental_lr=4e-3": {"incremental_lr": 4e-3},
+    # Issue 12, cost of an update (rehearsal draw class-balanced with rehearsal_min_quota since then)
+    "incremental_schedule=cosine": {"incremental_schedule": "cosine"},
+    "incremental_patience=2": {"incremental_patience": 2},
+    "anchor_weight=1": {"anchor_weight": 1.0},
+    "draw=1,lr=4e-3,cosine": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3, "incremental_schedule": "cosine"},
+    "draw=1,lr=4e-3,anchor=1": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3, "anchor_weight": 1.0},
+    "draw=1,lr=4e-3,cosine,anchor=1": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3,
+                                       "incremental_schedule": "cosine", "anchor_weight": 1.0},
+    "draw=1,lr=4e-3,cosine,epochs=8": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3,
+                                       "incremental_schedule": "cosine", "incremental_epochs": 8},
+    "draw=2,lr=4e-3,cosine,epochs=6": {"rehearsal_draw": 2.0, "incremental_lr": 4e-3,
+                                       "incremental_schedule": "cosine", "incremental_epochs": 6},
+    "draw=0.5,lr=4e-3,cosine": {"rehearsal_draw": 0.5, "incremental_lr": 4e-3, "incremental_schedule": "cosine"},
     "incremental_epochs=6": {"incremental_epochs": 6},
     "distill_adaptive": {"distill_adaptive": True},
     "bct_weight=1": {"bct_weight": 1.0},  # the old prototypes as a frozen classifier
@@ -88,7 +101,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "curriculum_epochs=3": {"curriculum_epochs": 3},
 }
 # Fields only an incremental update reads: strategies that differ only in these share a first model.
-_INCREMENTAL_ONLY = ("incremental_epochs", "incremental_lr", "buffer_budget", "buffer_mib", "buffer_policy",
+_INCREMENTAL_ONLY = ("incremental_epochs", "incremental_lr", "incremental_patience", "incremental_schedule",
+                     "rehearsal_min_quota", "anchor_weight", "anchor_temperature", "buffer_budget", "buffer_mib", "buffer_policy",
                      "buffer_min_quota", "rehearsal_draw", "distill_feature", "distill_relational",
                      "distill_adaptive", "bct_weight", "bct_temperature")
 
