@@ -86,6 +86,19 @@ ABLATIONS: dict[str, dict[str, Any]] = {
                                        "incremental_schedule": "cosine", "incremental_epochs": 8},
     "draw=2,lr=4e-3,cosine,epochs=6": {"rehearsal_draw": 2.0, "incremental_lr": 4e-3,
                                        "incremental_schedule": "cosine", "incremental_epochs": 6},
+    "draw=1,lr=4e-3,cosine,epochs=12": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3,
+                                        "incremental_schedule": "cosine", "incremental_epochs": 12},
+    "draw=1.5,lr=4e-3,cosine": {"rehearsal_draw": 1.5, "incremental_lr": 4e-3, "incremental_schedule": "cosine"},
+    "draw=1,lr=6e-3,cosine": {"rehearsal_draw": 1.0, "incremental_lr": 6e-3, "incremental_schedule": "cosine"},
+    "lr=4e-3,cosine,epochs=8": {"incremental_lr": 4e-3, "incremental_schedule": "cosine", "incremental_epochs": 8},
+    "draw=1,lr=4e-3,cosine,epochs=12,patience=2": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3,
+                                                   "incremental_schedule": "cosine", "incremental_epochs": 12,
+                                                   "incremental_patience": 2},
+    "draw=1,lr=4e-3,cosine,anchor=0.3": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3,
+                                         "incremental_schedule": "cosine", "anchor_weight": 0.3},
+    "batch=256": {"incremental_batch_size": 256},
+    "batch=256,lr=4e-3": {"incremental_batch_size": 256, "incremental_lr": 4e-3},
+    "batch=256,lr=4e-3,anchor=0.3": {"incremental_batch_size": 256, "incremental_lr": 4e-3, "anchor_weight": 0.3},
     "draw=0.5,lr=4e-3,cosine": {"rehearsal_draw": 0.5, "incremental_lr": 4e-3, "incremental_schedule": "cosine"},
     "incremental_epochs=6": {"incremental_epochs": 6},
     "distill_adaptive": {"distill_adaptive": True},
@@ -101,7 +114,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "curriculum_epochs=3": {"curriculum_epochs": 3},
 }
 # Fields only an incremental update reads: strategies that differ only in these share a first model.
-_INCREMENTAL_ONLY = ("incremental_epochs", "incremental_lr", "incremental_patience", "incremental_schedule",
+_INCREMENTAL_ONLY = ("incremental_epochs", "incremental_batch_size", "incremental_lr", "incremental_patience", "incremental_schedule",
                      "rehearsal_min_quota", "anchor_weight", "anchor_temperature", "buffer_budget", "buffer_mib", "buffer_policy",
                      "buffer_min_quota", "rehearsal_draw", "distill_feature", "distill_relational",
                      "distill_adaptive", "bct_weight", "bct_temperature")

@@ -239,11 +239,11 @@ def lr_factor(epoch: int, epochs: int, schedule: str) -> float:
 def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x: torch.Tensor, y: torch.Tensor,
            y_idx: np.ndarray, optimizers: list[torch.optim.Optimizer], config: TrainConfig,
            rng: np.random.Generator, pool: np.ndarray, gen: torch.Generator,
-           keep: np.ndarray | None = None, epoch: int = 1) -> tuple[float, int]:
+           keep: np.ndarray | None = None, epoch: int = 1, batch_size: int | None = None) -> tuple[float, int]:
     """One pass over freshly sampled batches of ``pool``; returns (mean loss, optimizer steps).
     ``epoch`` (1-based) drives the curriculum."""
     batches = make_batches(y_idx[pool], sampler=config.sampler, m=config.m_per_class,
-                           batch_size=config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
+                           batch_size=batch_size or config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
     total, n_steps = 0.0, 0
     for b in batches:
         b = pool[b]
@@ -290,6 +290,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     warm = init_model is not None
     patience = (config.incremental_patience or config.patience) if warm else config.patience
     schedule = config.incremental_schedule if warm else "constant"
+    batch_size = (config.incremental_batch_size or config.batch_size) if warm else config.batch_size
 
     # Validation split for early stopping (never trained on).
     val_mask = stratified_split(labels, config.val_fraction, config.seed)
@@ -339,7 +340,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         if bases:
             set_warmup(bundle, config, bases, warmup_factor(epoch, config.margin_warmup_epochs))
         mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng, pool, gen, keep,
-                                    epoch)
+                                    epoch, batch_size)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
         if has_val:

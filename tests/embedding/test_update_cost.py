@@ -86,3 +86,16 @@ def test_anchor_prototypes_are_the_previous_models_old_class_means_and_hold_old_
         return 1 - (embed_array(m, x[old]) * embed_array(r1.model, x[old])).sum(1).mean()
 
     assert drift(cfg.replace(anchor_weight=5.0)) < drift(cfg.replace(anchor_weight=0.0))
+
+
+def test_update_batch_size_takes_fewer_larger_steps_and_leaves_full_training_alone(blobs):
+    x, y, old, r1, xi, yi, mask = _old_then_new(blobs)
+    kw = {"init_model": r1.model, "init_classes": r1.classes, "teacher": r1.model, "rehearsal_mask": mask,
+          "progress": False}
+    cfg = CFG.replace(batch_size=16, m_per_class=4, incremental_epochs=3, patience=30)
+    small, large = train(xi, yi, cfg, **kw), train(xi, yi, cfg.replace(incremental_batch_size=64), **kw)
+    assert large.steps < small.steps / 2
+    full = train(x, y, cfg.replace(epochs=2), progress=False)
+    assert full.steps == train(x, y, cfg.replace(epochs=2, incremental_batch_size=64), progress=False).steps
+    with pytest.raises(ConfigError):
+        TrainConfig(incremental_batch_size=4, m_per_class=4)
