@@ -104,6 +104,20 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "draw=1,lr=6e-3,patience=2": {"rehearsal_draw": 1.0, "incremental_lr": 6e-3, "incremental_patience": 2},
     "draw=1,lr=6e-3,cosine,anchor=1": {"rehearsal_draw": 1.0, "incremental_lr": 6e-3,
                                        "incremental_schedule": "cosine", "anchor_weight": 1.0},
+    "draw=1,lr=6e-3,patience=2,min_delta=0.005": {"rehearsal_draw": 1.0, "incremental_lr": 6e-3,
+                                                  "incremental_patience": 2, "incremental_min_delta": 0.005},
+    "draw=1,lr=6e-3,cosine,patience=2,min_delta=0.005": {"rehearsal_draw": 1.0, "incremental_lr": 6e-3,
+                                                         "incremental_schedule": "cosine", "incremental_patience": 2,
+                                                         "incremental_min_delta": 0.005},
+    "draw=1,lr=6e-3,cosine,patience=1,min_delta=0.005": {"rehearsal_draw": 1.0, "incremental_lr": 6e-3,
+                                                         "incremental_schedule": "cosine", "incremental_patience": 1,
+                                                         "incremental_min_delta": 0.005},
+    "draw=1.5,lr=4e-3,cosine,patience=2,min_delta=0.005": {"rehearsal_draw": 1.5, "incremental_lr": 4e-3,
+                                                           "incremental_schedule": "cosine",
+                                                           "incremental_patience": 2, "incremental_min_delta": 0.005},
+    "draw=1,lr=6e-3,cosine,epochs=12,patience=2,min_delta=0.005": {
+        "rehearsal_draw": 1.0, "incremental_lr": 6e-3, "incremental_schedule": "cosine", "incremental_epochs": 12,
+        "incremental_patience": 2, "incremental_min_delta": 0.005},
     "batch=256": {"incremental_batch_size": 256},
     "batch=256,lr=4e-3": {"incremental_batch_size": 256, "incremental_lr": 4e-3},
     "batch=256,lr=4e-3,anchor=0.3": {"incremental_batch_size": 256, "incremental_lr": 4e-3, "anchor_weight": 0.3},
@@ -122,10 +136,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "curriculum_epochs=3": {"curriculum_epochs": 3},
 }
 # Fields only an incremental update reads: strategies that differ only in these share a first model.
-_INCREMENTAL_ONLY = ("incremental_epochs", "incremental_batch_size", "incremental_lr", "incremental_patience", "incremental_schedule",
-                     "rehearsal_min_quota", "anchor_weight", "anchor_temperature", "buffer_budget", "buffer_mib", "buffer_policy",
-                     "buffer_min_quota", "rehearsal_draw", "distill_feature", "distill_relational",
-                     "distill_adaptive", "bct_weight", "bct_temperature")
+_INCREMENTAL_ONLY = ("incremental_epochs", "incremental_batch_size", "incremental_lr", "incremental_patience",
+                     "incremental_min_delta", "incremental_schedule", "rehearsal_min_quota", "anchor_weight",
+                     "anchor_temperature", "buffer_budget", "buffer_mib", "buffer_policy", "buffer_min_quota",
+                     "rehearsal_draw", "distill_feature", "distill_relational", "distill_adaptive", "bct_weight",
+                     "bct_temperature")
 
 
 def strategy_config(strategy: str, cfg: TrainConfig, in_dim: int | None = None) -> TrainConfig:

@@ -57,6 +57,10 @@ class TrainConfig:
     # Early-stopping patience of a warm-started update (None: ``patience``). An update starts from a
     # model that already fits most of what it sees, so its validation score plateaus sooner.
     incremental_patience: int | None = None
+    # An update's epoch counts towards its patience unless it beats the best validation MAP@R by more
+    # than this: on an easy stream (the score already near its ceiling) the update stops after a few
+    # epochs, on a hard one it keeps going. 0 = any improvement resets the patience. Updates only.
+    incremental_min_delta: float = 0.0
     lr: float = 1e-3
     incremental_lr: float = 2e-3  # the warm start needs room to place new classes (benchmarks/continual.py)
     # Learning rate over an update's epochs: "constant", or "cosine" (decays from incremental_lr to 0 over
@@ -152,6 +156,8 @@ class TrainConfig:
                               f"{', '.join(LR_SCHEDULES)}")
         if self.incremental_patience is not None and self.incremental_patience < 1:
             raise ConfigError(f"incremental_patience must be >= 1 (or unset for patience), got {self.incremental_patience}")
+        if not 0.0 <= self.incremental_min_delta < 1.0:
+            raise ConfigError(f"incremental_min_delta must be in [0, 1), got {self.incremental_min_delta}")
         if self.rehearsal_min_quota < 0:
             raise ConfigError(f"rehearsal_min_quota must be >= 0, got {self.rehearsal_min_quota}")
         if self.anchor_weight < 0 or self.anchor_temperature <= 0:

@@ -194,12 +194,15 @@ class _Best:
     epoch: int = 0
     bad_epochs: int = 0
 
-    def update(self, epoch: int, value: float | None, model: EmbeddingHead, bundle: LossBundle) -> None:
+    def update(self, epoch: int, value: float | None, model: EmbeddingHead, bundle: LossBundle,
+               min_delta: float = 0.0) -> None:
         if value is None:  # no validation split: the last epoch is the best
             self.epoch, self.model_state = epoch, model.state_dict()
             self.loss_state = bundle.loss.state_dict() if bundle.parametric else None
         elif value > self.value + 1e-6:
-            self.value, self.epoch, self.bad_epochs = value, epoch, 0
+            # A new best is always kept; it resets the patience only if it is a real gain.
+            self.bad_epochs = 0 if value > self.value + min_delta else self.bad_epochs + 1
+            self.value, self.epoch = value, epoch
             self.model_state = copy.deepcopy(model.state_dict())
             self.loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
         else:
@@ -290,6 +293,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     warm = init_model is not None
     patience = (config.incremental_patience or config.patience) if warm else config.patience
     schedule = config.incremental_schedule if warm else "constant"
+    min_delta = config.incremental_min_delta if warm else 0.0
     batch_size = (config.incremental_batch_size or config.batch_size) if warm else config.batch_size
 
     # Validation split for early stopping (never trained on).
@@ -346,7 +350,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         if has_val:
             row["val_map_at_r"] = _val_map(model, x_val, y_val, device)
             model.train()
-        best.update(epoch, row.get("val_map_at_r"), model, bundle)
+        best.update(epoch, row.get("val_map_at_r"), model, bundle, min_delta)
         history.append(row)
         if has_val and best.bad_epochs >= patience:
             stopped_early = True

@@ -2,6 +2,8 @@
 draw with a per-class quota, the update's own patience, a cosine learning-rate schedule and
 old-class prototype anchoring."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -35,7 +37,7 @@ def test_balanced_draw_gives_every_rehearsal_class_its_quota_and_shares_the_rest
 
 def test_cosine_schedule_decays_from_the_base_rate_and_constant_stays():
     f = [lr_factor(e, 10, "cosine") for e in range(1, 11)]
-    assert f[0] == 1.0 and all(a > b for a, b in zip(f, f[1:], strict=False)) and 0 < f[-1] < 0.05
+    assert f[0] == 1.0 and all(a > b for a, b in itertools.pairwise(f)) and 0 < f[-1] < 0.05
     assert {lr_factor(e, 10, "constant") for e in range(1, 11)} == {1.0}
 
 
@@ -60,7 +62,7 @@ def _old_then_new(blobs):
 
 
 def test_update_patience_stops_an_update_sooner_but_leaves_full_training_alone(blobs):
-    x, y, old, r1, xi, yi, mask = _old_then_new(blobs)
+    x, y, _, r1, xi, yi, mask = _old_then_new(blobs)
     kw = {"init_model": r1.model, "init_classes": r1.classes, "teacher": r1.model, "rehearsal_mask": mask,
           "progress": False}
     # A large rate makes validation MAP@R stall early; patience 1 then stops the update.
@@ -72,7 +74,7 @@ def test_update_patience_stops_an_update_sooner_but_leaves_full_training_alone(b
 
 
 def test_anchor_prototypes_are_the_previous_models_old_class_means_and_hold_old_items(blobs):
-    x, y, old, r1, xi, yi, mask = _old_then_new(blobs)
+    x, _, old, r1, xi, yi, mask = _old_then_new(blobs)
     cfg = CFG.replace(anchor_weight=1.0, distill_feature=0.0, distill_relational=0.0)
     t = _Teacher.of(r1.model, xi, yi, mask, cfg, "cpu", r1.classes)
     assert t.anchors.shape == (3, CFG.out_dim)
@@ -89,7 +91,7 @@ def test_anchor_prototypes_are_the_previous_models_old_class_means_and_hold_old_
 
 
 def test_update_batch_size_takes_fewer_larger_steps_and_leaves_full_training_alone(blobs):
-    x, y, old, r1, xi, yi, mask = _old_then_new(blobs)
+    x, y, _, r1, xi, yi, mask = _old_then_new(blobs)
     kw = {"init_model": r1.model, "init_classes": r1.classes, "teacher": r1.model, "rehearsal_mask": mask,
           "progress": False}
     cfg = CFG.replace(batch_size=16, m_per_class=4, incremental_epochs=3, patience=30)
@@ -99,3 +101,17 @@ def test_update_batch_size_takes_fewer_larger_steps_and_leaves_full_training_alo
     assert full.steps == train(x, y, cfg.replace(epochs=2, incremental_batch_size=64), progress=False).steps
     with pytest.raises(ConfigError):
         TrainConfig(incremental_batch_size=4, m_per_class=4)
+
+
+def test_min_delta_stops_an_update_whose_gains_are_small_but_keeps_its_best_epoch(blobs):
+    _, _, _, r1, xi, yi, mask = _old_then_new(blobs)
+    kw = {"init_model": r1.model, "init_classes": r1.classes, "teacher": r1.model, "rehearsal_mask": mask,
+          "progress": False}
+    cfg = CFG.replace(incremental_epochs=20, incremental_patience=2)
+    any_gain, real_gain = train(xi, yi, cfg, **kw), train(xi, yi, cfg.replace(incremental_min_delta=0.5), **kw)
+    # After the first epoch no epoch gains 0.5 MAP@R: the patience runs out 2 epochs later; the best is kept.
+    assert real_gain.stopped_early and real_gain.epochs_run == 3 < any_gain.epochs_run
+    vals = [h["val_map_at_r"] for h in real_gain.history]
+    assert real_gain.best_val_map == max(vals) and real_gain.best_epoch == int(np.argmax(vals)) + 1
+    with pytest.raises(ConfigError):
+        TrainConfig(incremental_min_delta=1.0)
