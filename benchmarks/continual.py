@@ -559,6 +559,12 @@ def render_deltas(name: str) -> None:
     write_results(name, {k: v for k, v in data.items() if k not in ("benchmark", "written_at", "machine")}, md)
 
 
+def _load() -> list[float]:
+    import os
+
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small run: digits only, one seed, fewer epochs")
@@ -610,6 +616,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     all_rows: list[dict] = []
     results: dict[str, Any] = {}
+    load_start = _load()
     title = ("## Continual learning ablation (benchmarks/continual.py --ablation)" if args.ablation
              else "## Continual metric learning (benchmarks/continual.py)")
     if args.set:
@@ -675,10 +682,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("- compat = MAP@R of queries embedded by the new model against a gallery embedded by the previous one "
          "(new-vs-old), next to the previous model against itself (old-vs-old), on all classes seen so far."),
     ]
+    load = {"start": load_start, "end": _load()}
+    md += [(f"- Load (1/5/15-minute load average of the 2-core machine) at the start {load['start']} and at the "
+            f"end {load['end']}: steward and joint run alternately within each step, so the time ratio is paired, "
+            "but absolute seconds are upper bounds.")]
     if args.ablation:
         md += ["", *ABLATION_NOTES]
     data = {"quick": args.quick, "ablation": args.ablation, "strategies": list(strategies), "results": results,
-            "rows": all_rows}
+            "load": load, "rows": all_rows}
     if not args.no_write:
         write_results(name, data, "\n".join(md))
     print("\n".join(md))

@@ -13,7 +13,10 @@ from embedding.config import TrainConfig
 from embedding.model import embed_array
 from embedding.trainer import _Teacher, epoch_pool, lr_factor, train
 
-CFG = TrainConfig(hidden_dims=(32,), out_dim=16, epochs=6, incremental_epochs=4, batch_size=64, val_fraction=0.2)
+# The update switches at their "off" values, so each test turns on only the one it is about.
+CFG = TrainConfig(hidden_dims=(32,), out_dim=16, epochs=6, incremental_epochs=4, batch_size=64, val_fraction=0.2,
+                  rehearsal_draw=None, incremental_patience=None, incremental_min_delta=0.0,
+                  incremental_schedule="constant", incremental_lr=2e-3)
 
 
 def test_balanced_draw_gives_every_rehearsal_class_its_quota_and_shares_the_rest_equally():
