@@ -30,7 +30,7 @@ from embedding.craft import (
     warmup_factor,
 )
 from embedding.distillation import bct_loss, feature_distillation, relational_distillation
-from embedding.evaluation import retrieval_metrics
+from embedding.evaluation import small_set_map_at_r
 from embedding.losses import (
     SMOOTHED_NATIVELY,
     LossBundle,
@@ -76,8 +76,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
 
 
 def _val_map(model: EmbeddingHead, x: np.ndarray, y: np.ndarray, device: str) -> float:
-    emb = embed_array(model, x, device=device)
-    return retrieval_metrics(emb, y, ks=(1,), clustering=False).map_at_r
+    return small_set_map_at_r(embed_array(model, x, device=device), y)
 
 
 @contextlib.contextmanager
