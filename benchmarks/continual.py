@@ -118,6 +118,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "draw=1,lr=6e-3,cosine,epochs=12,patience=2,min_delta=0.005": {
         "rehearsal_draw": 1.0, "incremental_lr": 6e-3, "incremental_schedule": "cosine", "incremental_epochs": 12,
         "incremental_patience": 2, "incremental_min_delta": 0.005},
+    "draw=1,lr=6e-3,cosine,patience=1": {"rehearsal_draw": 1.0, "incremental_lr": 6e-3,
+                                         "incremental_schedule": "cosine", "incremental_patience": 1},
+    "draw=1,lr=6e-3,cosine,epochs=8,patience=2": {"rehearsal_draw": 1.0, "incremental_lr": 6e-3,
+                                                  "incremental_schedule": "cosine", "incremental_epochs": 8,
+                                                  "incremental_patience": 2},
     "batch=256": {"incremental_batch_size": 256},
     "batch=256,lr=4e-3": {"incremental_batch_size": 256, "incremental_lr": 4e-3},
     "batch=256,lr=4e-3,anchor=0.3": {"incremental_batch_size": 256, "incremental_lr": 4e-3, "anchor_weight": 0.3},

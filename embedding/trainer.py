@@ -81,13 +81,18 @@ def _val_map(model: EmbeddingHead, x: np.ndarray, y: np.ndarray, device: str) ->
 
 @contextlib.contextmanager
 def _torch_threads(n: int | None):
+    """torch's threads, and numpy's BLAS pool (validation runs through numpy), limited to ``n``: on a
+    shared CPU an idle BLAS pool's spinning threads cost CPU time for no speed at these sizes."""
     if n is None:
         yield
         return
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
 
@@ -202,7 +207,7 @@ class _Best:
             # A new best is always kept; it resets the patience only if it is a real gain.
             self.bad_epochs = 0 if value > self.value + min_delta else self.bad_epochs + 1
             self.value, self.epoch = value, epoch
-            self.model_state = copy.deepcopy(model.state_dict())
+            self.model_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
         else:
             self.bad_epochs += 1
