@@ -554,6 +554,36 @@ def seed_deltas(rows: list[dict], strategies: list[str], reference: str = "stewa
     return out
 
 
+def seed_targets(rows: list[dict], strategy: str = "steward") -> list[dict]:
+    """Per stream and seed, the issue's three ratios for ``strategy``: final MAP@R / joint's, final
+    forgetting / naive's, and mean time per update / joint's (CPU seconds where recorded, else wall)."""
+    out = []
+    for ds in sorted({r["dataset"] for r in rows}):
+        for sd in sorted({r["seed"] for r in rows if r["dataset"] == ds}):
+            by = {s: sorted((r for r in rows if r["dataset"] == ds and r["seed"] == sd and r["strategy"] == s),
+                            key=lambda r: r["step"]) for s in (strategy, "joint", "naive")}
+            if not all(by.values()):
+                continue
+            key = "train_cpu_seconds" if "train_cpu_seconds" in by["joint"][-1] else "train_seconds"
+
+            def mean(s: str, k: str, by: dict[str, list[dict]] = by) -> float:
+                return float(np.mean([r[k] for r in by[s][1:]]))
+
+            fin = {s: v[-1] for s, v in by.items()}
+            out.append({"stream": ds, "seed": sd,
+                        "map_vs_joint": fin[strategy]["map_at_r_all"] / fin["joint"]["map_at_r_all"],
+                        "forgetting_vs_naive": ((fin[strategy]["forgetting"] or 0.0) / fin["naive"]["forgetting"]
+                                                if fin["naive"]["forgetting"] else None),
+                        "time_vs_joint": mean(strategy, key) / max(mean("joint", key), 1e-9),
+                        "wall_time_vs_joint": mean(strategy, "train_seconds") / max(mean("joint", "train_seconds"), 1e-9),
+                        "steps_vs_joint": mean(strategy, "train_steps") / max(mean("joint", "train_steps"), 1e-9)})
+    return out
+
+
+_SEED_COLUMNS = ["stream", "seed", "map_vs_joint", "forgetting_vs_naive", "time_vs_joint", "wall_time_vs_joint",
+                 "steps_vs_joint"]
+
+
 def render_deltas(name: str) -> None:
     """Add the per-seed delta table to an ablation section already in RESULTS.md (from its JSON)."""
     import json
@@ -575,22 +605,23 @@ def render_deltas(name: str) -> None:
 
 COST_NOTES = [
     "Reading (issue 12, the cost of an update; screening runs, one seed per file, full epochs):",
-    ("- Time per update is optimizer steps: per step an update costs about what a full retrain's step costs "
-     "(the teacher's outputs are computed once per update; its terms add ~1 ms per step), so an update's "
-     "share of joint is its steps' share, plus a few points of per-epoch validation on the small digits stream."),
+    ("- Time per update follows optimizer steps plus a per-update and per-epoch overhead (the teacher, validation "
+     "after each epoch, sampling): an update's epochs are short (4-5 steps on digits), so on digits its time share "
+     "is ~1.3-1.4x its step share. Files before continual_cost_screen_p0/p1 timed wall seconds under a load of "
+     "5-12 on 2 cores; from p0/p1 on, time_vs_joint is CPU seconds of the process (wall beside it in the JSON)."),
     ("- Full replay of a 4 MiB buffer is a near-joint retrain on digits and synthetic (the whole stream fits); the "
      "class-balanced draw of r x (new items) per epoch (rehearsal_draw, every class at least rehearsal_min_quota "
      "items) bounds the steps by the step's size. At r=1 it needs a larger, annealed rate to keep MAP@R "
-     "(incremental_lr=6e-3 with incremental_schedule=cosine >= 4e-3 cosine >= 4e-3 constant on text)."),
+     "(incremental_lr=6e-3 with incremental_schedule=cosine was best of 4e-3/6e-3, constant/cosine on text)."),
     ("- Digits is the hard case for time: joint early-stops after ~12-29 epochs of a tiny stream, so an update may "
      "take only ~25 steps. The update's own patience (incremental_patience=2) cuts digits' steps by ~20% and "
-     "rarely fires on text or synthetic; incremental_min_delta=0.005 meets digits' time but stops text updates "
-     "too early at the later steps (86-92% of joint): not kept."),
+     "rarely fires on text or synthetic; patience 1, incremental_min_delta=0.005 or 8 epochs meet digits' time "
+     "but lose MAP@R on text (80-92% of joint on one seed) or synthetic (89-93%): not kept."),
     ("- Old-class prototype anchoring (anchor_weight) lowers forgetting on every stream but, beside the draw, costs "
      "MAP@R on text and synthetic (new classes placed worse); a larger update batch (incremental_batch_size=256) "
      "costs as much time per item (the per-step cost grows with the batch). Neither is kept."),
-    ("- The text corpus was rebuilt during these screens (8000 texts for the text0/text1 files, 7200 for md0/md1), "
-     "so compare rows within a file."),
+    ("- The text corpus was being rebuilt during these screens (the md0/md1 files' text rows ran on a 7200-text "
+     "build, the others on the 8000-text one), so compare rows within a file."),
 ]
 
 
@@ -746,6 +777,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    markdown_table(seed_deltas([r for r in all_rows if r["dataset"] == ds_name], list(strategies)),
                                   ["stream", "strategy", "delta_map_at_r_by_seed", "mean_delta", "same_sign"]), ""]
         log.info("%s targets: %s", ds_name, tgs.get("steward"))
+    if not args.ablation and "steward" in strategies:
+        md += ["### Per seed: steward against joint and naive (time = CPU seconds per update)", "",
+               markdown_table(seed_targets(all_rows), _SEED_COLUMNS), ""]
     md += [
         "Notes:",
         ("- Forgetting is measured against a gallery that grows with every step, so even joint retraining shows "
