@@ -67,6 +67,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "head=blend": {"head": "blend"},
     "head=blend,skip_weight=0.7": {"head": "blend", "skip_weight": 0.7},
     "head=mlp,out_dim=in": {"head": "mlp", "out_dim": "in"},
+    # issue 12, "never below the input": losses and blends that keep the raw features' structure
+    "raw_structure_weight=1": {"raw_structure_weight": 1.0},
+    "head=residual,out_dim=in,raw_structure_weight=1": {"head": "residual", "out_dim": "in",
+                                                         "raw_structure_weight": 1.0},
+    "head=blend,blend_head_loss": {"head": "blend", "blend_head_loss": True},
+    "head=blend,skip_weight=0.7,blend_head_loss": {"head": "blend", "skip_weight": 0.7, "blend_head_loss": True},
+    "head=blend,skip_weight=0.85,blend_head_loss": {"head": "blend", "skip_weight": 0.85, "blend_head_loss": True},
     "buffer_budget=500": {"buffer_budget": 500},  # the old default: 500 items
     "buffer_mib=1": {"buffer_mib": 1.0},
     "rehearsal_draw=1": {"rehearsal_draw": 1.0},

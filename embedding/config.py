@@ -34,6 +34,10 @@ class TrainConfig:
     # (raw input and MLP output side by side, cosine = skip_weight * raw + rest * head); see model.py
     head: str = "mlp"
     skip_weight: float = 0.5  # "blend": share of the raw input in the served cosine, in [0, 1)
+    # "blend": train the metric loss (and distillation) on the head's own output, the raw input put
+    # beside it only when serving. Off (default): the losses see the blended embedding, whose fixed raw
+    # share soaks up the loss margins and leaves the head under-trained (issue 12).
+    blend_head_loss: bool = False
     hidden_dims: tuple[int, ...] = (256,)
     out_dim: int = 64
     dropout: float = 0.0
@@ -74,6 +78,10 @@ class TrainConfig:
     # the more the model already knows relative to what the step brings, the more it is held.
     distill_adaptive: bool = False
     bct_weight: float = 0.0
+    # Keep what the input knows (issue 12): weight of 1 - the row-wise correlation between the batch's
+    # cosines under the head and under the raw input features (distillation.raw_structure_loss),
+    # on every item of every batch, new and rehearsed, in full and incremental training. 0 = off.
+    raw_structure_weight: float = 0.0
     bct_temperature: float = 0.05
     # Noisy labels: weight of the metric-loss terms of items flagged as suspect labels (their label
     # disagrees with most of their neighbours under production, embedding.label_noise); 1.0 = off.
@@ -132,6 +140,8 @@ class TrainConfig:
         for name in ("aug_dropout", "aug_mixup"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.raw_structure_weight < 0:
+            raise ConfigError(f"raw_structure_weight must be >= 0 (0 = off), got {self.raw_structure_weight}")
         if self.aug_noise < 0 or self.compact_weight < 0:
             raise ConfigError("aug_noise and compact_weight must be >= 0")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -21,6 +21,7 @@ Every kind also exports its weights as plain arrays (:func:`head_arrays`), which
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -115,6 +116,14 @@ class EmbeddingHead(nn.Module):
         if self.spec.kind == "residual":
             self.skip.copy_(torch.as_tensor(skip_projection((x - mean) / std, self.spec.out_dim)))
 
+    def head_output(self, x: torch.Tensor) -> torch.Tensor:
+        """The learned part alone, normalised (for ``blend``: without the raw input beside it)."""
+        xs = (x - self.input_mean) / self.input_std
+        z = self.net(xs)
+        if self.spec.kind == "residual":
+            z = xs @ self.skip + z
+        return nn.functional.normalize(z, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = (x - self.input_mean) / self.input_std
         z = self.net(xs)
@@ -140,6 +149,20 @@ def skip_projection(xs: np.ndarray, out_dim: int) -> np.ndarray:
     if basis.shape[1] < out_dim:  # fewer items than out_dim: pad with unused coordinates
         basis = np.concatenate([basis, np.zeros((in_dim, out_dim - basis.shape[1]))], axis=1)
     return basis.astype(np.float32)
+
+
+class HeadOnly(nn.Module):
+    """A view of a head that returns :meth:`EmbeddingHead.head_output` (what a ``blend`` head trains
+    with when ``TrainConfig.blend_head_loss`` is on); shares the head's parameters."""
+
+    def __init__(self, head: EmbeddingHead) -> None:
+        super().__init__()
+        self.head = head
+        self.spec = dataclasses.replace(head.spec, kind="mlp")  # embedding_dim = out_dim
+        self.train(head.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.head_output(x)
 
 
 def head_arrays(model: EmbeddingHead) -> dict[str, np.ndarray]:
