@@ -74,6 +74,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "head=blend,blend_head_loss": {"head": "blend", "blend_head_loss": True},
     "head=blend,skip_weight=0.7,blend_head_loss": {"head": "blend", "skip_weight": 0.7, "blend_head_loss": True},
     "head=blend,skip_weight=0.85,blend_head_loss": {"head": "blend", "skip_weight": 0.85, "blend_head_loss": True},
+    # the weight chosen per version on held-out classes (0.85 where none can be held out)
+    "head=blend,blend_head_loss,skip_weight_auto": {"head": "blend", "skip_weight": 0.85, "blend_head_loss": True,
+                                                    "skip_weight_auto": True},
     "buffer_budget=500": {"buffer_budget": 500},  # the old default: 500 items
     "buffer_mib=1": {"buffer_mib": 1.0},
     "rehearsal_draw=1": {"rehearsal_draw": 1.0},
@@ -307,6 +310,7 @@ def run_stream(name: str, steps: list[Step], cfg: TrainConfig, strategies: tuple
                 "vs_raw_all": scores["map_at_r_all"] - raw["map_at_r_all"],
                 "vs_raw_unseen": (scores["map_at_r_unseen"] - raw["map_at_r_unseen"]
                                   if scores["map_at_r_unseen"] is not None else None),
+                "skip_weight": model.spec.skip_weight if model.spec.kind == "blend" else None,
                 "train_seconds": seconds, "epochs": st["training"].epochs_run if updated else None,
                 "train_steps": st["training"].steps if updated else 0,
             }

@@ -38,6 +38,12 @@ class TrainConfig:
     # beside it only when serving. Off (default): the losses see the blended embedding, whose fixed raw
     # share soaks up the loss margins and leaves the head under-trained (issue 12).
     blend_head_loss: bool = False
+    # "blend" with blend_head_loss: choose skip_weight per version on classes the head did not train
+    # on (the previous version on the step's new classes; for a full training a validation fit that
+    # leaves a quarter of the classes out), the smallest weight keeping them at or above the raw
+    # features (embedding/skip_weight.py). skip_weight is the fallback when fewer than two such
+    # classes exist. Costs a second training on full steps.
+    skip_weight_auto: bool = False
     hidden_dims: tuple[int, ...] = (256,)
     out_dim: int = 64
     dropout: float = 0.0
@@ -122,6 +128,9 @@ class TrainConfig:
             )
         if self.head not in HEAD_KINDS:
             raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEAD_KINDS)}")
+        if self.skip_weight_auto and (self.head != "blend" or not self.blend_head_loss):
+            raise ConfigError("skip_weight_auto needs head='blend' and blend_head_loss=True (the weight is "
+                              f"chosen after training), got head={self.head!r}, blend_head_loss={self.blend_head_loss}")
         if not 0.0 <= self.skip_weight < 1.0:
             raise ConfigError(f"skip_weight must be in [0, 1), got {self.skip_weight}")
         if self.sampler not in SAMPLERS:
