@@ -77,6 +77,12 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     # the weight chosen per version on held-out classes (0.85 where none can be held out)
     "head=blend,blend_head_loss,skip_weight_auto": {"head": "blend", "skip_weight": 0.85, "blend_head_loss": True,
                                                     "skip_weight_auto": True},
+    # the raw path whitened by the trained classes' within-class scatter (WCCN, shrinkage 0.9)
+    "head=blend,blend_skip=whitened,skip_weight=0.85,blend_head_loss": {
+        "head": "blend", "blend_skip": "whitened", "skip_weight": 0.85, "blend_head_loss": True},
+    "head=blend,blend_skip=whitened,blend_head_loss,skip_weight_auto": {
+        "head": "blend", "blend_skip": "whitened", "skip_weight": 0.85, "blend_head_loss": True,
+        "skip_weight_auto": True},
     "buffer_budget=500": {"buffer_budget": 500},  # the old default: 500 items
     "buffer_mib=1": {"buffer_mib": 1.0},
     "rehearsal_draw=1": {"rehearsal_draw": 1.0},

@@ -161,7 +161,7 @@ def _choose_skip_weight(data: LabelledData, config: TrainConfig, previous: Model
     previous version scored on this step's new classes, or, for a full training, a validation fit
     that leaves a quarter of the classes out (at least two, so both sides keep two). None: fewer than
     two such classes, the configured weight stays."""
-    from embedding.model import HeadOnly, embed_array
+    from embedding.model import HeadOnly, SkipOnly, embed_array
     from embedding.trainer import train
 
     if previous is not None:
@@ -179,7 +179,8 @@ def _choose_skip_weight(data: LabelledData, config: TrainConfig, previous: Model
     if len(set(data.labels[held].tolist())) < 2:
         return None
     x = data.features[held]
-    trials, raw = skip_weight_trials(x, embed_array(HeadOnly(head), x), data.labels[held])
+    trials, raw = skip_weight_trials(x, embed_array(HeadOnly(head), x), data.labels[held],
+                                     skip=embed_array(SkipOnly(head), x))
     return choose_skip_weight(trials, raw)
 
 

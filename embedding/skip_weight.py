@@ -67,15 +67,18 @@ def choose_skip_weight(trials: Sequence[SkipWeightTrial], raw_map_at_r: float, *
 
 
 def blend_embeddings(raw: np.ndarray, head: np.ndarray, skip_weight: float) -> np.ndarray:
-    """What a blend head serves, from the raw inputs and its (normalised) head outputs."""
+    """What a blend head serves, from its raw path (the inputs, or their whitened version) and its
+    (normalised) head outputs."""
     r = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
     return np.concatenate([np.sqrt(skip_weight) * r, np.sqrt(1 - skip_weight) * head], axis=1).astype(np.float32)
 
 
 def skip_weight_trials(raw: np.ndarray, head: np.ndarray, labels: np.ndarray,
-                       grid: Sequence[float] = SKIP_WEIGHT_GRID) -> tuple[list[SkipWeightTrial], float]:
-    """MAP@R of the blend at every weight of ``grid`` on held-out-class items (their raw inputs and
-    head outputs), and the raw features' MAP@R on the same items."""
+                       grid: Sequence[float] = SKIP_WEIGHT_GRID,
+                       skip: np.ndarray | None = None) -> tuple[list[SkipWeightTrial], float]:
+    """MAP@R of the blend at every weight of ``grid`` on held-out-class items (their raw inputs, head
+    outputs and, for a whitened blend, raw-path outputs ``skip``; None: the raw inputs), and the raw
+    features' MAP@R on the same items (the bar, whatever the raw path)."""
     from embedding.evaluation import retrieval_metrics
 
     def score(e: np.ndarray) -> float:
@@ -83,4 +86,5 @@ def skip_weight_trials(raw: np.ndarray, head: np.ndarray, labels: np.ndarray,
 
     r = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
     raw_map = score(np.ascontiguousarray(r, dtype=np.float32))
-    return [SkipWeightTrial(float(w), score(blend_embeddings(raw, head, w))) for w in grid], raw_map
+    path = raw if skip is None else skip
+    return [SkipWeightTrial(float(w), score(blend_embeddings(path, head, w))) for w in grid], raw_map

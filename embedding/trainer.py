@@ -280,6 +280,9 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         model.fit_standardizer(x_tr)
     else:
         model = copy.deepcopy(init_model)
+    # A whitened blend's raw path is refitted on every training's items (new and rehearsed): unlike
+    # the standardiser it is not learned on, so it can follow the classes seen so far.
+    model.fit_skip(x_tr, y_tr, config.skip_shrinkage)
     model.to(device).train()
 
     classes = tuple(init_classes) + tuple(sorted(set(y_tr.tolist()) - set(init_classes)))

@@ -70,3 +70,39 @@ def test_blend_head_loss_trains_the_head_alone_and_serves_the_blend(blobs):
 def test_raw_structure_weight_must_not_be_negative():
     with pytest.raises(ConfigError, match="raw_structure_weight"):
         TrainConfig(raw_structure_weight=-1.0)
+
+
+def test_whitened_skip_damps_within_class_spread_and_is_centring_at_full_shrinkage(blobs):
+    from embedding.model import whitened_skip
+
+    x, y = blobs
+    r = x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def within_eigs(z: np.ndarray) -> np.ndarray:
+        c = np.concatenate([z[y == k] - z[y == k].mean(0) for k in np.unique(y)])
+        return np.linalg.eigvalsh(c.T @ c / len(c))
+
+    mean, matrix = whitened_skip(x, y, 0.0)
+    e = within_eigs((r - mean) @ matrix)
+    np.testing.assert_allclose(e[e > 1e-6], 1.0, atol=1e-3)  # fully whitened: isotropic within classes
+    mean, matrix = whitened_skip(x, y, 1.0)
+    np.testing.assert_allclose(mean, r.mean(0), atol=1e-6)
+    np.testing.assert_allclose(matrix / matrix[0, 0], np.eye(x.shape[1]), atol=1e-4)  # centring only
+
+
+def test_whitened_blend_is_refitted_by_training_and_round_trips_its_spec(blobs):
+    from embedding.model import HeadSpec, SkipOnly
+
+    x, y = blobs
+    cfg = CFG.replace(head="blend", blend_skip="whitened", skip_weight=0.7, epochs=2)
+    r = train(x, y, cfg, progress=False)
+    assert r.model.spec.skip == "whitened" and HeadSpec.from_dict(r.model.spec.to_dict()) == r.model.spec
+    assert not torch.equal(r.model.skip_matrix, torch.eye(x.shape[1]))
+    e, h, s = embed_array(r.model, x), embed_array(HeadOnly(r.model), x), embed_array(SkipOnly(r.model), x)
+    np.testing.assert_allclose(e @ e.T, 0.7 * s @ s.T + 0.3 * h @ h.T, atol=1e-5)
+    # a warm-started update refits the raw path on its own items
+    part = np.isin(y, ["c0", "c1", "c2"])
+    again = train(x[part], y[part], cfg, init_model=r.model, init_classes=r.classes, epochs=1, progress=False)
+    assert not torch.allclose(again.model.skip_matrix, r.model.skip_matrix)
+    with pytest.raises(ConfigError, match="blend_skip"):
+        TrainConfig(blend_skip="pca")
