@@ -507,6 +507,70 @@ def seed_deltas(rows: list[dict], strategies: list[str], reference: str = "stewa
     return out
 
 
+def per_seed_rows(rows: list[dict]) -> list[dict]:
+    """Per stream, strategy and seed: final MAP@R (and as a share of the same seed's joint retrain),
+    final forgetting (and against the same seed's naive fine-tune), the worst step against the raw
+    features on classes seen so far and on classes not trained on yet, the skip weight per step
+    (blend heads) and whether the version meets issue 12's bar (never below raw, >= 95% of joint)."""
+    by: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by.setdefault((r["dataset"], r["strategy"], r["seed"]), []).append(r)
+    out = []
+    for (ds, s, sd), rs in sorted(by.items()):
+        if s in ("raw", "joint", "naive"):
+            continue
+        rs = sorted(rs, key=lambda r: r["step"])
+        joint = sorted(by.get((ds, "joint", sd), []), key=lambda r: r["step"])
+        naive = sorted(by.get((ds, "naive", sd), []), key=lambda r: r["step"])
+        final = rs[-1]
+        unseen = [r["vs_raw_unseen"] for r in rs if r.get("vs_raw_unseen") is not None]
+        vs_joint = final["map_at_r_all"] / joint[-1]["map_at_r_all"] if joint else None
+        worst_unseen = min(unseen) if unseen else None
+        worst_all = min(r["vs_raw_all"] for r in rs)
+        weights = [r.get("skip_weight") for r in rs]
+        out.append({
+            "stream": ds, "strategy": s, "seed": sd, "final_map_at_r_all": final["map_at_r_all"],
+            "map_vs_joint": vs_joint, "final_forgetting": final["forgetting"],
+            "forgetting_vs_naive": (final["forgetting"] / naive[-1]["forgetting"]
+                                    if naive and naive[-1]["forgetting"] and final["forgetting"] is not None else None),
+            "min_vs_raw_all": worst_all, "min_vs_raw_unseen": worst_unseen,
+            "skip_weights": " ".join("-" if w is None else f"{w:g}" for w in weights) if any(
+                w is not None for w in weights) else "",
+            "never_below_raw": worst_all >= 0 and (worst_unseen is None or worst_unseen >= 0),
+            "meets_issue12": (worst_all >= 0 and (worst_unseen is None or worst_unseen >= 0)
+                              and vs_joint is not None and vs_joint >= 0.95),
+        })
+    return out
+
+
+PER_SEED_COLUMNS = ["stream", "strategy", "seed", "final_map_at_r_all", "map_vs_joint", "final_forgetting",
+                    "forgetting_vs_naive", "min_vs_raw_all", "min_vs_raw_unseen", "skip_weights",
+                    "never_below_raw", "meets_issue12"]
+
+
+PER_SEED_TITLE = "## Never below the input: per-seed figures (issue 12, benchmarks/continual.py --per-seed)"
+PER_SEED_NOTES = ["(reading written after the runs; see below)"]
+
+
+def render_per_seed(names: list[str], out_name: str, title: str, notes: list[str]) -> dict[str, Any]:
+    """One section (and JSON) with :func:`per_seed_rows` over the rows of already written results."""
+    import json
+
+    from benchmarks._results import RESULTS_DIR
+
+    rows, sources = [], {}
+    for n in names:
+        data = json.loads((RESULTS_DIR / f"{n}.json").read_text())
+        sources[n] = {"quick": data.get("quick"), "strategies": data.get("strategies"),
+                      "written_at": data.get("written_at")}
+        seen = {(r["dataset"], r["strategy"], r["seed"], r["step"]) for r in rows}
+        rows += [r for r in data["rows"] if (r["dataset"], r["strategy"], r["seed"], r["step"]) not in seen]
+    table = per_seed_rows(rows)
+    md = [title, "", *notes, "", markdown_table(table, PER_SEED_COLUMNS), ""]
+    write_results(out_name, {"sources": sources, "per_seed": table}, "\n".join(md))
+    return {"per_seed": table}
+
+
 def render_deltas(name: str) -> None:
     """Add the per-seed delta table to an ablation section already in RESULTS.md (from its JSON)."""
     import json
@@ -548,7 +612,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     p.add_argument("--render-deltas", metavar="NAME",
                    help="add per-seed deltas to the ablation section NAME from its JSON, without rerunning")
+    p.add_argument("--per-seed", nargs="+", metavar="NAME", default=None,
+                   help="write the per-seed section --name from these results' JSON, without rerunning")
     args = p.parse_args(argv)
+    if args.per_seed:
+        return render_per_seed(args.per_seed, args.name or "continual_per_seed", PER_SEED_TITLE, PER_SEED_NOTES)
     if args.render_deltas:
         render_deltas(args.render_deltas)
         return {}
