@@ -14,6 +14,12 @@ Head kinds (``TrainConfig.head``):
   then exactly ``w * cos(raw inputs) + (1 - w) * cos(head outputs)``. The embedding has
   ``in_dim + out_dim`` dimensions (``HeadSpec.embedding_dim``). A learned weight (an earlier
   version of this kind) drifted towards the head and ended lowest on the real text stream.
+  Issue 12 options: ``TrainConfig.blend_head_loss`` trains the losses on the MLP's own output
+  (:meth:`EmbeddingHead.head_output`; the blend only at serving), ``skip_weight_auto`` picks the
+  weight per version on held-out classes (``embedding/skip_weight.py``), and ``blend_skip="whitened"``
+  replaces the raw path by the normalised input centred and whitened by the trained classes' shrunk
+  within-class scatter (:func:`whitened_skip`, buffers ``skip_mean``/``skip_matrix``, refitted by
+  every training).
 
 Every kind also exports its weights as plain arrays (:func:`head_arrays`), which
 ``embedding.numpy_head`` evaluates without torch.
