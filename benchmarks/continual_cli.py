@@ -42,6 +42,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,28 @@ class CommandResult:
     seconds: float
     payload: Any  # the parsed --json output (None when the command printed none)
     stderr_tail: str
+    stages: dict[str, float]  # seconds of each named stage the command logged (``core.progress.stage``)
+
+
+# ``-v`` makes every command log its stages as "<desc>: done in N s" (core.progress.stage off a terminal).
+_STAGE_LINE = re.compile(r" INFO \S+: (.+): done in ([0-9.]+) s$")
+_STAGE_KINDS = (("ingesting", "ingest"), ("checking the data quality", "quality"), ("checking batch", "drift"),
+                ("training", "train"), ("building and tuning the index", "index"), ("promoting", "promote"),
+                ("delivering alerts", "alerts"))
+
+
+def parse_stages(stderr: str) -> dict[str, float]:
+    """Seconds per stage kind (train, index, drift, ...) from a ``-v`` command's log; nested stages are
+    not double counted because the commands timed here log theirs one after another."""
+    out: dict[str, float] = {}
+    for line in stderr.splitlines():
+        m = _STAGE_LINE.search(line)
+        if not m:
+            continue
+        desc = m.group(1)
+        kind = next((k for prefix, k in _STAGE_KINDS if desc.startswith(prefix)), desc)
+        out[kind] = out.get(kind, 0.0) + float(m.group(2))
+    return out
 
 
 @dataclass(frozen=True)
@@ -80,7 +103,7 @@ class Cli:
     cwd: Path
 
     def __call__(self, *args: str, ok: tuple[int, ...] = (0,)) -> CommandResult:
-        cmd = [sys.executable, "-m", "steward.cli", *args, "--json"]
+        cmd = [sys.executable, "-m", "steward.cli", *args, "--json", "-v"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=self.env, cwd=self.cwd, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - t0
@@ -90,7 +113,8 @@ class Cli:
             payload = json.loads(proc.stdout) if proc.stdout.strip() else None
         except json.JSONDecodeError:
             payload = None
-        return CommandResult(tuple(args), proc.returncode, seconds, payload, proc.stderr[-600:])
+        return CommandResult(tuple(args), proc.returncode, seconds, payload, proc.stderr[-600:],
+                             parse_stages(proc.stderr))
 
 
 def write_batch(path: Path, item_ids: list[str], labels: np.ndarray, x: np.ndarray) -> Path:
@@ -143,6 +167,7 @@ def steward_step(cli: Cli) -> dict[str, Any]:
     cand, drift, prod = s.get("candidate") or {}, s.get("drift") or {}, s.get("production") or {}
     return {
         "commands_s": {"run": res.seconds}, "update_s": res.seconds, "pipeline_s": res.seconds,
+        "stages_s": res.stages,
         "outcome": s.get("outcome"), "retrain_reason": s.get("retrain_reason"),
         "drift_checked": bool(drift), "drifted": drift.get("drifted") if drift else None,
         "quality": [{"batch_seq": q["batch_seq"], "passed": q["passed"], "excluded": q["excluded"],
@@ -168,6 +193,7 @@ def full_step(cli: Cli, production: int | None) -> dict[str, Any]:
         production = version
     return {
         "commands_s": commands, "update_s": res.seconds, "pipeline_s": sum(commands.values()),
+        "stages_s": res.stages,
         "outcome": "promoted" if accepted else "rejected by the gate; production unchanged",
         "candidate_version": version, "gate_accepted": accepted, "gate_reasons": list(decision.get("reasons") or []),
         "candidate_status": out.get("status"), "production_version": production,
@@ -272,9 +298,23 @@ def summarise_seed(rows: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
             "mean_update_s": float(np.mean([r["update_s"] for r in updates])) if updates else None,
             "mean_pipeline_s": float(np.mean([r["pipeline_s"] for r in updates])) if updates else None,
             "mean_train_s": float(np.mean(trained)) if trained else None,
+            "mean_stages_s": _mean_stages(updates),
             "final_production": final.get("production_version"),
             "gate_rejections": sum(1 for r in rs if r["gate_accepted"] is False),
         }
+    return out
+
+
+def _mean_stages(updates: list[dict]) -> dict[str, float]:
+    """Mean seconds per stage of the timed command over the updates, and ``rest``: its wall time outside
+    them (process start, imports, opening the home, anything not in a stage)."""
+    known = [k for _, k in _STAGE_KINDS]
+    per = [{k: v for k, v in (r.get("stages_s") or {}).items() if k in known} for r in updates]
+    if not any(per):
+        return {}
+    kinds = [k for k in known if any(k in p for p in per)]
+    out = {k: float(np.mean([p.get(k, 0.0) for p in per])) for k in kinds}
+    out["rest"] = float(np.mean([r["update_s"] - sum(p.values()) for r, p in zip(updates, per, strict=True)]))
     return out
 
 
@@ -343,6 +383,23 @@ def _step_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _stage_lines(per_seed: dict[int, dict[str, Any]]) -> list[str]:
+    """Where an update's wall time goes, mean over seeds (the commands' own stage log)."""
+    parts = []
+    for strat, what in (("steward", "`steward run`"), ("full", "`steward retrain --full`")):
+        stages = [per_seed[s]["summary"][strat].get("mean_stages_s") or {} for s in sorted(per_seed)]
+        kinds = [k for k in dict.fromkeys(k for st in stages for k in st)]
+        if not kinds:
+            continue
+        parts.append(f"{what}: " + ", ".join(f"{k} {np.mean([st.get(k, 0.0) for st in stages]):.1f}"
+                                             for k in kinds))
+    if not parts:
+        return []
+    return [("Where an update's wall time goes (mean seconds over steps 1..N-1 and seeds, from the commands' "
+             "`-v` stage log; `train` includes evaluation, gate and saving; `rest` = process start, imports, opening "
+             "the home and whatever runs outside a stage): " + "; ".join(parts) + "."), ""]
+
+
 def _failed(rec: dict[str, Any]) -> list[str]:
     """The gate checks a rejected candidate failed (its stored report), else every reason the gate gave."""
     return (rec.get("trained") or {}).get("failed_checks") or rec["gate_reasons"]
@@ -408,6 +465,7 @@ def render(data: dict[str, Any]) -> str:
         (f"Drift on the new batch (steps 1..{n_steps - 1}): the default `drift` retrain policy would have retrained "
          f"at {sum(1 for r in steward_updates if r.get('drifted'))} of {len(steward_updates)} steps."),
         "",
+        *_stage_lines(per_seed),
         "<details><summary>per step and seed</summary>", "",
         markdown_table(_step_rows(all_rows), _STEP_COLUMNS), "", "</details>",
     ]

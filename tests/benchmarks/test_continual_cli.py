@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.continual import Step
-from benchmarks.continual_cli import compare, heldout_ids, render, seen_split, summarise_seed
+from benchmarks.continual_cli import (
+    compare,
+    heldout_ids,
+    parse_stages,
+    render,
+    seen_split,
+    summarise_seed,
+)
 
 
 def _steps() -> list[Step]:
@@ -70,3 +77,22 @@ def test_section_names_the_rejection_and_its_failed_check():
     md = render(data)
     assert "seed 0 step 1 steward v2: old: dropped 0.2" in md
     assert "90.0% of full's" in md and "37.5% of a `steward retrain --full`" in md
+
+
+def test_stage_log_lines_become_seconds_per_kind_and_the_rest_is_the_remainder():
+    lines = [
+        "2026-11-27 16:05:01,931 INFO steward.progress: checking the data quality of batch 2 ...",
+        "2026-11-27 16:05:04,581 INFO steward.progress: checking the data quality of batch 2: done in 2.6 s",
+        "2026-11-27 16:05:07,426 INFO steward.progress: checking batch 2 for drift: done in 2.8 s",
+        "2026-11-27 16:06:19,910 INFO steward.progress: training a candidate (incremental): done in 72.5 s",
+        "2026-11-27 16:06:21,525 INFO steward.progress: building and tuning the index of model v2: done in 1.6 s",
+        "2026-11-27 16:06:21,650 INFO steward.progress: promoting model v2: done in 0.1 s",
+        "some other line: done in 9 s",  # not a log line of a stage
+    ]
+    stages = parse_stages("\n".join(lines))
+    assert stages == {"quality": 2.6, "drift": 2.8, "train": 72.5, "index": 1.6, "promote": 0.1}
+    rows = _rows()
+    for r in rows["steward"]:
+        r["stages_s"] = {"train": 4.0, "index": 1.0}
+    got = summarise_seed(rows)["steward"]["mean_stages_s"]
+    assert got == {"train": 4.0, "index": 1.0, "rest": 15 - 5.0}
