@@ -309,6 +309,17 @@ def summarise_seed(rows: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def corpus_identity() -> dict[str, Any]:
+    """Which text corpus the stream came from: its content hash, and whether it is the reference build
+    (``docstrings.manifest.json``), so runs on different corpus builds are never mixed up."""
+    from benchmarks.datasets.text_corpus import REFERENCE_MANIFEST, load_text_corpus
+
+    corpus = load_text_corpus()
+    reference = json.loads(REFERENCE_MANIFEST.read_text())["meta"]["content_hash"]
+    return {"content_hash": corpus.meta["content_hash"][:16], "texts": len(corpus), "labels": len(corpus.classes),
+            "reference": corpus.meta["content_hash"] == reference}
+
+
 def _mean_stages(updates: list[dict]) -> dict[str, float]:
     """Mean seconds per stage of the timed command over the updates, and ``rest``: its wall time outside
     them (process start, imports, opening the home, anything not in a stage)."""
@@ -387,6 +398,13 @@ def _step_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _corpus_words(corpus: dict[str, Any] | None) -> str:
+    if not corpus:
+        return "not recorded"
+    return (f"content hash {corpus['content_hash']}, "
+            + ("the reference build" if corpus.get("reference") else "NOT the reference build of docstrings.manifest.json"))
+
+
 def _targets_line(st: dict[str, Any]) -> str:
     """Issue 12's targets as far as this benchmark measures them (no naive strategy here: forgetting is
     compared with full's in the table)."""
@@ -403,19 +421,22 @@ def _targets_line(st: dict[str, Any]) -> str:
             f"({met(unseen is None or unseen >= 0)}).")
 
 
-def _stage_lines(per_seed: dict[int, dict[str, Any]]) -> list[str]:
-    """Where an update's wall time goes, mean over seeds (the commands' own stage log)."""
+def _stage_lines(per_seed: dict[int, dict[str, Any]], source: str = "") -> list[str]:
+    """Where an update's wall time goes, mean over seeds (the commands' own stage log); ``source`` says
+    which run it comes from when not this one."""
     parts = []
     for strat, what in (("steward", "`steward run`"), ("full", "`steward retrain --full`")):
         stages = [per_seed[s]["summary"][strat].get("mean_stages_s") or {} for s in sorted(per_seed)]
         kinds = [k for k in dict.fromkeys(k for st in stages for k in st)]
         if not kinds:
             continue
+        trained = _mean([per_seed[s]["summary"][strat].get("mean_train_s") for s in sorted(per_seed)])
         parts.append(f"{what}: " + ", ".join(f"{k} {np.mean([st.get(k, 0.0) for st in stages]):.1f}"
-                                             for k in kinds))
+                                             for k in kinds)
+                     + ("" if trained is None else f" (the model's own training: {trained:.1f})"))
     if not parts:
         return []
-    return [("Where an update's wall time goes (mean seconds over steps 1..N-1 and seeds, from the commands' "
+    return [(f"Where an update's wall time goes{source} (mean seconds over steps 1..N-1 and seeds, from the commands' "
              "`-v` stage log; `train` includes evaluation, gate and saving; `rest` = process start, imports, opening "
              "the home and whatever runs outside a stage): " + "; ".join(parts) + "."), ""]
 
@@ -453,7 +474,8 @@ def render(data: dict[str, Any]) -> str:
     md = [
         "## The text stream through the CLI, step by step (`benchmarks/continual_cli.py`)", "",
         (f"`HF_HUB_OFFLINE=1 {cmd}`: the real text class-incremental stream (`benchmarks.continual.text_stream`, "
-         f"{n_classes} classes in {n_steps} steps, 25% of each class held out, seeds {seeds}) played through real "
+         f"{n_classes} classes in {n_steps} steps, 25% of each class held out, seeds {seeds}; corpus "
+         f"{_corpus_words(data.get('corpus'))}) played through real "
          "`python -m steward.cli` subprocesses in a fresh STEWARD_HOME per seed and strategy, at the product's "
          "defaults: each step's training rows ingested with `steward ingest`, then **steward** = `steward run "
          "--retrain-on new-data` (bootstrap, then data quality, drift, incremental update, gate, index, promote), "
@@ -488,6 +510,8 @@ def render(data: dict[str, Any]) -> str:
          f"at {sum(1 for r in steward_updates if r.get('drifted'))} of {len(steward_updates)} steps."),
         "",
         *_stage_lines(per_seed),
+        *(_stage_lines({int(k): v for k, v in data["stage_rerun"]["per_seed"].items()},
+                       f" ({data['stage_rerun']['source']})") if data.get("stage_rerun") else []),
         "<details><summary>per step and seed</summary>", "",
         markdown_table(_step_rows(all_rows), _STEP_COLUMNS), "", "</details>",
     ]
@@ -525,6 +549,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for seed in seeds:
         steps = text_stream(10, seed)[:3] if args.quick else text_stream(args.steps, seed)
+        corpus = corpus_identity()
+        if data and corpus != data["corpus"]:
+            raise RuntimeError(f"the text corpus changed between seeds ({data['corpus']} -> {corpus}): the cache "
+                               "under benchmarks/.cache was rebuilt while this ran; rerun once it is stable")
         if args.keep:
             Path(args.keep).mkdir(parents=True, exist_ok=True)
         with (contextlib.nullcontext(tempfile.mkdtemp(prefix=f"steward-bench-cli-{seed}-", dir=args.keep))
@@ -535,7 +563,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           "classes": int(sum(len(set(s.y_train.tolist())) for s in steps))}
         all_rows += [r for rs in rows.values() for r in rs]
         data = {"quick": args.quick, "seeds": sorted(per_seed), "steps": per_seed[seeds[0]]["steps"],
-                "classes": per_seed[seeds[0]]["classes"], "command": cmd,
+                "classes": per_seed[seeds[0]]["classes"], "command": cmd, "corpus": corpus,
                 "load_average_before": load_before, "load_average_after": os.getloadavg(),
                 "wall_seconds": time.perf_counter() - t_start, "per_seed": per_seed, "rows": all_rows,
                 "note": "shared, loaded 2-core machine: timings are upper bounds of an idle machine's"}
