@@ -297,36 +297,108 @@ def load_real_corpus():
     return load_text_corpus()
 
 
-def real_checks(corpus, args, config, methods) -> list[dict]:
+REAL_SPACES = ("raw", "raw_heldout", "model")
+SEPARATION_TAIL = 0.05  # the reference's novelty-score tail the per-row separation diagnostic counts beyond
+
+
+def real_checks(corpus, args, config, methods, space: str = "raw") -> list[dict]:
     """Every check of every stream under every scenario: steward's detector results (the decision is
-    replayed later, per α and view) and Evidently's four methods on the same arrays."""
-    from benchmarks.drift_streams import apply_scenario, make_stream
+    replayed later, per α and view) and Evidently's four methods on the same arrays.
+
+    ``space``: ``raw`` checks the MiniLM vectors against the whole reference window (what
+    ``steward drift`` does for a collection with no model); ``model`` checks what the production model
+    serves, as ``steward drift`` does right after ``steward retrain --full`` on the reference window:
+    the head is trained on the window's labelled items outside the held-out split
+    (``embedding.holdout``), and the reference is the window's held-out items, the ones the model
+    never trained on (``monitoring.check._unseen_reference``); both sides go through the numpy head.
+    With ``args.real_model_refit == "first"`` the head is trained once, on the stream's first window,
+    and kept (no check acted, so nothing retrained it): later windows' batches are all unseen.
+    ``raw_heldout``: the MiniLM vectors against the ``model`` space's reference rows (what the smaller
+    reference alone costs).
+
+    New-class checks also record the per-row separation: the share of the new class's rows, and of
+    the batch's ordinary rows, beyond the reference's ``SEPARATION_TAIL`` novelty-score tail (the
+    shipped ``novelty_test`` on each part alone, same seed, so the same calibration split)."""
+    from benchmarks.drift_streams import apply_scenario, make_stream, production_head
+    from embedding.holdout import holdout_mask
+    from monitoring.detectors.novelty import novelty_test
     from monitoring.suite import run_suite
 
+    if space not in REAL_SPACES:
+        raise ValueError(f"unknown embedding space {space!r}; choose from {REAL_SPACES}")
     x_all, labels, groups = corpus.embeddings, np.asarray(corpus.labels, str), np.asarray(corpus.groups, str)
+    held_out = holdout_mask(np.asarray(corpus.item_ids, str))
+    refit = getattr(args, "real_model_refit", "each")
+    separation = replace(config.novelty, effect_share=SEPARATION_TAIL)
     seed0 = getattr(args, "real_seed0", 0)
     plan = [("contiguous", seed0 + s) for s in range(args.real_streams)] + [
         ("random", seed0 + s) for s in range(args.real_random_streams)]
     records = []
-    for kind, seed in tqdm(plan, desc="real streams"):
+    for kind, seed in tqdm(plan, desc=f"real streams ({space})"):
         stream = make_stream(labels, groups, kind=kind, seed=seed, batch_size=args.real_batch,
                              n_new=args.real_new_labels)
         r = args.real_reference_batches
+        embed, trained_upto = None, -1
         for t in range(r, len(stream.batches)):
-            ref_idx, cur_idx = np.concatenate(stream.batches[t - r : t]), stream.batches[t]
+            window, cur_idx = np.concatenate(stream.batches[t - r : t]), stream.batches[t]
+            train_seconds = 0.0
+            if space == "model":
+                if embed is None or refit == "each":
+                    t0 = time.perf_counter()
+                    trained = window[~held_out[window]]
+                    embed = production_head(x_all[trained], labels[trained], seed=1000 * seed + t)
+                    train_seconds, trained_upto = time.perf_counter() - t0, t - 1
+                # items the model never saw: the held-out split of the batches it trained on, all of later ones
+                ref_idx = np.concatenate([b[held_out[b]] if i <= trained_upto else b
+                                          for i, b in enumerate(stream.batches[t - r : t], start=t - r)])
+            else:  # raw_heldout: the model space's reference rows without the model (what the smaller reference costs)
+                embed, ref_idx = (lambda a: a), (window if space == "raw" else window[held_out[window]])
+            ref = embed(x_all[ref_idx])
             for j, scen in enumerate(REAL_SCENARIOS):
                 rng = np.random.default_rng([seed, t, j, int(kind == "random")])
                 x, y = apply_scenario(scen, x_all[cur_idx], labels[cur_idx], embeddings=x_all, labels=labels,
                                       new_labels=stream.new_labels, rng=rng)
+                cur = embed(x)
                 t0 = time.perf_counter()
-                res = run_suite(x_all[ref_idx], x, reference_labels=labels[ref_idx], current_labels=y,
+                res = run_suite(ref, cur, reference_labels=labels[ref_idx], current_labels=y,
                                 config=replace(config, seed=t))
-                rec = {"kind": kind, "seed": seed, "t": t, "scenario": scen, "results": res.detectors,
-                       "steward_seconds": time.perf_counter() - t0}
+                rec = {"space": space, "kind": kind, "seed": seed, "t": t, "scenario": scen,
+                       "results": res.detectors, "steward_seconds": time.perf_counter() - t0,
+                       "train_seconds": train_seconds if j == 0 else 0.0, "n_reference": len(ref_idx)}
+                if scen.startswith("new_class"):
+                    new = np.isin(y, stream.new_labels)
+                    rec["new_label"] = str(y[new][0])
+                    rec["separation"] = {
+                        part: float(novelty_test(ref, cur[rows], separation, seed=t).extra["share_beyond_threshold"])
+                        for part, rows in (("new_rows", new), ("other_rows", ~new))}
                 if methods:
-                    rec["evidently"] = run_evidently(methods, x_all[ref_idx], x, seed=t)
+                    rec["evidently"] = run_evidently(methods, ref, cur, seed=t)
                 records.append(rec)
     return records
+
+
+def separation_table(records: list[dict]) -> list[dict]:
+    """Per (space, kind, scenario): the mean share of new-class rows and of ordinary rows beyond the
+    reference's novelty-score tail, with a bootstrap 95% CI over checks, and per held-out label."""
+    rng = np.random.default_rng(0)
+    rows = []
+    groups: dict = {}
+    for rec in records:
+        if "separation" in rec:
+            groups.setdefault((rec.get("space", "raw"), rec["kind"], rec["scenario"]), []).append(rec)
+    for (space, kind, scen), recs in sorted(groups.items()):
+        row = {"space": space, "kind": kind, "scenario": scen, "checks": len(recs), "tail": SEPARATION_TAIL}
+        for part in ("new_rows", "other_rows"):
+            v = np.array([r["separation"][part] for r in recs])
+            boot = rng.choice(v, size=(1000, v.size)).mean(1)
+            lo, hi = np.quantile(boot, [0.025, 0.975])
+            row[part] = f"{v.mean():.3f} [{lo:.3f}, {hi:.3f}]"
+        by_label: dict = {}
+        for r in recs:
+            by_label.setdefault(r["new_label"], []).append(r["separation"]["new_rows"])
+        row["new_rows_by_label"] = ", ".join(f"{k} {np.mean(v):.2f}" for k, v in sorted(by_label.items()))
+        rows.append(row)
+    return rows
 
 
 def _streams(records: list[dict]) -> dict:
@@ -534,6 +606,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-cur", type=int, default=200, help="current rows per trial")
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--datasets", default="synthetic,digits")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help="synthetic/digits scenarios to run (e.g. null alone for a calibration-only run)")
     ap.add_argument("--no-evidently", action="store_true")
     ap.add_argument("--results-name", default=None,
                     help="name of the results (JSON file and RESULTS.md section); default drift, or drift_real with "
@@ -543,6 +617,13 @@ def main(argv=None) -> int:
                     help="extra null trials for the (cheap) novelty detector alone")
     ap.add_argument("--real-streams", type=int, default=10, help="contiguous streams (seeds)")
     ap.add_argument("--real-random-streams", type=int, default=25, help="random-arrival streams (seeds)")
+    ap.add_argument("--real-spaces", default="raw",
+                    help="embedding spaces checked, comma-separated: raw (MiniLM vectors), model (the production head "
+                    "retrained on each reference window, reference = its held-out items), raw_heldout (MiniLM vectors "
+                    "against the model space's reference rows)")
+    ap.add_argument("--real-model-refit", choices=("each", "first"), default="each",
+                    help="model space: retrain the head on every check's window (each) or once on the stream's "
+                    "first window and keep it (first)")
     ap.add_argument("--real-batch", type=int, default=500, help="rows per batch")
     ap.add_argument("--real-reference-batches", type=int, default=4, help="earlier batches in the reference")
     ap.add_argument("--real-new-labels", type=int, default=4, help="labels held out of each stream as new classes")
@@ -557,6 +638,8 @@ def main(argv=None) -> int:
     if args.quick:
         args.null_trials, args.shift_trials, args.latency_repeats, args.novelty_null_trials = 10, 3, 1, 50
         args.real_streams, args.real_random_streams, args.tail_draws, args.tail_permutations = 2, 2, 2, 5000
+    if "null" not in args.scenarios.split(","):
+        ap.error("--scenarios must include null (the calibration rows and equal-false-alarm thresholds need it)")
     args.results_name = args.results_name or ("drift_real" if args.real else "drift")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from threadpoolctl import threadpool_limits
@@ -600,7 +683,7 @@ def _run_synthetic(args, config, methods, argv) -> tuple[list[str], dict]:
     for i, name in enumerate(args.datasets.split(",")):
         ds = makers[name](seed=0)
         all_rows[name] = {}
-        for scen in SCENARIOS:
+        for scen in [s for s in SCENARIOS if s in args.scenarios.split(",")]:
             trials = args.null_trials if scen == "null" else args.shift_trials
             all_rows[name][scen] = run_trials(ds, scen, trials, args, config, methods, shifts, seed0=100 + i)
             log.info("%s/%s done (%.0fs elapsed)", name, scen, time.perf_counter() - t_start)
@@ -631,8 +714,9 @@ def _run_synthetic(args, config, methods, argv) -> tuple[list[str], dict]:
             f"Trials: reference {args.n_ref}×{DIM}, current {args.n_cur}×{DIM} per trial"
             + (" (reduced from 10,000/2,000 to keep the run bounded on 2 shared cores)"
                if (args.n_ref, args.n_cur) < (10_000, 2_000) else " (the issue's full size)")
-            + f"; {args.null_trials} null trials and "
-            f"{args.shift_trials} trials per shift per dataset; α = {args.alpha}. Rates are the share of trials "
+            + f"; {args.null_trials} null trials"
+            + (f" and {args.shift_trials} trials per shift" if args.scenarios != "null" else " (null scenario only)")
+            + f" per dataset; α = {args.alpha}. Rates are the share of trials "
             "flagged (at the detector's own p ≤ α for single detectors; the steward decision is Holm-corrected "
             "across detectors). MMD and class-centre displacement p-values come from the spectral null, not "
             "permutations. Evidently's `_equal_far` columns use a threshold set on its own null-trial scores to "
@@ -680,15 +764,44 @@ def _run_synthetic(args, config, methods, argv) -> tuple[list[str], dict]:
                 "vs_evidently": best_ok}
 
 
+def _space_note(space: str, args, ref_rows: dict, train_s: list[float]) -> str:
+    """One sentence on what the ``space`` rows of the real-text tables checked."""
+    if space == "raw":
+        return "Space `raw`: the MiniLM vectors against the whole window (a collection with no model)."
+    if space == "raw_heldout":
+        return ("Space `raw_heldout`: the MiniLM vectors against the held-out split of the window (what a smaller "
+                "reference alone costs).")
+    trained = ("of every check's window (retrained for every check)" if args.real_model_refit == "each" else
+               "of the stream's first window, then kept for every later check (as when no check acts)")
+    return ("Space `model`: what the production model serves, as `steward drift` sees it: a head trained by the "
+            "shipped `continual_step` (as `steward retrain --full`, the product's `TrainConfig` defaults) on the "
+            f"labelled items outside the held-out split {trained}; the reference is the window's items the model "
+            "never trained on (the held-out split of the batches it trained on, every item of later ones; "
+            f"`monitoring.check` does the same; median {ref_rows.get('model', 0):.0f} rows), both sides through the "
+            "numpy head; the scenarios act on the encoder output the head then maps. Median training time "
+            f"{np.median(train_s) if train_s else float('nan'):.1f} s.")
+
+
 def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
     corpus = load_real_corpus()
-    t0 = time.perf_counter()
-    records = real_checks(corpus, args, config, methods)
-    log.info("real checks done in %.0fs", time.perf_counter() - t0)
-    summary = summarise_real(records, config.severity, methods)
-    sensitivity = severity_sensitivity(records, config.severity)
-    tail = tail_accuracy(corpus, args.tail_draws, args.tail_permutations)
-    n_checks = {k: len(v) for k, v in _group(records).items()}
+    spaces = args.real_spaces.split(",")
+    by_space, summaries, sensitivities = {}, {}, []
+    for space in spaces:
+        t0 = time.perf_counter()
+        by_space[space] = real_checks(corpus, args, config, methods, space)
+        log.info("real checks (%s) done in %.0fs", space, time.perf_counter() - t0)
+        summaries[space] = summarise_real(by_space[space], config.severity, methods)
+        sensitivities += [{"space": space, **row} for row in severity_sensitivity(by_space[space], config.severity)]
+    records = [r for space in spaces for r in by_space[space]]
+    # one table per kind of result, the embedding space as its first column
+    summary = {key: [{"space": space, **row} for space in spaces for row in summaries[space][key]]
+               for key in ("targets", "decisions", "effects", "evidently")}
+    sensitivity = sensitivities
+    separation = separation_table(records)
+    tail = tail_accuracy(corpus, args.tail_draws, args.tail_permutations) if args.tail_draws else []
+    n_checks = {k: len(v) for k, v in _group(by_space[spaces[0]]).items()}
+    train_s = [r["train_seconds"] for r in records if r["train_seconds"]]
+    ref_rows = {space: float(np.median([r["n_reference"] for r in by_space[space]])) for space in spaces}
     sev = config.severity
     md = [
         f"## Drift on real text streams (`python -m benchmarks.drift{_cli_suffix(argv)}`)",
@@ -708,23 +821,35 @@ def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
             "stream with the shipped "
             f"`decide`/`EffectBaseline`: floors {dict(sev.floors)}, k = {sev.k}, {sev.min_history} past accepted "
             f"checks before the baseline is used, window {sev.window}. Checks per (kind, scenario): "
-            f"{min(n_checks.values())}–{max(n_checks.values())}. Timings were taken while other work shared the CPU."
+            f"{min(n_checks.values())}–{max(n_checks.values())} per space. Timings were taken while other work "
+            "shared the CPU."
+            + "".join(" " + _space_note(space, args, ref_rows, train_s) for space in spaces if len(spaces) > 1
+                      or space != "raw")
         ),
         "",
         "### Targets (decision without labels, the 4 embedding detectors)",
         "",
-        markdown_table(summary["targets"], ["kind", "scenario", "alpha", "measure", "target", "k", "n", "rate",
+        markdown_table(summary["targets"], ["space", "kind", "scenario", "alpha", "measure", "target", "k", "n", "rate",
                                             "ci95_low", "ci95_high", "meets"]),
         "",
         "### Significant vs acting, per scenario (young = fewer past accepted checks than the baseline needs)",
         "",
-        markdown_table(summary["decisions"], ["kind", "scenario", "alpha", "view", "significant", "acting_rate",
+        markdown_table(summary["decisions"], ["space", "kind", "scenario", "alpha", "view", "significant", "acting_rate",
                                               "acting_ci95_low", "acting_ci95_high", "acting_young",
                                               "acting_seasoned", "acted_by"]),
         "",
         "### Effect sizes: median [bootstrap 95% CI of the median] over checks",
         "",
-        markdown_table(summary["effects"], ["kind", "scenario", *ALL_DETECTORS]),
+        markdown_table(summary["effects"], ["space", "kind", "scenario", *ALL_DETECTORS]),
+        "",
+        ("### Per-row separation of a new class: share of rows beyond the reference's "
+         f"{100 * SEPARATION_TAIL:.0f}% novelty-score tail, mean [bootstrap 95% CI] over checks"),
+        "",
+        ("What any row-wise novelty score has to work with: the new class's rows against the same batch's "
+         "ordinary rows (the shipped `novelty_test` on each part, same calibration split). Equal shares mean the "
+         "new class sits inside the reference's spread."),
+        "",
+        markdown_table(separation),
         "",
         "### Sensitivity of the unlabelled decision (α = 0.05) to the severity settings",
         "",
@@ -738,13 +863,16 @@ def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
             markdown_table(summary["evidently"]),
             "",
         ]
-    md += [
-        f"### Tail accuracy: spectral MMD p-value vs {args.tail_permutations:,} permutations (600 vs ~300 real rows)",
-        "",
-        markdown_table(sorted(tail, key=lambda r: r["p_permutation"])),
-        "",
-    ]
+    if tail:
+        md += [
+            f"### Tail accuracy: spectral MMD p-value vs {args.tail_permutations:,} permutations (600 vs ~300 real rows)",
+            "",
+            markdown_table(sorted(tail, key=lambda r: r["p_permutation"])),
+            "",
+        ]
     return md, {"real": summary, "severity_sensitivity": sensitivity, "tail_accuracy": tail,
+                "separation": separation, "reference_rows_median": ref_rows,
+                "train_seconds_median": float(np.median(train_s)) if train_s else None,
                 "checks": {f"{k[0]}/{k[1]}": v for k, v in n_checks.items()},
                 "steward_seconds_median": float(np.median([r["steward_seconds"] for r in records]))}
 

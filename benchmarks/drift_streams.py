@@ -20,6 +20,13 @@ The decision is replayed per stream in check order with the shipped :func:`monit
 and :class:`monitoring.decision.EffectBaseline`: a check's baseline holds the effects of the
 stream's earlier *null* checks that did not act, as ``monitoring.check.past_effects`` would find
 them in the registry (a scenario is a one-off event in batch t, so its past is the null stream's).
+
+Embedding space. The product checks drift on what the *production model* serves, not on the raw
+encoder output: ``production_head`` trains a head the way ``steward retrain`` does (a full
+:func:`embedding.continual.continual_step` with the product's ``TrainConfig`` defaults) on the
+labelled rows of a reference window, and returns its torch-free serving path
+(:class:`embedding.numpy_head.NumpyHead`, what ``steward drift`` embeds with). Scenarios act on the
+encoder output (a new class's MiniLM rows, zeroed or noisy encoder rows), which the head then maps.
 """
 
 from __future__ import annotations
@@ -66,6 +73,21 @@ def make_stream(labels: np.ndarray, groups: np.ndarray, *, kind: str, seed: int,
         for t, chunk in enumerate(np.array_split(rows, n_batches)):
             parts[t].append(chunk)
     return Stream(kind, seed, tuple(np.concatenate(p) for p in parts), new)
+
+
+def production_head(features: np.ndarray, labels: np.ndarray, *, seed: int, config: Any = None) -> Any:
+    """A production model trained on labelled rows as ``steward retrain --full`` trains one
+    (``config``: a ``TrainConfig``, default the product's defaults with ``seed``), as the numpy head
+    the drift check embeds with."""
+    from embedding.config import TrainConfig
+    from embedding.continual import LabelledData, continual_step
+    from embedding.model import head_arrays
+    from embedding.numpy_head import NumpyHead
+
+    data = LabelledData(np.array([f"r{i}" for i in range(len(labels))]), np.asarray(labels, str), features)
+    outcome = continual_step(data, config or TrainConfig(seed=seed), full=True)
+    model = outcome.candidate.model
+    return NumpyHead(model.spec.to_dict(), head_arrays(model))
 
 
 def apply_scenario(scenario: str, x: np.ndarray, y: np.ndarray, *, embeddings: np.ndarray, labels: np.ndarray,

@@ -165,9 +165,23 @@ class IndexSettings:
     latency_target_ms: float | None = None  # single-query latency at which exact search is good enough
     max_tombstone_fraction: float = 0.10  # an update compacts once removed vectors exceed this share of live
     max_latency_ratio: float = 1.5  # ... or once single-query p50 exceeds this multiple of the fresh build's
+    # Recent query vectors the search service keeps per collection and model version (a bounded
+    # sample, written to the artifact location) for index tuning; 0 records none.
+    query_sample_size: int = 1000
+    query_sample_horizon: int = 100_000  # the sample spreads over about the last this many queries
+    query_sample_flush_seconds: float = 60.0  # the service writes a changed sample at most this often
+    query_sample_max_age_hours: float = 168.0  # index builds and updates ignore samples older than this
 
     def __post_init__(self) -> None:
         _require(0 < self.target_recall <= 1, "index.target_recall", self.target_recall, "in (0, 1]")
+        _require(self.query_sample_size >= 0, "index.query_sample_size", self.query_sample_size,
+                 "at least 0 (0 records no query vectors)")
+        _require(self.query_sample_horizon >= max(self.query_sample_size, 1), "index.query_sample_horizon",
+                 self.query_sample_horizon, "at least index.query_sample_size (and 1)")
+        _require(self.query_sample_flush_seconds > 0, "index.query_sample_flush_seconds",
+                 self.query_sample_flush_seconds, "positive")
+        _require(self.query_sample_max_age_hours > 0, "index.query_sample_max_age_hours",
+                 self.query_sample_max_age_hours, "positive")
         _require(0 < self.max_tombstone_fraction <= 1, "index.max_tombstone_fraction", self.max_tombstone_fraction,
                  "in (0, 1]")
         _require(self.max_latency_ratio >= 1, "index.max_latency_ratio", self.max_latency_ratio, "at least 1")

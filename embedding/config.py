@@ -27,6 +27,7 @@ BUFFER_POLICIES: tuple[str, ...] = ("balanced_reservoir", "reservoir", "herding"
 SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
 HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+BLEND_SKIPS: tuple[str, ...] = ("raw", "whitened")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,23 @@ class TrainConfig:
     # (raw input and MLP output side by side, cosine = skip_weight * raw + rest * head); see model.py
     head: str = "mlp"
     skip_weight: float = 0.5  # "blend": share of the raw input in the served cosine, in [0, 1)
+    # "blend": train the metric loss (and distillation) on the head's own output, the raw input put
+    # beside it only when serving. Off (default): the losses see the blended embedding, whose fixed raw
+    # share soaks up the loss margins and leaves the head under-trained (issue 12).
+    blend_head_loss: bool = False
+    # "blend" with blend_head_loss: choose skip_weight per version on classes the head did not train
+    # on (the previous version on the step's new classes; for a full training a validation fit that
+    # leaves a quarter of the classes out), the smallest weight keeping them at or above the raw
+    # features (embedding/skip_weight.py). skip_weight is the fallback when fewer than two such
+    # classes exist. Costs a second training on full steps.
+    skip_weight_auto: bool = False
+    # "blend": the raw path beside the head. "raw": the L2-normalised input. "whitened": the normalised
+    # input centred and whitened by the trained classes' within-class scatter, shrunk towards the
+    # identity by skip_shrinkage (WCCN, as speaker verification does for unseen speakers), refitted on
+    # every training's data. On the real text stream it scored at or above the raw features on classes
+    # not trained on (issue 12).
+    blend_skip: str = "raw"
+    skip_shrinkage: float = 0.9
     hidden_dims: tuple[int, ...] = (256,)
     out_dim: int = 64
     dropout: float = 0.0
@@ -98,6 +116,10 @@ class TrainConfig:
     anchor_weight: float = 0.0
     anchor_temperature: float = 0.1
     bct_weight: float = 0.0
+    # Keep what the input knows (issue 12): weight of 1 - the row-wise correlation between the batch's
+    # cosines under the head and under the raw input features (distillation.raw_structure_loss),
+    # on every item of every batch, new and rehearsed, in full and incremental training. 0 = off.
+    raw_structure_weight: float = 0.0
     bct_temperature: float = 0.05
     # Noisy labels: weight of the metric-loss terms of items flagged as suspect labels (their label
     # disagrees with most of their neighbours under production, embedding.label_noise); 1.0 = off.
@@ -138,6 +160,13 @@ class TrainConfig:
             )
         if self.head not in HEAD_KINDS:
             raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEAD_KINDS)}")
+        if self.skip_weight_auto and (self.head != "blend" or not self.blend_head_loss):
+            raise ConfigError("skip_weight_auto needs head='blend' and blend_head_loss=True (the weight is "
+                              f"chosen after training), got head={self.head!r}, blend_head_loss={self.blend_head_loss}")
+        if self.blend_skip not in BLEND_SKIPS:
+            raise ConfigError(f"unknown blend_skip {self.blend_skip!r}; choose one of {', '.join(BLEND_SKIPS)}")
+        if not 0.0 < self.skip_shrinkage <= 1.0:
+            raise ConfigError(f"skip_shrinkage must be in (0, 1] (1 = no whitening), got {self.skip_shrinkage}")
         if not 0.0 <= self.skip_weight < 1.0:
             raise ConfigError(f"skip_weight must be in [0, 1), got {self.skip_weight}")
         if self.sampler not in SAMPLERS:
@@ -168,6 +197,8 @@ class TrainConfig:
         for name in ("aug_dropout", "aug_mixup"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.raw_structure_weight < 0:
+            raise ConfigError(f"raw_structure_weight must be >= 0 (0 = off), got {self.raw_structure_weight}")
         if self.aug_noise < 0 or self.compact_weight < 0:
             raise ConfigError("aug_noise and compact_weight must be >= 0")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -29,7 +29,7 @@ from embedding.craft import (
     smoothed_centre_loss,
     warmup_factor,
 )
-from embedding.distillation import bct_loss, feature_distillation, relational_distillation
+from embedding.distillation import bct_loss, feature_distillation, raw_structure_loss, relational_distillation
 from embedding.evaluation import small_set_map_at_r
 from embedding.losses import (
     SMOOTHED_NATIVELY,
@@ -40,7 +40,7 @@ from embedding.losses import (
     set_warmup,
     warmup_bases,
 )
-from embedding.model import EmbeddingHead, HeadSpec, build_head, embed_array, resolve_device
+from embedding.model import EmbeddingHead, HeadOnly, HeadSpec, build_head, embed_array, resolve_device
 from embedding.prototypes import compute_prototypes
 from embedding.sampling import make_batches
 
@@ -73,6 +73,14 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
             n_val = max(1, round(len(idx) * fraction))
             mask[rng.choice(idx, size=n_val, replace=False)] = True
     return mask
+
+
+def _trained_view(model: EmbeddingHead, config: TrainConfig) -> torch.nn.Module:
+    """What the training losses see: the served embedding, or for a ``blend`` head with
+    ``blend_head_loss`` its learned part alone (the raw input is put beside it only when serving)."""
+    if config.blend_head_loss and model.spec.kind == "blend":
+        return HeadOnly(model)
+    return model
 
 
 def _val_map(model: EmbeddingHead, x: np.ndarray, y: np.ndarray, device: str) -> float:
@@ -148,7 +156,7 @@ class _Teacher:
     def of(cls, teacher: EmbeddingHead, x: np.ndarray, y: np.ndarray, rehearsal: np.ndarray,
            config: TrainConfig, device: str, old_classes: tuple[str, ...] = ()) -> _Teacher:
         teacher = copy.deepcopy(teacher).to(device).eval()
-        emb = torch.as_tensor(embed_array(teacher, x, device=device), device=device)
+        emb = torch.as_tensor(embed_array(_trained_view(teacher, config), x, device=device), device=device)
         out = cls(config, emb, torch.as_tensor(rehearsal, device=device))
         if config.distill_adaptive:
             n_new = len(set(y.tolist()) - set(old_classes))
@@ -252,6 +260,7 @@ def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x
     batches = make_batches(y_idx[pool], sampler=config.sampler, m=config.m_per_class,
                            batch_size=batch_size or config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
     total, n_steps = 0.0, 0
+    view = _trained_view(model, config)
     for b in batches:
         b = pool[b]
         if keep is not None:  # per-item weights: thin the batch (the generator is only drawn from here)
@@ -259,10 +268,10 @@ def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x
             if len(b) < 2:
                 continue
         bt = torch.as_tensor(b, device=x.device)
-        xb = x[bt]
+        xb = raw_b = x[bt]
         if augments(config):
             xb = augment(xb, y[bt], config, model.input_mean, model.input_std, gen)
-        emb = model(xb)
+        emb = view(xb)
         yb = y[bt]
         # Curriculum / focal weighting: the metric loss sees a subset; the other terms the whole batch.
         sel = metric_subset(emb, yb, config, epoch, gen)
@@ -271,6 +280,8 @@ def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x
             loss = loss + smoothed_centre_loss(emb, yb, config.label_smoothing)
         if config.compact_weight > 0:
             loss = loss + config.compact_weight * compactness_loss(emb, y[bt])
+        if config.raw_structure_weight > 0:
+            loss = loss + config.raw_structure_weight * raw_structure_loss(emb, raw_b)
         if teacher is not None:
             loss = loss + teacher.loss(emb, bt)
         for opt in optimizers:
@@ -315,6 +326,9 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         model.fit_standardizer(x_tr)
     else:
         model = copy.deepcopy(init_model)
+    # A whitened blend's raw path is refitted on every training's items (new and rehearsed): unlike
+    # the standardiser it is not learned on, so it can follow the classes seen so far.
+    model.fit_skip(x_tr, y_tr, config.skip_shrinkage)
     model.to(device).train()
 
     classes = tuple(init_classes) + tuple(sorted(set(y_tr.tolist()) - set(init_classes)))
@@ -374,7 +388,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
 def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes: tuple[str, ...],
                         init_loss_state: dict[str, Any] | None, classes: tuple[str, ...],
                         x: np.ndarray, y: np.ndarray, device: str) -> LossBundle:
-    dim = model.spec.embedding_dim
+    dim = _trained_view(model, config).spec.embedding_dim
     if not config.parametric or not init_classes or init_loss_state is None:
         bundle = build_loss(config, len(classes), dim)
         if config.parametric and init_classes:
@@ -386,7 +400,7 @@ def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes:
     added = [c for c in classes if c not in init_classes]
     new_rows = None
     if added:
-        emb = embed_array(model, x[np.isin(y, added)], device=device)
+        emb = embed_array(_trained_view(model, config), x[np.isin(y, added)], device=device)
         protos = compute_prototypes(emb, y[np.isin(y, added)])
         new_rows = torch.as_tensor(np.stack([protos.vectors[protos.index_of(c)] for c in added]))
     grown = grow_loss(old, config, len(classes), new_rows)
@@ -396,6 +410,6 @@ def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes:
 
 def _init_rows_from_prototypes(bundle: LossBundle, config: TrainConfig, model: EmbeddingHead,
                                classes: tuple[str, ...], x: np.ndarray, y: np.ndarray, device: str) -> None:
-    protos = compute_prototypes(embed_array(model, x, device=device), y)
+    protos = compute_prototypes(embed_array(_trained_view(model, config), x, device=device), y)
     rows = torch.as_tensor(np.stack([protos.vectors[protos.index_of(c)] for c in classes]))
     set_class_weights(bundle.loss, rows)

@@ -10,6 +10,7 @@ from storage.artifact_store import ArtifactStore
 from storage.hooks import LifecycleObserver, Observers
 from storage.parquet_store import ParquetStore
 from storage.production import Production
+from storage.query_samples import QuerySampleStore
 from storage.registry import Registry, open_registry
 from storage.vector_cache import VectorCache
 
@@ -25,6 +26,8 @@ class Workspace:
     observers: Observers = field(default_factory=Observers)
     # Encoder outputs by content hash (a local speed-up: texts are encoded once per encoder).
     vectors: VectorCache | None = None
+    # Recent query vectors the search service samples, for index tuning (storage/query_samples.py).
+    queries: QuerySampleStore | None = None
 
     def close(self) -> None:
         self.registry.dispose()
@@ -40,4 +43,4 @@ def open_workspace(settings: Settings, observers: Iterable[LifecycleObserver] = 
     return Workspace(settings=settings, registry=registry, artifacts=artifacts,
                      store=ParquetStore(settings.data_uri, registry.catalog),
                      production=Production(registry.models, artifacts, hooks), observers=hooks,
-                     vectors=VectorCache(settings.vector_cache_dir))
+                     vectors=VectorCache(settings.vector_cache_dir), queries=QuerySampleStore(artifacts.location))

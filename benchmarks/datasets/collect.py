@@ -52,7 +52,9 @@ class CollectConfig:
 
     max_modules: int = 250
     max_depth: int = 4
-    module_timeout_s: float = 20.0
+    # evidently imports in ~8 s on a quiet machine and took over 20 s at load 8: a timed-out import
+    # drops the whole package from the corpus, so the bound is generous.
+    module_timeout_s: float = 90.0
     # A safety net only: the biggest walk (transformers, 250 modules) took 15 s on a quiet machine
     # and over 60 s at load average 8, when a 60 s budget cut it and changed the corpus.
     package_budget_s: float = 300.0

@@ -130,6 +130,13 @@ def _collection(pkgs: list[str], key: str, config: CollectConfig, cache_dir: Pat
         return cached, True
     log.info("collecting docstrings from %d packages (cache key %s)", len(pkgs), key)
     result = collect(pkgs, config)
+    # An import that timed out (a heavy package on a loaded machine) drops that package, so the corpus
+    # would depend on the load: refuse it (nothing cached) rather than benchmark on a different corpus.
+    timed_out = sorted(st["label"] for st in result.stats if st.get("failures", {}).get("timeout"))
+    if timed_out:
+        raise ValidationError(f"importing {timed_out} timed out after {config.module_timeout_s:.0f} s (machine "
+                              "under load?): the corpus would miss these packages; nothing was cached, rerun "
+                              "the build on a quieter machine")
     cache.save_collection(cache_dir, key, result)
     return result, False
 

@@ -56,6 +56,9 @@ FORMAT_VERSION = 2  # 2: labels are positions, id table is an array, tombstones 
 OVERFETCH = 4  # first pass of a filtered search asks for k * OVERFETCH candidates
 EXACT_FILTER_MAX = 50_000  # below this many passing items a filtered search scans them exactly
 MAX_ESCALATIONS = 6  # a short answer retries with efSearch/nprobe doubled up to this many times
+# A query whose squared norm is within this of 1 is searched as given: cosine scores move by at most
+# ~5e-6, well under the tie tolerance of tuning (1e-5), and the copy/scale is skipped.
+UNIT_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class AnnIndex:
         self._by_id = isinstance(top, faiss.IndexIVF)
         self.meta: dict[str, Any] = dict(meta or {})
         self.read_only = read_only
-        self._search = getattr(index, "search_numpy", index.search)  # see _faiss_search
+        self._bind(index)
         self._faiss = faiss
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
         self._n_live = int(self._live.sum())
@@ -155,10 +158,25 @@ class AnnIndex:
         index = faiss.clone_index(self._index)
         index.reset()
         self._index = index
-        self._search = getattr(index, "search_numpy", index.search)
+        self._bind(index)
         self._ids, self._live, self._n_live = ids[:0], np.zeros(0, bool), 0
         self._append(ids, x)
         self.meta["compactions"] = int(self.meta.get("compactions", 0)) + 1
+
+    def _bind(self, index: Any) -> None:
+        """Cache what every search touches: the dimension and the SWIG ``search_c`` of the index.
+
+        ``search_c`` is the C++ ``Index::search`` itself. faiss's Python ``search`` wraps it with
+        argument checks and output allocation (done here once, cheaper), and pytorch-metric-learning
+        (imported by training) swaps ``search`` for a torch wrapper that drops ``params``; neither
+        touches ``search_c``.
+        """
+        import faiss
+
+        self._dim = int(index.d)
+        self._search_c = index.search_c
+        self._ptr = faiss.swig_ptr
+        self._norm_sq = faiss.fvec_norm_L2sqr
 
     # ------------------------------------------------------------------ properties
     @property
@@ -168,7 +186,7 @@ class AnnIndex:
 
     @property
     def dim(self) -> int:
-        return int(self._index.d)
+        return self._dim
 
     @property
     def tombstone_count(self) -> int:
@@ -309,7 +327,12 @@ class AnnIndex:
 
     # ------------------------------------------------------------------ search parameters
     def _refresh(self) -> None:
-        """Rebuild the SearchParameters (tuned values + tombstone selector) once per change."""
+        """Set the tuned values on the index and rebuild the tombstone selector, once per change.
+
+        Without tombstones a search passes no SearchParameters at all: the tuned values live on the
+        faiss index itself, so the call is the very one a hand-written faiss search makes. With
+        tombstones the selector has to travel in SearchParameters, with the same values.
+        """
         import faiss
 
         self._keep: list[Any] = []
@@ -319,8 +342,27 @@ class AnnIndex:
             sel = faiss.IDSelectorBitmap(len(self._bits), faiss.swig_ptr(self._bits))
             self._keep.append(sel)
         self._sel = sel
-        self._params = self._params_tree(self._search_params, sel, self._keep)
+        self._set_index_level(self._search_params)
+        self._params = None if sel is None else self._params_tree(self._search_params, sel, self._keep)
         self._reach = self._reach_of(self._search_params)
+
+    def _set_index_level(self, values: dict[str, Any]) -> None:
+        """The values ``_params_tree`` would pass, set on the index tree (faiss's defaults when untuned)."""
+        import faiss
+
+        idx = faiss.downcast_index(self._index)
+        while idx is not None:
+            if isinstance(idx, faiss.IndexRefine):
+                idx.k_factor = float(values.get("k_factor", 4)) if values else 1.0
+                idx = faiss.downcast_index(idx.base_index)
+            elif isinstance(idx, faiss.IndexPreTransform):
+                idx = faiss.downcast_index(idx.index)
+            else:
+                if isinstance(idx, faiss.IndexIVF):
+                    idx.nprobe = int(values.get("nprobe", 1))
+                elif isinstance(idx, faiss.IndexHNSW):
+                    idx.hnsw.efSearch = int(values.get("efSearch", 16))
+                return
 
     def _reach_of(self, params: dict[str, Any]) -> int:
         """Largest k the current parameters can answer in full (HNSW: efSearch)."""
@@ -368,35 +410,53 @@ class AnnIndex:
 
     # ------------------------------------------------------------------ search
     def _prepare(self, vectors: np.ndarray, normalize: bool) -> np.ndarray:
-        """Queries as a C-contiguous float32 (nq, dim) array, unit-normalised (a few microseconds)."""
+        """Queries as a C-contiguous float32 (nq, dim) array of unit rows.
+
+        Unit queries (what steward's embedders return) are searched as given, without a copy;
+        other rows are scaled to unit norm. This runs on every search, so the single-query case
+        takes its squared norm with one faiss C call (numpy calls cost microseconds each on tiny arrays).
+        """
         x = vectors
         if type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim != 2 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float32)
             if x.ndim == 1:
                 x = x.reshape(1, -1)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            as_float32_matrix(x, self.dim)  # raises the explanatory ValidationError
+        if x.ndim != 2 or x.shape[1] != self._dim:
+            as_float32_matrix(x, self._dim)  # raises the explanatory ValidationError
         if not normalize:
             return x
-        # numpy reductions cost microseconds each on tiny arrays: one BLAS dot serves a single query
         if x.shape[0] == 1:
-            sq = float(np.dot(x[0], x[0]))
+            sq = self._norm_sq(self._ptr(x), self._dim)  # a C call: ~4x cheaper than numpy's dot here
+            if abs(sq - 1.0) <= UNIT_TOLERANCE:  # False for NaN too
+                return x
             if not math.isfinite(sq):
                 raise ValidationError("query vectors contain NaN or infinite values")
             return x * np.float32(1.0 / math.sqrt(sq)) if sq > 0 else x.copy()
+        sq = np.einsum("ij,ij->i", x, x)
+        if len(sq) and float(np.abs(sq - 1.0).max()) <= UNIT_TOLERANCE:
+            return x
         x = x.copy()
         self._faiss.normalize_L2(x)  # zero rows stay zero
         if not np.isfinite(x).all():
             raise ValidationError("query vectors contain NaN or infinite values")
         return x
 
+    def _raw_search(self, x: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The C++ search into fresh output arrays (``x``: C-contiguous float32, see ``_bind``)."""
+        n = x.shape[0]
+        scores = np.empty((n, k), np.float32)
+        labels = np.empty((n, k), np.int64)
+        ptr = self._ptr
+        self._search_c(n, ptr(x), k, ptr(scores), ptr(labels), params)
+        return scores, labels
+
     def _faiss_search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw faiss call with the cached parameters; short rows retried with a wider reach."""
-        # pytorch-metric-learning imports faiss.contrib.torch_utils, which replaces Index.search with a
-        # wrapper that drops `params`; its numpy original survives as `search_numpy`.
-        keep: list[Any] = []
-        params = self._params if k <= self._reach else self._escalated(k, 0, keep)
-        scores, labels = self._search(x, k, params=params)
+        if k <= self._reach:
+            scores, labels = self._raw_search(x, k, self._params)
+        else:
+            keep: list[Any] = []
+            scores, labels = self._raw_search(x, k, self._escalated(k, 0, keep))
         want = min(k, self._n_live)
         if want > 0 and (labels[0, want - 1] < 0 if len(labels) == 1 else labels[:, want - 1].min() < 0):
             scores, labels = self._complete(x, k, want, scores, labels)
@@ -408,7 +468,7 @@ class AnnIndex:
         rows = np.flatnonzero(labels[:, want - 1] < 0)
         for step in range(1, MAX_ESCALATIONS + 1):
             keep: list[Any] = []
-            s2, l2 = self._search(x[rows], k, params=self._escalated(k, step, keep))
+            s2, l2 = self._raw_search(np.ascontiguousarray(x[rows]), k, self._escalated(k, step, keep))
             scores[rows], labels[rows] = s2, l2
             rows = rows[l2[:, want - 1] < 0]
             if len(rows) == 0:
@@ -430,7 +490,7 @@ class AnnIndex:
         """Vectorised label -> item id mapping (rows trimmed only when the index has < k items)."""
         # faiss puts gaps last: a full last column means no gaps
         if (labels[0, -1] >= 0) if len(labels) == 1 else (labels[:, -1].min() >= 0):
-            return SearchResult(self._ids[labels].tolist(), scores)
+            return SearchResult(self._ids[labels].tolist(), scores, ())
         ids = self._ids[np.maximum(labels, 0)].tolist()
         bad = labels < 0
         counts = (~bad).sum(axis=1)

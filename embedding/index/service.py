@@ -21,6 +21,8 @@ from embedding.index.ann import FORMAT_VERSION, AnnIndex
 from embedding.index.build import checked_vectors
 from embedding.index.choice import choice_from_factory, choose_index
 from embedding.index.incremental import IncrementalOutcome, IncrementalPolicy, apply_changes
+from embedding.index.query_sample import RecentQueries
+from embedding.index.query_sample import recent_queries as recorded_queries
 from embedding.index.reference import PARAM as REFERENCE_PARAM
 from embedding.index.reference import (
     ReferenceEmbeddings,
@@ -174,7 +176,11 @@ def build_index_for_model(
     factory: str | None = None,
     recent_queries: np.ndarray | None = None,
 ) -> IndexVersion:
-    """Embed the gallery as of ``as_of`` (None: newest batch) with ``model_version``; build, tune, register."""
+    """Embed the gallery as of ``as_of`` (None: newest batch) with ``model_version``; build, tune, register.
+
+    Tuning uses held-out items plus ``recent_queries``; when none are given, the query vectors the
+    search service recorded (``index.query_sample_size``, see embedding/index/query_sample.py).
+    """
     if not 0 < target_recall <= 1:
         raise ValidationError(f"target_recall must be in (0, 1], got {target_recall}")
     workspace.registry.models.get_model(collection, model_version)  # NotFoundError before any heavy work
@@ -189,18 +195,32 @@ def build_index_for_model(
                                       progress=progress)
     embed_s = time.perf_counter() - t0
     reference = _reference_params(workspace, collection, emb, as_of, RowsById(ids, vectors))
+    recent, recent_info = _recent(workspace, collection, model_version, emb, recent_queries)
     ann, _result, metrics = build_and_tune(
         ids, vectors, target_recall=target_recall, memory_budget_bytes=memory_budget_bytes,
         latency_target_ms=latency_target_ms, tune_queries=tune_queries, threads=threads, progress=progress,
-        factory=factory, recent_queries=recent_queries,
+        factory=factory, recent_queries=recent,
     )
     del vectors
     return _save_and_register(
         workspace, collection, model_version, ann, as_of_batch=as_of,
         params={"target_recall": target_recall, "memory_budget_bytes": memory_budget_bytes,
                 "latency_target_ms": latency_target_ms, "factory_override": factory} | reference,
-        metrics=metrics | {"embed_seconds": embed_s},
+        metrics=metrics | {"embed_seconds": embed_s, "recent_queries": recent_info},
     )
+
+
+def _recent(workspace: Workspace, collection: str, model_version: int, embedder: Any,
+            given: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+    """The recent queries to tune on (given ones win) and what they were, for the version's metrics."""
+    if given is not None:
+        return given, {"n": len(given), "from": "caller"}
+    found: RecentQueries | None = recorded_queries(workspace, collection, model_version, embedder=embedder)
+    if found is None:
+        return None, None
+    log.info("tuning %s model %d also on %d recent queries (recorded under model %d%s)", collection, model_version,
+             len(found.vectors), found.from_model_version, ", embedded now" if found.embedded_from_inputs else "")
+    return found.vectors, found.describe() | {"from": "search service"}
 
 
 def _updated_reference(workspace: Workspace, collection: str, iv: IndexVersion, batch_seq: int, column: str,
@@ -278,8 +298,9 @@ def update_index(
     removed = current[~np.isin(current, np.asarray(sorted(live), dtype=str))].tolist()
     upsert_ids = [i for i in latest if i in live]
     upsert_vecs = np.stack([latest[i] for i in upsert_ids]) if upsert_ids else None
+    recent, recent_info = _recent(workspace, collection, iv.model_version, emb, recent_queries)
     outcome: IncrementalOutcome = apply_changes(ann, upsert_ids, upsert_vecs, removed, policy,
-                                                 recent_queries=recent_queries)
+                                                 recent_queries=recent)
     if outcome.rebuild_proposed:
         log.warning("index for %s model %d: rebuild proposed (%s)", collection, iv.model_version, outcome.reason)
     # This version's own figures, measured just now; nothing is carried over from the parent.
@@ -291,6 +312,7 @@ def update_index(
         "recall_at_1": outcome.recall_at_1,
         "recall_at_10": outcome.recall_at_10,
         "query_source": outcome.query_source,
+        "recent_queries": recent_info,
         "meets_target": None if outcome.recall_at_10 is None else bool(outcome.recall_at_10 >= policy.target_recall),
         "latency_p50_ms": outcome.latency_p50_ms,
         "latency_p99_ms": outcome.latency_p99_ms,

@@ -72,6 +72,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "; ".join(parts), "errors": safe}, status_code=422)
 
 
+def _query_recorder(settings: Any, workspace: Any) -> Any:
+    """The sampler of recent query vectors for index tuning, unless it is off or there is no store."""
+    store = getattr(workspace, "queries", None)
+    if store is None or settings.index.query_sample_size <= 0:
+        return None
+    from embedding.index.query_sample import QueryRecorder
+
+    return QueryRecorder(store, settings.index)
+
+
 def create_app(
     settings: Any,
     *,
@@ -95,6 +105,7 @@ def create_app(
         workspace = open_workspace(settings)
     state = ServingState(workspace, loader or load_serving_pair, cache_size=cache_size, retry_seconds=retry_seconds)
     mirror = ShadowMirror(settings.shadow, workspace, state.loader) if settings.shadow.fraction > 0 else None
+    recorder = _query_recorder(settings, workspace)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -102,12 +113,16 @@ def create_app(
         state.start(poll_seconds)
         if mirror is not None:
             mirror.start()
+        if recorder is not None:
+            recorder.start()
         try:
             yield
         finally:
             state.stop()
             if mirror is not None:
                 mirror.stop()  # answers what is queued and writes every buffered record
+            if recorder is not None:
+                recorder.stop()  # writes the query samples that changed since their last write
 
     app = FastAPI(
         title="steward search service",
@@ -119,7 +134,8 @@ def create_app(
         redoc_url=None,
     )
     extra = {} if gallery_reader is None else {"gallery_reader": gallery_reader}
-    app.state.service = ApiService(settings=settings, workspace=workspace, state=state, shadow=mirror, **extra)
+    app.state.service = ApiService(settings=settings, workspace=workspace, state=state, shadow=mirror,
+                                   queries=recorder, **extra)
     app.state.serving = state
     app.state.shadow = mirror
     app.state.workspace = workspace

@@ -86,10 +86,9 @@ def model_numbers(report: ModelReport) -> dict[str, float | None]:
     }
 
 
-def group_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+def group_rows(report: ModelReport) -> list[dict[str, Any]]:
     """One version's per-group numbers (``evaluation.group_column``), worst group first, with
     production's on the same items beside them: what ``partials/groups.html`` renders."""
-    report = ModelReport.from_dict(metrics or {})
     ev, base = report.evaluation, report.baselines.get("production")
     if ev is None:
         return []

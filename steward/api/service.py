@@ -30,6 +30,8 @@ class ApiService:
     maps: MapCache = field(default_factory=MapCache)  # the dashboard's gallery maps, per index
     gallery_reader: GalleryReader = read_index_sample  # how a map reads vectors (tests pass a double)
     shadow: ShadowMirror | None = None  # shadow A/B (steward.api.shadow), when shadow.fraction > 0
+    # recent query vectors sampled for index tuning (embedding.index.query_sample), when index.query_sample_size > 0
+    queries: Any = None
 
     def known_collections(self) -> list[str]:
         return sorted(c.name for c in self.workspace.registry.catalog.list_collections())

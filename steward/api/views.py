@@ -8,6 +8,7 @@ Everything is read through the typed contracts (``ModelReport`` for a model's me
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -132,17 +133,14 @@ def training_rows(runs: list[Any], ui: str | None, limit: int = 10) -> list[Trai
     return out
 
 
-def per_class_view(models: list[Any], production_version: int | None,
+def per_class_view(reports: Mapping[int, ModelReport], production_version: int | None,
                    versions: int = PER_CLASS_VERSIONS) -> dict[str, Any]:
     """Per-class MAP@R of the newest ``versions`` evaluated versions (and production's, always)."""
-    evaluated = [m for m in sorted(models, key=lambda m: m.version)
-                 if ModelReport.from_dict(m.metrics or {}).evaluation is not None]
+    evaluated = [v for v in sorted(reports) if reports[v].evaluation is not None]
     shown = evaluated[-versions:]
-    prod = next((m for m in evaluated if m.version == production_version), None)
-    if prod is not None and prod not in shown:
-        shown = [prod, *shown[1:]]
-    reports = [ModelReport.from_dict(m.metrics or {}) for m in shown]
-    return {"versions": [m.version for m in shown], "rows": per_class(reports) if reports else []}
+    if production_version in evaluated and production_version not in shown:
+        shown = [production_version, *shown[1:]]
+    return {"versions": shown, "rows": per_class([reports[v] for v in shown]) if shown else []}
 
 
 def dashboard_view(workspace: Any, state: ServingState, collection: str, *, alpha: float) -> dict[str, Any]:
@@ -150,6 +148,8 @@ def dashboard_view(workspace: Any, state: ServingState, collection: str, *, alph
     registry = workspace.registry
     target = workspace.production.target(collection)
     models = sorted(registry.models.list_models(collection), key=lambda m: m.version, reverse=True)
+    # each stored report parsed once: the model rows, the per-group rows and the per-class table read it
+    parsed = {m.version: ModelReport.from_dict(m.metrics or {}) for m in models}
     indexes = sorted(registry.models.list_indexes(collection), key=lambda i: i.id, reverse=True)
     reports = registry.monitoring.list_drift_reports(collection, limit=200)
     alerts = registry.monitoring.list_alerts(collection)
@@ -160,13 +160,13 @@ def dashboard_view(workspace: Any, state: ServingState, collection: str, *, alph
         "serving": state.current(collection),
         "failure": state.failures.get(collection),
         "history": sorted(workspace.production.history(collection), key=lambda c: c.id, reverse=True)[:100],
-        "models": [(m, model_row(m.metrics)) for m in models],
+        "models": [(m, model_numbers(parsed[m.version])) for m in models],
         "model_metrics": MODEL_METRICS,
         "indexes": [(i, index_row(i.metrics)) for i in indexes],
         "index_metrics": INDEX_METRICS,
-        "per_class": per_class_view(models, target.model_version if target else None),
-        "groups": [(v, rows) for v, rows in ((m.version, group_rows(m.metrics)) for m in models[:PER_CLASS_VERSIONS])
-                   if rows],
+        "per_class": per_class_view(parsed, target.model_version if target else None),
+        "groups": [(v, rows) for v, rows in ((m.version, group_rows(parsed[m.version]))
+                                             for m in models[:PER_CLASS_VERSIONS]) if rows],
         "drift": drift_view(reports, alpha=alpha),
         "open_alerts": open_alerts(alerts, target.updated_at if target else None),
         "alerts": alert_rows(alert_history(workspace, collection, limit=50)),

@@ -59,3 +59,77 @@ def test_replay_learns_only_from_null_checks_that_did_not_act():
     # a scenario at check 4 is judged against the null stream's history, not its own past
     scen = null[:4] + [_res(1e-6, 0.6)]
     assert replay(null, scen, alpha=0.05, detectors=None, severity=sev)[-1][0].drifted
+
+
+def test_production_head_serves_what_the_trained_model_embeds():
+    from benchmarks.drift_streams import production_head
+    from embedding.config import TrainConfig
+    from embedding.numpy_head import NumpyHead
+
+    x, labels, _ = corpus(n_labels=4, per_label=40)
+    head = production_head(x, labels, seed=0, config=TrainConfig(epochs=2, hidden_dims=(16,), out_dim=8,
+                                                                  batch_size=32, seed=0))
+    assert isinstance(head, NumpyHead)  # the torch-free path steward drift embeds with
+    z = head(x[:10])
+    assert z.shape == (10, 8) and np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+
+
+def test_model_space_checks_use_only_reference_items_the_model_never_trained_on(monkeypatch):
+    from types import SimpleNamespace
+
+    import benchmarks.drift_streams as streams
+    from benchmarks.drift import real_checks
+    from embedding.holdout import holdout_mask
+    from monitoring.config import DriftConfig
+
+    x, labels, groups = corpus(n_labels=6, per_label=60)
+    ids = np.array([f"item{i}" for i in range(len(labels))])
+    seen: list[np.ndarray] = []
+
+    def fake_head(features, y, *, seed, config=None):  # record what it trains on; identity head
+        seen.append(features)
+        return lambda a: np.asarray(a, np.float32)
+
+    monkeypatch.setattr(streams, "production_head", fake_head)
+    c = SimpleNamespace(embeddings=x, labels=labels, groups=groups, item_ids=ids)
+    args = SimpleNamespace(real_streams=1, real_random_streams=0, real_batch=100, real_reference_batches=2,
+                           real_new_labels=1)
+    recs = real_checks(c, args, DriftConfig(), None, space="model")
+    held = holdout_mask(ids)
+    stream = streams.make_stream(labels, groups, kind="contiguous", seed=0, batch_size=100, n_new=1)
+    window = np.concatenate(stream.batches[:2])
+    assert len(seen) == len(stream.batches) - 2  # retrained for every check
+    assert np.array_equal(seen[0], x[window[~held[window]]])  # the window's items outside the held-out split
+    first = [r for r in recs if r["t"] == 2]
+    assert all(r["n_reference"] == int(held[window].sum()) for r in first)
+    new = [r for r in first if r["scenario"].startswith("new_class")]
+    assert new and all(0.0 <= r["separation"]["new_rows"] <= 1.0 for r in new)
+
+
+def test_a_kept_model_is_trained_once_and_later_batches_join_the_reference_whole(monkeypatch):
+    from types import SimpleNamespace
+
+    import benchmarks.drift_streams as streams
+    from benchmarks.drift import real_checks
+    from embedding.holdout import holdout_mask
+    from monitoring.config import DriftConfig
+
+    x, labels, groups = corpus(n_labels=6, per_label=80)
+    ids = np.array([f"item{i}" for i in range(len(labels))])
+    trainings: list[int] = []
+
+    def fake_head(features, y, *, seed, config=None):
+        trainings.append(len(features))
+        return lambda a: np.asarray(a, np.float32)
+
+    monkeypatch.setattr(streams, "production_head", fake_head)
+    c = SimpleNamespace(embeddings=x, labels=labels, groups=groups, item_ids=ids)
+    args = SimpleNamespace(real_streams=1, real_random_streams=0, real_batch=100, real_reference_batches=2,
+                           real_new_labels=1, real_model_refit="first")
+    recs = real_checks(c, args, DriftConfig(detectors=("novelty",)), None, space="model")
+    stream = streams.make_stream(labels, groups, kind="contiguous", seed=0, batch_size=100, n_new=1)
+    held = holdout_mask(ids)
+    assert len(stream.batches) >= 4 and len(trainings) == 1  # batches 0-1 trained, checks at t = 2, 3
+    b1, b2 = stream.batches[1], stream.batches[2]
+    at3 = {r["n_reference"] for r in recs if r["t"] == 3}
+    assert at3 == {int(held[b1].sum()) + len(b2)}  # batch 1: its held-out split; batch 2: never trained on

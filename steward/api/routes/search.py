@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,21 +39,23 @@ def search(req: SearchRequest, svc: Service) -> SearchResponse:
             "see /status)",
         )
     started = time.perf_counter()
-    response = answer(pair, req)
+    record = svc.queries.offer if svc.queries is not None and svc.queries.enabled else None
+    response = answer(pair, req, record=record)
     if svc.shadow is not None:  # after the answer exists; offer() only queues (or drops), never waits
         svc.shadow.offer(pair, req, response, time.perf_counter() - started)
     return response
 
 
-def _query_vectors(pair: ServingPair, req: SearchRequest) -> np.ndarray:
-    """The query embeddings under the pair's model (texts encoded, features embedded)."""
+def _query_vectors(pair: ServingPair, req: SearchRequest) -> tuple[np.ndarray, np.ndarray | None]:
+    """The query embeddings under the pair's model (texts encoded, features embedded), and the raw
+    feature vectors they came from (None for texts)."""
     if req.texts is not None:
         if pair.input_kind != "text":
             raise BadQuery(f"model v{pair.model_version} of {pair.collection!r} takes feature vectors, not texts; "
                            "send 'vectors'")
         import pyarrow as pa
 
-        return pair.embedder.embed_table(pa.table({"text": pa.array(req.texts, pa.string())}))
+        return pair.embedder.embed_table(pa.table({"text": pa.array(req.texts, pa.string())})), None
     if pair.input_kind != "features":
         raise BadQuery(f"model v{pair.model_version} of {pair.collection!r} takes texts, not vectors; send 'texts'")
     dims = {len(v) for v in req.vectors or ()}
@@ -65,12 +68,20 @@ def _query_vectors(pair: ServingPair, req: SearchRequest) -> np.ndarray:
     x = np.asarray(req.vectors, dtype=np.float32)
     if not np.isfinite(x).all():
         raise BadQuery("query vectors contain NaN or infinite values")
-    return pair.embedder.embed_features(x)
+    return pair.embedder.embed_features(x), x
 
 
-def neighbours(pair: ServingPair, req: SearchRequest) -> tuple[list[list[str]], np.ndarray | None]:
+# (collection, model version, query embeddings, raw feature queries or None): QueryRecorder.offer
+Recorder = Callable[[str, int, np.ndarray, np.ndarray | None], None]
+
+
+def neighbours(pair: ServingPair, req: SearchRequest, *, record: Recorder | None = None
+               ) -> tuple[list[list[str]], np.ndarray | None]:
     """The neighbours' ids and scores of every query on one pair (what :func:`answer` shapes; the shadow
-    A/B worker compares these directly). Raises BadQuery/NotFoundError for queries it cannot answer."""
+    A/B worker compares these directly). Raises BadQuery/NotFoundError for queries it cannot answer.
+
+    ``record`` is given the query vectors once they are answered (item-id queries are items of the
+    index, not new queries, and are not recorded)."""
     ntotal = int(getattr(pair.index, "ntotal", req.k))
     k = min(req.k, ntotal)
     if k < 1:
@@ -81,13 +92,17 @@ def neighbours(pair: ServingPair, req: SearchRequest) -> tuple[list[list[str]], 
         except KeyError as e:
             raise NotFoundError(f"item id {e} is not in index version {pair.index_version}") from e
     else:
-        result = pair.index.search(np.ascontiguousarray(_query_vectors(pair, req), dtype=np.float32), k)
+        vectors, inputs = _query_vectors(pair, req)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        result = pair.index.search(vectors, k)
+        if record is not None:  # after the search: the sample costs the answer nothing
+            record(pair.collection, pair.model_version, vectors, inputs)
     return result.item_ids, np.asarray(result.scores)
 
 
-def answer(pair: ServingPair, req: SearchRequest) -> SearchResponse:
+def answer(pair: ServingPair, req: SearchRequest, *, record: Recorder | None = None) -> SearchResponse:
     """Run one search on one pair. Raises BadQuery/NotFoundError for queries it cannot answer."""
-    ids, scores = neighbours(pair, req)
+    ids, scores = neighbours(pair, req, record=record)
     return _response(pair, req, ids, scores)
 
 

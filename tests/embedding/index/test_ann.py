@@ -193,3 +193,35 @@ def test_lookups_are_arrays_not_dicts(index, gallery):
     ids, _, _ = gallery
     assert index.labels_of(ids[:3]).dtype == np.int64
     assert not any(isinstance(v, dict) and len(v) >= len(ids) for v in vars(index).values())
+
+
+CHEAP = {"flat": {}, "hnsw": {"efSearch": 16}, "ivf_flat": {"nprobe": 2}}
+
+
+def test_search_without_tombstones_is_the_raw_faiss_call_at_the_tuned_values(index, gallery):
+    """The tuned values live on the faiss index, so a plain faiss search gives the same answer (ids by
+    label) at every setting, including ones cheap enough to miss neighbours."""
+    _, _, q = gallery
+    for params in (CHEAP[index.family], EXACT_ENOUGH[index.family]):
+        index.search_params = dict(params)
+        raw_scores, raw_labels = index.faiss_index.search(np.ascontiguousarray(q[:50]), 10)
+        res = index.search(q[:50], 10)
+        assert res.item_ids == [[index.item_of(lab) for lab in row] for row in raw_labels.tolist()]
+        np.testing.assert_allclose(res.scores, raw_scores, rtol=1e-6)
+
+
+def test_query_scale_does_not_change_the_answer(index, gallery):
+    _, _, q = gallery
+    unit = index.search(q[:20], 10)
+    scaled = index.search(q[:20] * np.linspace(0.1, 7.0, 20, dtype=np.float32)[:, None], 10)
+    assert scaled.item_ids == unit.item_ids
+    np.testing.assert_allclose(scaled.scores, unit.scores, rtol=1e-5, atol=1e-6)  # cosine either way
+    ids, scores = index.search_one(3.0 * q[0], 10)
+    assert ids == unit.item_ids[0]
+    np.testing.assert_allclose(scores, unit.scores[0], rtol=1e-5, atol=1e-6)
+    bad = q[:2].copy()
+    bad[1, 0] = np.nan
+    with pytest.raises(ValidationError, match="NaN"):
+        index.search(bad, 5)
+    with pytest.raises(ValidationError, match="NaN"):
+        index.search(bad[1:], 5)

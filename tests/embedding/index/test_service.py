@@ -107,3 +107,29 @@ def test_index_keeps_the_reference_window_embeddings_and_updates_them(ws):
         expected_found = np.array([seq == 2 or int(i[1:]) >= 50 for i in t.column("item_id").to_pylist()])
         np.testing.assert_array_equal(found, expected_found)
         np.testing.assert_allclose(vecs[found], emb.embed_table(t)[found], rtol=1e-6)
+
+
+def test_build_and_update_tune_on_the_query_vectors_the_service_recorded(ws):
+    """What `steward api` sampled (embedding/index/query_sample.py) reaches tuning as recent queries."""
+    import time
+
+    from storage.query_samples import QuerySample
+
+    emb = FakeEmbedder()
+    raw = np.random.default_rng(5).standard_normal((80, DIM)).astype(np.float32)
+    ws.queries.write("shop", 1, "api-1", QuerySample(emb.embed_features(raw), seen=900, written_at=time.time(),
+                                                     inputs=raw))
+    iv = build_index_for_model(ws, "shop", 1, embedder=emb, tune_queries=100, progress=False)
+    assert iv.metrics["query_source"] == "held_out_items+recent_queries"
+    assert set(iv.metrics["recall_by_source"]) == {"held_out_items", "recent_queries"}
+    assert iv.metrics["recent_queries"] == {"n": 80, "from_model_version": 1, "embedded_from_inputs": False,
+                                            "queries_seen": 900, "from": "search service"}
+    ws.store.ingest_table(feature_table(60, DIM, n_classes=6, seed=2, start=5000), "shop")
+    iv2 = update_index(ws, "shop", iv.id, 2, embedder=emb, policy=IncrementalPolicy(sample_queries=30))
+    assert iv2.metrics["query_source"] == "held_out_items+recent_queries"
+    assert iv2.metrics["recent_queries"]["n"] == 80
+    # a new model version the service has not served: the raw feature queries are embedded with it
+    ws.registry.models.register_model("shop", config={}, metrics={}, artifacts={})
+    iv3 = build_index_for_model(ws, "shop", 2, embedder=emb, tune_queries=100, progress=False)
+    assert iv3.metrics["recent_queries"]["embedded_from_inputs"] is True
+    assert iv3.metrics["query_source"] == "held_out_items+recent_queries"
