@@ -26,6 +26,7 @@ MINERS: tuple[str, ...] = ("default", "none", "hard", "semihard", "all", "multi_
 BUFFER_POLICIES: tuple[str, ...] = ("balanced_reservoir", "reservoir", "herding")
 SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
 HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 BLEND_SKIPS: tuple[str, ...] = ("raw", "whitened")
 
 
@@ -63,13 +64,26 @@ class TrainConfig:
     sampler: str = "m_per_class"
     m_per_class: int = 4
     batch_size: int = 128
+    # Batch size of a warm-started update (None: batch_size). A step's cost is mostly fixed per-step
+    # overhead at these sizes, so larger batches pass more items per second.
+    incremental_batch_size: int | None = None
     long_tail_power: float = 0.5  # weight ~ count^-power when sampler="long_tail"
     # Optimisation
     epochs: int = 40  # full retrain
     incremental_epochs: int = 10  # warm-started update
     patience: int = 5
+    # Early-stopping patience of a warm-started update (None: ``patience``). An update starts from a
+    # model that already fits most of what it sees, so its validation score plateaus sooner.
+    incremental_patience: int | None = None
+    # An update's epoch counts towards its patience unless it beats the best validation MAP@R by more
+    # than this: on an easy stream (the score already near its ceiling) the update stops after a few
+    # epochs, on a hard one it keeps going. 0 = any improvement resets the patience. Updates only.
+    incremental_min_delta: float = 0.0
     lr: float = 1e-3
     incremental_lr: float = 2e-3  # the warm start needs room to place new classes (benchmarks/continual.py)
+    # Learning rate over an update's epochs: "constant", or "cosine" (decays from incremental_lr to 0 over
+    # incremental_epochs: a short schedule ends annealed instead of at its largest step).
+    incremental_schedule: str = "constant"
     loss_lr: float = 1e-2  # proxies / classifier weights get their own optimizer
     weight_decay: float = 1e-4
     val_fraction: float = 0.15
@@ -85,12 +99,22 @@ class TrainConfig:
     # Rehearsal items per epoch, as a multiple of the new items, drawn afresh every epoch (None: the
     # whole buffer every epoch). Bounds an update's cost when the buffer is large.
     rehearsal_draw: float | None = None
+    # With rehearsal_draw: every class in the rehearsal set gets at least this many items in each
+    # epoch's draw (or all it has), even when draw x new items is smaller than classes x quota; the
+    # rest of the draw is shared equally among classes (water-filled, embedding.buffer.allocate).
+    rehearsal_min_quota: int = 4
     # Against forgetting / for compatibility (weights of terms added to the metric loss)
     distill_feature: float = 1.0
     distill_relational: float = 1.0
     # Scale both distillation weights by sqrt(old classes / new classes) (LUCIR's adaptive weight):
     # the more the model already knows relative to what the step brings, the more it is held.
     distill_adaptive: bool = False
+    # Old-class anchoring: the previous model's class prototypes (from the rehearsal items, computed once
+    # per update) act as a frozen cosine classifier for items of those classes (cross-entropy at
+    # anchor_temperature): each batch is pulled towards where every old class was, not only the old
+    # classes it happens to sample. 0 = off.
+    anchor_weight: float = 0.0
+    anchor_temperature: float = 0.1
     bct_weight: float = 0.0
     # Keep what the input knows (issue 12): weight of 1 - the row-wise correlation between the batch's
     # cosines under the head and under the raw input features (distillation.raw_structure_loss),
@@ -156,6 +180,18 @@ class TrainConfig:
             raise ConfigError(f"suspect_weight must be in [0, 1] (1 = off), got {self.suspect_weight}")
         if self.buffer_mib < 0:
             raise ConfigError(f"buffer_mib must be >= 0, got {self.buffer_mib}")
+        if self.incremental_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"unknown incremental_schedule {self.incremental_schedule!r}; choose one of "
+                              f"{', '.join(LR_SCHEDULES)}")
+        if self.incremental_patience is not None and self.incremental_patience < 1:
+            raise ConfigError(f"incremental_patience must be >= 1 (or unset for patience), got {self.incremental_patience}")
+        if not 0.0 <= self.incremental_min_delta < 1.0:
+            raise ConfigError(f"incremental_min_delta must be in [0, 1), got {self.incremental_min_delta}")
+        if self.rehearsal_min_quota < 0:
+            raise ConfigError(f"rehearsal_min_quota must be >= 0, got {self.rehearsal_min_quota}")
+        if self.anchor_weight < 0 or self.anchor_temperature <= 0:
+            raise ConfigError(f"anchor_weight must be >= 0 and anchor_temperature > 0, got "
+                              f"{self.anchor_weight} and {self.anchor_temperature}")
         if self.rehearsal_draw is not None and self.rehearsal_draw <= 0:
             raise ConfigError(f"rehearsal_draw must be > 0 (or unset for the whole buffer), got {self.rehearsal_draw}")
         for name in ("aug_dropout", "aug_mixup"):
@@ -175,6 +211,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a whole number of epochs >= 0 (0 = off), got {value!r}")
         if not 0.0 <= self.val_fraction < 0.9:
             raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        if self.incremental_batch_size is not None and self.incremental_batch_size < 2 * self.m_per_class:
+            raise ConfigError(f"incremental_batch_size {self.incremental_batch_size} must hold at least two "
+                              f"classes of m_per_class {self.m_per_class} (or be unset for batch_size)")
         if self.batch_size < 2 * self.m_per_class:
             raise ConfigError(
                 f"batch_size {self.batch_size} must hold at least two classes of m_per_class "

@@ -91,6 +91,34 @@ def _encode_labels(*label_arrays: np.ndarray) -> list[np.ndarray]:
     return [np.searchsorted(allowed, np.asarray(a).astype(str)) for a in label_arrays]
 
 
+EXACT_MAP_MAX_ITEMS = 2048  # above this, small_set_map_at_r falls back to the library (n x n similarities)
+
+
+def small_set_map_at_r(embeddings: np.ndarray, labels: np.ndarray) -> float:
+    """Leave-one-out MAP@R of L2-normalised ``embeddings`` (cosine), the value ``retrieval_metrics``
+    reports, computed directly from the n x n similarities.
+
+    Training validates after every epoch; on the few hundred items of an update's validation split
+    the metric library's fixed cost per call was ~15% of an update's time on small streams (profiled
+    on digits), this is a few ms. Falls back to ``retrieval_metrics`` for large sets and for classes
+    with a single item (whose R is 0).
+    """
+    labels = np.asarray(labels).astype(str)
+    _, lab, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if len(labels) > EXACT_MAP_MAX_ITEMS or counts.min() < 2:
+        return retrieval_metrics(embeddings, labels, ks=(1,), clustering=False).map_at_r
+    e = np.asarray(embeddings, np.float32)
+    sim = e @ e.T
+    np.fill_diagonal(sim, -np.inf)
+    r = counts[lab] - 1  # relevant items per query (its class, itself excluded)
+    k = int(r.max())
+    top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(top, np.argsort(-np.take_along_axis(sim, top, axis=1), axis=1, kind="stable"), axis=1)
+    rel = (lab[order] == lab[:, None]) & (np.arange(k)[None, :] < r[:, None])
+    precision = np.cumsum(rel, axis=1) / np.arange(1, k + 1)[None, :]
+    return float(((precision * rel).sum(axis=1) / r).mean())
+
+
 def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,
                       reference_labels: np.ndarray | None = None, *, ks: Sequence[int] = DEFAULT_KS,
                       clustering: bool = True, ref_includes_query: bool | None = None,

@@ -11,6 +11,7 @@ from benchmarks.continual import (
     _parse_overrides,
     per_seed_rows,
     run_stream,
+    seed_targets,
     strategy_config,
     summarise,
     synthetic_stream,
@@ -52,6 +53,23 @@ def test_run_stream_scores_the_raw_features_and_unseen_classes_every_step():
     summary = summarise(rows)
     assert summary["steward"]["min_vs_raw_all"] == min(r["vs_raw_all"] for r in rows["steward"])
     assert "final_map_at_r_all" in summary["raw"]
+
+
+def test_seed_targets_divide_steward_by_joint_and_naive_per_seed_on_cpu_seconds():
+    def row(strategy, step, seed, m, f, cpu, wall, steps):
+        return {"dataset": "d", "seed": seed, "strategy": strategy, "step": step, "map_at_r_all": m,
+                "forgetting": f, "train_cpu_seconds": cpu, "train_seconds": wall, "train_steps": steps}
+
+    rows = []
+    for seed in (0, 1):
+        rows += [row("steward", 0, seed, 1.0, None, 0, 0, 0), row("steward", 1, seed, 0.9, 0.1, 1.0, 9.0, 10)]
+        rows += [row("joint", 0, seed, 1.0, None, 0, 0, 0), row("joint", 1, seed, 0.95, 0.05, 4.0, 10.0, 40)]
+        rows += [row("naive", 0, seed, 1.0, None, 0, 0, 0), row("naive", 1, seed, 0.5, 0.4, 0.5, 0.5, 5)]
+    out = seed_targets(rows)
+    assert [(r["stream"], r["seed"]) for r in out] == [("d", 0), ("d", 1)]
+    r = out[0]
+    assert abs(r["map_vs_joint"] - 0.9 / 0.95) < 1e-9 and abs(r["forgetting_vs_naive"] - 0.25) < 1e-9
+    assert r["time_vs_joint"] == 0.25 and r["wall_time_vs_joint"] == 0.9 and r["steps_vs_joint"] == 0.25
 
 
 def _row(strategy: str, seed: int, step: int, m: float, forgetting: float | None, vs_all: float,
