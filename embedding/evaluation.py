@@ -91,32 +91,27 @@ def _encode_labels(*label_arrays: np.ndarray) -> list[np.ndarray]:
     return [np.searchsorted(allowed, np.asarray(a).astype(str)) for a in label_arrays]
 
 
-EXACT_MAP_MAX_ITEMS = 2048  # above this, small_set_map_at_r falls back to the library (n x n similarities)
+EXACT_MAP_MAX_ITEMS = 2048  # above this, small_set_map_at_r falls back to retrieval_metrics (n x n similarities)
 
 
 def small_set_map_at_r(embeddings: np.ndarray, labels: np.ndarray) -> float:
-    """Leave-one-out MAP@R of L2-normalised ``embeddings`` (cosine), the value ``retrieval_metrics``
-    reports, computed directly from the n x n similarities.
+    """Leave-one-out MAP@R of L2-normalised ``embeddings`` (cosine): the value ``retrieval_metrics``
+    reports, at a fraction of its cost on small sets.
 
-    Training validates after every epoch; on the few hundred items of an update's validation split
-    the metric library's fixed cost per call was ~15% of an update's time on small streams (profiled
-    on digits), this is a few ms. Falls back to ``retrieval_metrics`` for large sets and for classes
-    with a single item (whose R is 0).
+    Training validates after every epoch on a few hundred items, where the default path's fixed cost
+    (a faiss index per call, Recall@K, per-query scores) dominates. The metric is still the library's:
+    only its neighbour search is swapped for one dense inner-product pass (``CustomKNN``).
     """
+    from pytorch_metric_learning.distances import DotProductSimilarity
+    from pytorch_metric_learning.utils.inference import CustomKNN
+
     labels = np.asarray(labels).astype(str)
-    _, lab, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
     if len(labels) > EXACT_MAP_MAX_ITEMS or counts.min() < 2:
         return retrieval_metrics(embeddings, labels, ks=(1,), clustering=False).map_at_r
-    e = np.asarray(embeddings, np.float32)
-    sim = e @ e.T
-    np.fill_diagonal(sim, -np.inf)
-    r = counts[lab] - 1  # relevant items per query (its class, itself excluded)
-    k = int(r.max())
-    top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(top, np.argsort(-np.take_along_axis(sim, top, axis=1), axis=1, kind="stable"), axis=1)
-    rel = (lab[order] == lab[:, None]) & (np.arange(k)[None, :] < r[:, None])
-    precision = np.cumsum(rel, axis=1) / np.arange(1, k + 1)[None, :]
-    return float(((precision * rel).sum(axis=1) / r).mean())
+    calc = AccuracyCalculator(include=("mean_average_precision_at_r",), k="max_bin_count",
+                              device=torch.device("cpu"), knn_func=CustomKNN(DotProductSimilarity()))
+    return float(calc.get_accuracy(np.asarray(embeddings, np.float32), codes)["mean_average_precision_at_r"])
 
 
 def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,
