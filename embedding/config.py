@@ -26,6 +26,8 @@ MINERS: tuple[str, ...] = ("default", "none", "hard", "semihard", "all", "multi_
 BUFFER_POLICIES: tuple[str, ...] = ("balanced_reservoir", "reservoir", "herding")
 SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
 HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+BLEND_SKIPS: tuple[str, ...] = ("raw", "whitened")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,23 @@ class TrainConfig:
     # (raw input and MLP output side by side, cosine = skip_weight * raw + rest * head); see model.py
     head: str = "mlp"
     skip_weight: float = 0.5  # "blend": share of the raw input in the served cosine, in [0, 1)
+    # "blend": train the metric loss (and distillation) on the head's own output, the raw input put
+    # beside it only when serving. Off (default): the losses see the blended embedding, whose fixed raw
+    # share soaks up the loss margins and leaves the head under-trained (issue 12).
+    blend_head_loss: bool = False
+    # "blend" with blend_head_loss: choose skip_weight per version on classes the head did not train
+    # on (the previous version on the step's new classes; for a full training a validation fit that
+    # leaves a quarter of the classes out), the smallest weight keeping them at or above the raw
+    # features (embedding/skip_weight.py). skip_weight is the fallback when fewer than two such
+    # classes exist. Costs a second training on full steps.
+    skip_weight_auto: bool = False
+    # "blend": the raw path beside the head. "raw": the L2-normalised input. "whitened": the normalised
+    # input centred and whitened by the trained classes' within-class scatter, shrunk towards the
+    # identity by skip_shrinkage (WCCN, as speaker verification does for unseen speakers), refitted on
+    # every training's data. On the real text stream it scored at or above the raw features on classes
+    # not trained on (issue 12).
+    blend_skip: str = "raw"
+    skip_shrinkage: float = 0.9
     hidden_dims: tuple[int, ...] = (256,)
     out_dim: int = 64
     dropout: float = 0.0
@@ -45,13 +64,26 @@ class TrainConfig:
     sampler: str = "m_per_class"
     m_per_class: int = 4
     batch_size: int = 128
+    # Batch size of a warm-started update (None: batch_size). A step's cost is mostly fixed per-step
+    # overhead at these sizes, so larger batches pass more items per second.
+    incremental_batch_size: int | None = None
     long_tail_power: float = 0.5  # weight ~ count^-power when sampler="long_tail"
     # Optimisation
     epochs: int = 40  # full retrain
     incremental_epochs: int = 10  # warm-started update
     patience: int = 5
+    # Early-stopping patience of a warm-started update (None: ``patience``). An update starts from a
+    # model that already fits most of what it sees, so its validation score plateaus sooner.
+    incremental_patience: int | None = None
+    # An update's epoch counts towards its patience unless it beats the best validation MAP@R by more
+    # than this: on an easy stream (the score already near its ceiling) the update stops after a few
+    # epochs, on a hard one it keeps going. 0 = any improvement resets the patience. Updates only.
+    incremental_min_delta: float = 0.0
     lr: float = 1e-3
     incremental_lr: float = 2e-3  # the warm start needs room to place new classes (benchmarks/continual.py)
+    # Learning rate over an update's epochs: "constant", or "cosine" (decays from incremental_lr to 0 over
+    # incremental_epochs: a short schedule ends annealed instead of at its largest step).
+    incremental_schedule: str = "constant"
     loss_lr: float = 1e-2  # proxies / classifier weights get their own optimizer
     weight_decay: float = 1e-4
     val_fraction: float = 0.15
@@ -67,13 +99,27 @@ class TrainConfig:
     # Rehearsal items per epoch, as a multiple of the new items, drawn afresh every epoch (None: the
     # whole buffer every epoch). Bounds an update's cost when the buffer is large.
     rehearsal_draw: float | None = None
+    # With rehearsal_draw: every class in the rehearsal set gets at least this many items in each
+    # epoch's draw (or all it has), even when draw x new items is smaller than classes x quota; the
+    # rest of the draw is shared equally among classes (water-filled, embedding.buffer.allocate).
+    rehearsal_min_quota: int = 4
     # Against forgetting / for compatibility (weights of terms added to the metric loss)
     distill_feature: float = 1.0
     distill_relational: float = 1.0
     # Scale both distillation weights by sqrt(old classes / new classes) (LUCIR's adaptive weight):
     # the more the model already knows relative to what the step brings, the more it is held.
     distill_adaptive: bool = False
+    # Old-class anchoring: the previous model's class prototypes (from the rehearsal items, computed once
+    # per update) act as a frozen cosine classifier for items of those classes (cross-entropy at
+    # anchor_temperature): each batch is pulled towards where every old class was, not only the old
+    # classes it happens to sample. 0 = off.
+    anchor_weight: float = 0.0
+    anchor_temperature: float = 0.1
     bct_weight: float = 0.0
+    # Keep what the input knows (issue 12): weight of 1 - the row-wise correlation between the batch's
+    # cosines under the head and under the raw input features (distillation.raw_structure_loss),
+    # on every item of every batch, new and rehearsed, in full and incremental training. 0 = off.
+    raw_structure_weight: float = 0.0
     bct_temperature: float = 0.05
     # Noisy labels: weight of the metric-loss terms of items flagged as suspect labels (their label
     # disagrees with most of their neighbours under production, embedding.label_noise); 1.0 = off.
@@ -114,6 +160,13 @@ class TrainConfig:
             )
         if self.head not in HEAD_KINDS:
             raise ConfigError(f"unknown head {self.head!r}; choose one of {', '.join(HEAD_KINDS)}")
+        if self.skip_weight_auto and (self.head != "blend" or not self.blend_head_loss):
+            raise ConfigError("skip_weight_auto needs head='blend' and blend_head_loss=True (the weight is "
+                              f"chosen after training), got head={self.head!r}, blend_head_loss={self.blend_head_loss}")
+        if self.blend_skip not in BLEND_SKIPS:
+            raise ConfigError(f"unknown blend_skip {self.blend_skip!r}; choose one of {', '.join(BLEND_SKIPS)}")
+        if not 0.0 < self.skip_shrinkage <= 1.0:
+            raise ConfigError(f"skip_shrinkage must be in (0, 1] (1 = no whitening), got {self.skip_shrinkage}")
         if not 0.0 <= self.skip_weight < 1.0:
             raise ConfigError(f"skip_weight must be in [0, 1), got {self.skip_weight}")
         if self.sampler not in SAMPLERS:
@@ -127,11 +180,25 @@ class TrainConfig:
             raise ConfigError(f"suspect_weight must be in [0, 1] (1 = off), got {self.suspect_weight}")
         if self.buffer_mib < 0:
             raise ConfigError(f"buffer_mib must be >= 0, got {self.buffer_mib}")
+        if self.incremental_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"unknown incremental_schedule {self.incremental_schedule!r}; choose one of "
+                              f"{', '.join(LR_SCHEDULES)}")
+        if self.incremental_patience is not None and self.incremental_patience < 1:
+            raise ConfigError(f"incremental_patience must be >= 1 (or unset for patience), got {self.incremental_patience}")
+        if not 0.0 <= self.incremental_min_delta < 1.0:
+            raise ConfigError(f"incremental_min_delta must be in [0, 1), got {self.incremental_min_delta}")
+        if self.rehearsal_min_quota < 0:
+            raise ConfigError(f"rehearsal_min_quota must be >= 0, got {self.rehearsal_min_quota}")
+        if self.anchor_weight < 0 or self.anchor_temperature <= 0:
+            raise ConfigError(f"anchor_weight must be >= 0 and anchor_temperature > 0, got "
+                              f"{self.anchor_weight} and {self.anchor_temperature}")
         if self.rehearsal_draw is not None and self.rehearsal_draw <= 0:
             raise ConfigError(f"rehearsal_draw must be > 0 (or unset for the whole buffer), got {self.rehearsal_draw}")
         for name in ("aug_dropout", "aug_mixup"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.raw_structure_weight < 0:
+            raise ConfigError(f"raw_structure_weight must be >= 0 (0 = off), got {self.raw_structure_weight}")
         if self.aug_noise < 0 or self.compact_weight < 0:
             raise ConfigError("aug_noise and compact_weight must be >= 0")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -144,6 +211,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a whole number of epochs >= 0 (0 = off), got {value!r}")
         if not 0.0 <= self.val_fraction < 0.9:
             raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        if self.incremental_batch_size is not None and self.incremental_batch_size < 2 * self.m_per_class:
+            raise ConfigError(f"incremental_batch_size {self.incremental_batch_size} must hold at least two "
+                              f"classes of m_per_class {self.m_per_class} (or be unset for batch_size)")
         if self.batch_size < 2 * self.m_per_class:
             raise ConfigError(
                 f"batch_size {self.batch_size} must hold at least two classes of m_per_class "

@@ -22,6 +22,7 @@ from embedding.buffer import RehearsalBuffer, empty_buffer, update_buffer
 from embedding.config import TrainConfig
 from embedding.evaluation import EvaluationReport, compatibility, evaluate_embeddings
 from embedding.prototypes import Prototypes, refresh_prototypes
+from embedding.skip_weight import SkipWeightChoice, choose_skip_weight, skip_weight_trials
 
 if TYPE_CHECKING:  # pragma: no cover
     from embedding.model import EmbeddingHead
@@ -89,6 +90,7 @@ class StepOutcome:
     baselines: dict[str, EvaluationReport] = field(default_factory=dict)  # "production": previous model
     forgetting: dict[str, float] = field(default_factory=dict)  # per previous class: previous - candidate MAP@R
     compatibility: dict[str, Any] = field(default_factory=dict)
+    skip_weight: SkipWeightChoice | None = None  # with TrainConfig.skip_weight_auto, when measurable
 
 
 def _fresh_buffer(dim: int, config: TrainConfig) -> RehearsalBuffer:
@@ -132,6 +134,11 @@ def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelSt
         result = train(data.features, data.labels, config, progress=progress, desc=desc, sample_weight=sample_weight)
         is_rehearsal = np.zeros(len(data), bool)
 
+    choice = _choose_skip_weight(data, config, previous if incremental else None) if config.skip_weight_auto else None
+    if choice is not None:
+        result.model.spec = dataclasses.replace(result.model.spec, skip_weight=choice.skip_weight)
+        log.info("skip weight %.2f (%s)", choice.skip_weight, choice.reason)
+
     def embed(a: np.ndarray) -> np.ndarray:
         return embed_array(result.model, a, device="cpu")
 
@@ -143,10 +150,38 @@ def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelSt
                                     np.concatenate([kept.labels, admitted.labels]))
     candidate = ModelState(result.model, result.classes, result.loss_state, new_buffer)
     outcome = StepOutcome(candidate, prototypes, result, "incremental" if incremental else "full",
-                          new_items=len(data), rehearsal_items=int(is_rehearsal.sum()))
+                          new_items=len(data), rehearsal_items=int(is_rehearsal.sum()), skip_weight=choice)
     if evaluation is not None and len(set(evaluation.labels.tolist())) >= 2:
         outcome = _evaluated(outcome, evaluation, previous, embed, group_column)
     return outcome
+
+
+def _choose_skip_weight(data: LabelledData, config: TrainConfig, previous: ModelState | None) -> SkipWeightChoice | None:
+    """The blend's skip weight from classes a head did not train on (embedding/skip_weight.py): the
+    previous version scored on this step's new classes, or, for a full training, a validation fit
+    that leaves a quarter of the classes out (at least two, so both sides keep two). None: fewer than
+    two such classes, the configured weight stays."""
+    from embedding.model import HeadOnly, SkipOnly, embed_array
+    from embedding.trainer import train
+
+    if previous is not None:
+        held = ~np.isin(data.labels, list(previous.classes))
+        head = previous.model
+    else:
+        classes = data.classes
+        if len(classes) < 4:
+            return None
+        rng = np.random.default_rng([config.seed, 12])
+        left_out = rng.choice(classes, size=max(2, len(classes) // 4), replace=False)
+        held = np.isin(data.labels, left_out)
+        head = train(data.features[~held], data.labels[~held], config, progress=False,
+                     desc="skip-weight validation fit").model
+    if len(set(data.labels[held].tolist())) < 2:
+        return None
+    x = data.features[held]
+    trials, raw = skip_weight_trials(x, embed_array(HeadOnly(head), x), data.labels[held],
+                                     skip=embed_array(SkipOnly(head), x))
+    return choose_skip_weight(trials, raw)
 
 
 def _evaluated(outcome: StepOutcome, items: LabelledData, previous: ModelState | None, embed,

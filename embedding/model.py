@@ -14,6 +14,12 @@ Head kinds (``TrainConfig.head``):
   then exactly ``w * cos(raw inputs) + (1 - w) * cos(head outputs)``. The embedding has
   ``in_dim + out_dim`` dimensions (``HeadSpec.embedding_dim``). A learned weight (an earlier
   version of this kind) drifted towards the head and ended lowest on the real text stream.
+  Issue 12 options: ``TrainConfig.blend_head_loss`` trains the losses on the MLP's own output
+  (:meth:`EmbeddingHead.head_output`; the blend only at serving), ``skip_weight_auto`` picks the
+  weight per version on held-out classes (``embedding/skip_weight.py``), and ``blend_skip="whitened"``
+  replaces the raw path by the normalised input centred and whitened by the trained classes' shrunk
+  within-class scatter (:func:`whitened_skip`, buffers ``skip_mean``/``skip_matrix``, refitted by
+  every training).
 
 Every kind also exports its weights as plain arrays (:func:`head_arrays`), which
 ``embedding.numpy_head`` evaluates without torch.
@@ -21,6 +27,7 @@ Every kind also exports its weights as plain arrays (:func:`head_arrays`), which
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -31,7 +38,7 @@ import torch
 from torch import nn
 
 from core.errors import ConfigError
-from embedding.config import HEAD_KINDS, TrainConfig
+from embedding.config import BLEND_SKIPS, HEAD_KINDS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +56,13 @@ class HeadSpec:
     dropout: float = 0.0
     kind: str = "mlp"  # one of HEAD_KINDS; versions saved before head kinds existed are "mlp"
     skip_weight: float = 0.5  # "blend": the raw input's share of the cosine
+    skip: str = "raw"  # "blend": the raw path, "raw" or "whitened" (see TrainConfig.blend_skip)
 
     def __post_init__(self) -> None:
         if self.kind not in HEAD_KINDS:
             raise ConfigError(f"unknown head kind {self.kind!r}; choose one of {', '.join(HEAD_KINDS)}")
+        if self.skip not in BLEND_SKIPS:
+            raise ConfigError(f"unknown blend skip {self.skip!r}; choose one of {', '.join(BLEND_SKIPS)}")
 
     @property
     def embedding_dim(self) -> int:
@@ -61,19 +71,21 @@ class HeadSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"in_dim": self.in_dim, "hidden_dims": list(self.hidden_dims), "out_dim": self.out_dim,
-                "dropout": self.dropout, "kind": self.kind, "skip_weight": self.skip_weight}
+                "dropout": self.dropout, "kind": self.kind, "skip_weight": self.skip_weight, "skip": self.skip}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HeadSpec:
         try:
             return cls(int(d["in_dim"]), tuple(int(h) for h in d["hidden_dims"]), int(d["out_dim"]),
-                       float(d.get("dropout", 0.0)), str(d.get("kind", "mlp")), float(d.get("skip_weight", 0.5)))
+                       float(d.get("dropout", 0.0)), str(d.get("kind", "mlp")), float(d.get("skip_weight", 0.5)),
+                       str(d.get("skip", "raw")))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"model config has no usable architecture ({d!r}): {e}") from e
 
     @classmethod
     def from_config(cls, in_dim: int, config: TrainConfig) -> HeadSpec:
-        return cls(in_dim, config.hidden_dims, config.out_dim, config.dropout, config.head, config.skip_weight)
+        return cls(in_dim, config.hidden_dims, config.out_dim, config.dropout, config.head, config.skip_weight,
+                   config.blend_skip if config.head == "blend" else "raw")
 
 
 class EmbeddingHead(nn.Module):
@@ -100,6 +112,10 @@ class EmbeddingHead(nn.Module):
             # The MLP starts as a zero map, so the untrained head is exactly the skip path.
             nn.init.zeros_(layers[-1].weight)
             nn.init.zeros_(layers[-1].bias)
+        if spec.kind == "blend" and spec.skip == "whitened":
+            # The whitened raw path: normalise, centre, whiten (set by fit_skip; the identity until then).
+            self.register_buffer("skip_mean", torch.zeros(spec.in_dim))
+            self.register_buffer("skip_matrix", torch.eye(spec.in_dim))
 
     def fit_standardizer(self, x: np.ndarray) -> None:
         mean = x.mean(axis=0)
@@ -115,6 +131,28 @@ class EmbeddingHead(nn.Module):
         if self.spec.kind == "residual":
             self.skip.copy_(torch.as_tensor(skip_projection((x - mean) / std, self.spec.out_dim)))
 
+    def fit_skip(self, x: np.ndarray, labels: np.ndarray, shrinkage: float) -> None:
+        """Fit a ``whitened`` blend's raw path on labelled inputs (a no-op for other heads)."""
+        if self.spec.kind == "blend" and self.spec.skip == "whitened":
+            mean, matrix = whitened_skip(x, labels, shrinkage)
+            self.skip_mean.copy_(torch.as_tensor(mean))
+            self.skip_matrix.copy_(torch.as_tensor(matrix))
+
+    def skip_output(self, x: torch.Tensor) -> torch.Tensor:
+        """The blend's raw path, normalised: the input, or its whitened version."""
+        r = nn.functional.normalize(x, dim=1)
+        if self.spec.kind == "blend" and self.spec.skip == "whitened":
+            r = nn.functional.normalize((r - self.skip_mean) @ self.skip_matrix, dim=1)
+        return r
+
+    def head_output(self, x: torch.Tensor) -> torch.Tensor:
+        """The learned part alone, normalised (for ``blend``: without the raw input beside it)."""
+        xs = (x - self.input_mean) / self.input_std
+        z = self.net(xs)
+        if self.spec.kind == "residual":
+            z = xs @ self.skip + z
+        return nn.functional.normalize(z, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = (x - self.input_mean) / self.input_std
         z = self.net(xs)
@@ -122,9 +160,41 @@ class EmbeddingHead(nn.Module):
             z = xs @ self.skip + z
         elif self.spec.kind == "blend":
             w = self.spec.skip_weight
-            return torch.cat([w ** 0.5 * nn.functional.normalize(x, dim=1),
+            return torch.cat([w ** 0.5 * self.skip_output(x),
                               (1 - w) ** 0.5 * nn.functional.normalize(z, dim=1)], dim=1)
         return nn.functional.normalize(z, dim=1)
+
+
+def whitened_skip(x: np.ndarray, labels: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, matrix), float32: centre the L2-normalised inputs and whiten them by their pooled
+    within-class scatter S shrunk towards its mean eigenvalue, ``((1 - s) S + s tr(S)/d I)^(-1/2)``
+    (``s`` = ``shrinkage``; 1 gives a multiple of the identity, i.e. centring only). Directions in
+    which items of one class vary a lot are damped: in text features that nuisance is shared by
+    classes not trained on, so they gain too (issue 12)."""
+    r = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    r = r.astype(np.float64)
+    mean = r.mean(axis=0)
+    labels = np.asarray(labels)
+    centred = np.concatenate([r[labels == c] - r[labels == c].mean(axis=0) for c in np.unique(labels)])
+    scatter = centred.T @ centred / max(len(centred), 1)
+    evals, evecs = np.linalg.eigh(scatter)
+    evals = np.clip(evals, 0.0, None)
+    shrunk = (1 - shrinkage) * evals + shrinkage * max(float(evals.mean()), 1e-12)
+    matrix = (evecs * shrunk ** -0.5) @ evecs.T
+    return mean.astype(np.float32), matrix.astype(np.float32)
+
+
+class SkipOnly(nn.Module):
+    """A view of a blend head that returns its (normalised) raw path alone."""
+
+    def __init__(self, head: EmbeddingHead) -> None:
+        super().__init__()
+        self.head = head
+        self.spec = dataclasses.replace(head.spec, kind="mlp", out_dim=head.spec.in_dim)
+        self.train(head.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.skip_output(x)
 
 
 def skip_projection(xs: np.ndarray, out_dim: int) -> np.ndarray:
@@ -140,6 +210,20 @@ def skip_projection(xs: np.ndarray, out_dim: int) -> np.ndarray:
     if basis.shape[1] < out_dim:  # fewer items than out_dim: pad with unused coordinates
         basis = np.concatenate([basis, np.zeros((in_dim, out_dim - basis.shape[1]))], axis=1)
     return basis.astype(np.float32)
+
+
+class HeadOnly(nn.Module):
+    """A view of a head that returns :meth:`EmbeddingHead.head_output` (what a ``blend`` head trains
+    with when ``TrainConfig.blend_head_loss`` is on); shares the head's parameters."""
+
+    def __init__(self, head: EmbeddingHead) -> None:
+        super().__init__()
+        self.head = head
+        self.spec = dataclasses.replace(head.spec, kind="mlp")  # embedding_dim = out_dim
+        self.train(head.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.head_output(x)
 
 
 def head_arrays(model: EmbeddingHead) -> dict[str, np.ndarray]:

@@ -45,6 +45,10 @@ class NumpyHead:
             self.std = np.asarray(arrays["input_std"], np.float32)
             self.layers = self._layers(arrays, bool(float(spec.get("dropout", 0.0)) > 0))
             self.skip = np.asarray(arrays["skip"], np.float32) if self.kind == "residual" else None
+            self.whitened = self.kind == "blend" and spec.get("skip", "raw") == "whitened"
+            if self.whitened:
+                self.skip_mean = np.asarray(arrays["skip_mean"], np.float32)
+                self.skip_matrix = np.asarray(arrays["skip_matrix"], np.float32)
         except KeyError as e:
             raise ArtifactIntegrityError(f"head arrays lack {e} for a {self.kind!r} head; re-save the model") from e
 
@@ -78,7 +82,10 @@ class NumpyHead:
             z = xs @ self.skip + z
         elif self.kind == "blend":
             w = self.skip_weight
-            return np.concatenate([np.sqrt(w) * _normalise(x), np.sqrt(1 - w) * _normalise(z)],
+            r = _normalise(x)
+            if self.whitened:
+                r = _normalise((r - self.skip_mean) @ self.skip_matrix)
+            return np.concatenate([np.sqrt(w) * r, np.sqrt(1 - w) * _normalise(z)],
                                   axis=1).astype(np.float32)
         return _normalise(z).astype(np.float32)
 

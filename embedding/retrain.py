@@ -331,6 +331,8 @@ def _model_config(outcome: StepOutcome, config: TrainConfig, input_kind: str) ->
         "classes": list(outcome.candidate.classes),
         "train_config": config.to_dict(),
         "mode": outcome.mode,
+        # the blend's skip weight chosen on held-out classes (TrainConfig.skip_weight_auto), when it was
+        "skip_weight_choice": outcome.skip_weight.to_dict() if outcome.skip_weight is not None else None,
         "holdout_percent": HOLDOUT_PERCENT,
         "buffer": {"items": len(buffer), "budget": buffer.budget, "policy": buffer.policy,
                    "per_class": buffer.class_counts()},

@@ -19,6 +19,7 @@ import torch
 
 from core.errors import ValidationError
 from core.progress import progress as report_progress
+from embedding.buffer import allocate
 from embedding.config import TrainConfig
 from embedding.craft import (
     augment,
@@ -28,8 +29,8 @@ from embedding.craft import (
     smoothed_centre_loss,
     warmup_factor,
 )
-from embedding.distillation import bct_loss, feature_distillation, relational_distillation
-from embedding.evaluation import retrieval_metrics
+from embedding.distillation import bct_loss, feature_distillation, raw_structure_loss, relational_distillation
+from embedding.evaluation import small_set_map_at_r
 from embedding.losses import (
     SMOOTHED_NATIVELY,
     LossBundle,
@@ -39,7 +40,7 @@ from embedding.losses import (
     set_warmup,
     warmup_bases,
 )
-from embedding.model import EmbeddingHead, HeadSpec, build_head, embed_array, resolve_device
+from embedding.model import EmbeddingHead, HeadOnly, HeadSpec, build_head, embed_array, resolve_device
 from embedding.prototypes import compute_prototypes
 from embedding.sampling import make_batches
 
@@ -74,20 +75,32 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarr
     return mask
 
 
+def _trained_view(model: EmbeddingHead, config: TrainConfig) -> torch.nn.Module:
+    """What the training losses see: the served embedding, or for a ``blend`` head with
+    ``blend_head_loss`` its learned part alone (the raw input is put beside it only when serving)."""
+    if config.blend_head_loss and model.spec.kind == "blend":
+        return HeadOnly(model)
+    return model
+
+
 def _val_map(model: EmbeddingHead, x: np.ndarray, y: np.ndarray, device: str) -> float:
-    emb = embed_array(model, x, device=device)
-    return retrieval_metrics(emb, y, ks=(1,), clustering=False).map_at_r
+    return small_set_map_at_r(embed_array(model, x, device=device), y)
 
 
 @contextlib.contextmanager
 def _torch_threads(n: int | None):
+    """torch's threads, and numpy's BLAS pool (validation runs through numpy), limited to ``n``: on a
+    shared CPU an idle BLAS pool's spinning threads cost CPU time for no speed at these sizes."""
     if n is None:
         yield
         return
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
 
@@ -136,16 +149,27 @@ class _Teacher:
     prototypes: torch.Tensor | None = None
     targets: torch.Tensor | None = None
     distill_scale: float = 1.0  # sqrt(old / new classes) with distill_adaptive
+    anchors: torch.Tensor | None = None  # the previous model's prototypes of the old classes
+    anchor_targets: torch.Tensor | None = None  # per training item: its row in anchors, -1 if none
 
     @classmethod
     def of(cls, teacher: EmbeddingHead, x: np.ndarray, y: np.ndarray, rehearsal: np.ndarray,
            config: TrainConfig, device: str, old_classes: tuple[str, ...] = ()) -> _Teacher:
         teacher = copy.deepcopy(teacher).to(device).eval()
-        emb = torch.as_tensor(embed_array(teacher, x, device=device), device=device)
+        emb = torch.as_tensor(embed_array(_trained_view(teacher, config), x, device=device), device=device)
         out = cls(config, emb, torch.as_tensor(rehearsal, device=device))
         if config.distill_adaptive:
             n_new = len(set(y.tolist()) - set(old_classes))
             out.distill_scale = float(np.sqrt(max(len(old_classes), 1) / max(n_new, 1)))
+        if config.anchor_weight > 0 and rehearsal.any():
+            # Prototypes of the old classes from the rehearsal items under the previous model, once
+            # per update (the teacher's embeddings are already at hand).
+            old = np.isin(y, list(old_classes)) & rehearsal
+            if old.any():
+                p = compute_prototypes(emb.cpu().numpy()[old], y[old])
+                pos = {c: i for i, c in enumerate(p.labels)}
+                out.anchors = torch.as_tensor(p.vectors, device=device)
+                out.anchor_targets = torch.as_tensor([pos.get(c, -1) for c in y], dtype=torch.long, device=device)
         if config.bct_weight > 0:
             # The old model's prototypes, over every class in this training set, act as a frozen
             # cosine classifier (BCT uses the old model's features to place new classes).
@@ -164,6 +188,9 @@ class _Teacher:
                 total = total + self.distill_scale * cfg.distill_feature * feature_distillation(emb[m], t_emb)
             if cfg.distill_relational:
                 total = total + self.distill_scale * cfg.distill_relational * relational_distillation(emb[m], t_emb)
+        if self.anchors is not None:
+            total = total + cfg.anchor_weight * bct_loss(emb, self.anchor_targets[batch], self.anchors,
+                                                         cfg.anchor_temperature)
         if self.prototypes is not None:
             total = total + cfg.bct_weight * bct_loss(emb, self.targets[batch], self.prototypes, cfg.bct_temperature)
         return total
@@ -179,38 +206,61 @@ class _Best:
     epoch: int = 0
     bad_epochs: int = 0
 
-    def update(self, epoch: int, value: float | None, model: EmbeddingHead, bundle: LossBundle) -> None:
+    def update(self, epoch: int, value: float | None, model: EmbeddingHead, bundle: LossBundle,
+               min_delta: float = 0.0) -> None:
         if value is None:  # no validation split: the last epoch is the best
             self.epoch, self.model_state = epoch, model.state_dict()
             self.loss_state = bundle.loss.state_dict() if bundle.parametric else None
         elif value > self.value + 1e-6:
-            self.value, self.epoch, self.bad_epochs = value, epoch, 0
-            self.model_state = copy.deepcopy(model.state_dict())
+            # A new best is always kept; it resets the patience only if it is a real gain.
+            self.bad_epochs = 0 if value > self.value + min_delta else self.bad_epochs + 1
+            self.value, self.epoch = value, epoch
+            self.model_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
         else:
             self.bad_epochs += 1
 
 
-def epoch_pool(rehearsal: np.ndarray, draw: float | None, rng: np.random.Generator) -> np.ndarray:
+def epoch_pool(rehearsal: np.ndarray, draw: float | None, rng: np.random.Generator,
+               labels: np.ndarray | None = None, min_quota: int = 0) -> np.ndarray:
     """Training indices of one epoch: every new item, and the whole rehearsal set or (``draw``) a
-    fresh uniform draw of ``draw`` x (new items) of it."""
+    fresh draw of ``draw`` x (new items) of it. With ``labels`` the draw is class-balanced: every
+    rehearsal class gets min(``min_quota``, what it has) items, possibly exceeding the draw, and the
+    rest is shared equally (water-filled); without, it is uniform over the rehearsal items."""
     everything = np.arange(len(rehearsal))
     if draw is None or not rehearsal.any():
         return everything
     reh = np.flatnonzero(rehearsal)
     k = min(len(reh), max(1, int(np.ceil(draw * int((~rehearsal).sum())))))
-    return np.sort(np.concatenate([np.flatnonzero(~rehearsal), rng.choice(reh, size=k, replace=False)]))
+    if labels is None:
+        drawn = rng.choice(reh, size=k, replace=False)
+    else:
+        by_class = {str(c): reh[labels[reh] == c] for c in np.unique(labels[reh])}
+        available = {c: len(v) for c, v in by_class.items()}
+        floor = sum(min(min_quota, n) for n in available.values())
+        alloc = allocate({c: 1.0 for c in by_class}, available, max(k, floor), min_quota)
+        drawn = np.concatenate([rng.choice(by_class[c], size=alloc[c], replace=False) for c in sorted(by_class)])
+    return np.sort(np.concatenate([np.flatnonzero(~rehearsal), drawn]))
+
+
+def lr_factor(epoch: int, epochs: int, schedule: str) -> float:
+    """Multiplier of the base learning rate in ``epoch`` (1-based) of ``epochs``: 1 for "constant";
+    for "cosine" half a cosine from 1 (first epoch) towards 0 (after the last)."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + float(np.cos(np.pi * (epoch - 1) / max(epochs, 1))))
+    return 1.0
 
 
 def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x: torch.Tensor, y: torch.Tensor,
            y_idx: np.ndarray, optimizers: list[torch.optim.Optimizer], config: TrainConfig,
            rng: np.random.Generator, pool: np.ndarray, gen: torch.Generator,
-           keep: np.ndarray | None = None, epoch: int = 1) -> tuple[float, int]:
+           keep: np.ndarray | None = None, epoch: int = 1, batch_size: int | None = None) -> tuple[float, int]:
     """One pass over freshly sampled batches of ``pool``; returns (mean loss, optimizer steps).
     ``epoch`` (1-based) drives the curriculum."""
     batches = make_batches(y_idx[pool], sampler=config.sampler, m=config.m_per_class,
-                           batch_size=config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
+                           batch_size=batch_size or config.batch_size, rng=rng, long_tail_power=config.long_tail_power)
     total, n_steps = 0.0, 0
+    view = _trained_view(model, config)
     for b in batches:
         b = pool[b]
         if keep is not None:  # per-item weights: thin the batch (the generator is only drawn from here)
@@ -218,10 +268,10 @@ def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x
             if len(b) < 2:
                 continue
         bt = torch.as_tensor(b, device=x.device)
-        xb = x[bt]
+        xb = raw_b = x[bt]
         if augments(config):
             xb = augment(xb, y[bt], config, model.input_mean, model.input_std, gen)
-        emb = model(xb)
+        emb = view(xb)
         yb = y[bt]
         # Curriculum / focal weighting: the metric loss sees a subset; the other terms the whole batch.
         sel = metric_subset(emb, yb, config, epoch, gen)
@@ -230,6 +280,8 @@ def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x
             loss = loss + smoothed_centre_loss(emb, yb, config.label_smoothing)
         if config.compact_weight > 0:
             loss = loss + config.compact_weight * compactness_loss(emb, y[bt])
+        if config.raw_structure_weight > 0:
+            loss = loss + config.raw_structure_weight * raw_structure_loss(emb, raw_b)
         if teacher is not None:
             loss = loss + teacher.loss(emb, bt)
         for opt in optimizers:
@@ -253,6 +305,11 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     rehearsal_mask = np.zeros(len(labels), bool) if rehearsal_mask is None else np.asarray(rehearsal_mask, bool)
     epochs = epochs or (config.incremental_epochs if init_model is not None else config.epochs)
     lr = lr or (config.incremental_lr if init_model is not None else config.lr)
+    warm = init_model is not None
+    patience = (config.incremental_patience or config.patience) if warm else config.patience
+    schedule = config.incremental_schedule if warm else "constant"
+    min_delta = config.incremental_min_delta if warm else 0.0
+    batch_size = (config.incremental_batch_size or config.batch_size) if warm else config.batch_size
 
     # Validation split for early stopping (never trained on).
     val_mask = stratified_split(labels, config.val_fraction, config.seed)
@@ -269,6 +326,9 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
         model.fit_standardizer(x_tr)
     else:
         model = copy.deepcopy(init_model)
+    # A whitened blend's raw path is refitted on every training's items (new and rehearsed): unlike
+    # the standardiser it is not learned on, so it can follow the classes seen so far.
+    model.fit_skip(x_tr, y_tr, config.skip_shrinkage)
     model.to(device).train()
 
     classes = tuple(init_classes) + tuple(sorted(set(y_tr.tolist()) - set(init_classes)))
@@ -296,19 +356,21 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
 
     for epoch in report_progress(range(1, epochs + 1), desc, total=epochs, unit="epoch", enabled=progress,
                                  status=last_epoch):
-        pool = epoch_pool(reh_tr, config.rehearsal_draw, rng)
+        pool = epoch_pool(reh_tr, config.rehearsal_draw, rng, y_tr, config.rehearsal_min_quota)
+        if schedule != "constant":
+            optimizers[0].param_groups[0]["lr"] = lr * lr_factor(epoch, epochs, schedule)
         if bases:
             set_warmup(bundle, config, bases, warmup_factor(epoch, config.margin_warmup_epochs))
         mean_loss, n_steps = _epoch(model, bundle, guide, x_t, y_t, y_idx, optimizers, config, rng, pool, gen, keep,
-                                    epoch)
+                                    epoch, batch_size)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
         if has_val:
             row["val_map_at_r"] = _val_map(model, x_val, y_val, device)
             model.train()
-        best.update(epoch, row.get("val_map_at_r"), model, bundle)
+        best.update(epoch, row.get("val_map_at_r"), model, bundle, min_delta)
         history.append(row)
-        if has_val and best.bad_epochs >= config.patience:
+        if has_val and best.bad_epochs >= patience:
             stopped_early = True
             break
     if bases:  # leave the loss as configured (it may be grown and reused by the next update)
@@ -326,7 +388,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
 def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes: tuple[str, ...],
                         init_loss_state: dict[str, Any] | None, classes: tuple[str, ...],
                         x: np.ndarray, y: np.ndarray, device: str) -> LossBundle:
-    dim = model.spec.embedding_dim
+    dim = _trained_view(model, config).spec.embedding_dim
     if not config.parametric or not init_classes or init_loss_state is None:
         bundle = build_loss(config, len(classes), dim)
         if config.parametric and init_classes:
@@ -338,7 +400,7 @@ def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes:
     added = [c for c in classes if c not in init_classes]
     new_rows = None
     if added:
-        emb = embed_array(model, x[np.isin(y, added)], device=device)
+        emb = embed_array(_trained_view(model, config), x[np.isin(y, added)], device=device)
         protos = compute_prototypes(emb, y[np.isin(y, added)])
         new_rows = torch.as_tensor(np.stack([protos.vectors[protos.index_of(c)] for c in added]))
     grown = grow_loss(old, config, len(classes), new_rows)
@@ -348,6 +410,6 @@ def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes:
 
 def _init_rows_from_prototypes(bundle: LossBundle, config: TrainConfig, model: EmbeddingHead,
                                classes: tuple[str, ...], x: np.ndarray, y: np.ndarray, device: str) -> None:
-    protos = compute_prototypes(embed_array(model, x, device=device), y)
+    protos = compute_prototypes(embed_array(_trained_view(model, config), x, device=device), y)
     rows = torch.as_tensor(np.stack([protos.vectors[protos.index_of(c)] for c in classes]))
     set_class_weights(bundle.loss, rows)

@@ -105,3 +105,19 @@ def test_compatibility_same_model_equals_self_retrieval():
     assert c2["new_vs_old_map_at_r"] < c2["old_vs_old_map_at_r"] - 0.2
     assert not compatibility(emb[:, :4], emb, labels)["comparable"]
     assert not math.isnan(c2["new_vs_new_map_at_r"])
+
+
+def test_small_set_map_at_r_equals_the_library_value():
+    from embedding.evaluation import retrieval_metrics, small_set_map_at_r
+
+    rng = np.random.default_rng(3)
+    for n_classes, per_class in ((3, 5), (8, 40), (2, 2)):
+        centres = rng.normal(size=(n_classes, 8))
+        x = np.repeat(centres, per_class, axis=0) + rng.normal(scale=1.0, size=(n_classes * per_class, 8))
+        x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        y = np.repeat([f"c{i}" for i in range(n_classes)], per_class)
+        expected = retrieval_metrics(x, y, ks=(1,), clustering=False).map_at_r
+        assert small_set_map_at_r(x, y) == pytest.approx(expected, abs=1e-6)
+    # A class with a single item: the library's value (fallback), not an error.
+    y[-1] = "alone"
+    assert small_set_map_at_r(x, y) == pytest.approx(retrieval_metrics(x, y, ks=(1,), clustering=False).map_at_r)

@@ -14,21 +14,23 @@ from embedding.numpy_head import NumpyHead, arrays_to_head_bytes
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _trained_like_head(kind: str, dropout: float = 0.0, out_dim: int = 4):
+def _trained_like_head(kind: str, dropout: float = 0.0, out_dim: int = 4, skip: str = "raw"):
     """A head of ``kind`` with every weight perturbed (the residual's zero-initialised last layer too)."""
     rng = np.random.default_rng(0)
-    head = build_head(HeadSpec(10, (16, 8), out_dim, dropout, kind), seed=0)
-    head.fit_standardizer(rng.normal(size=(60, 10)).astype(np.float32) * 3 + 1)
+    head = build_head(HeadSpec(10, (16, 8), out_dim, dropout, kind, skip=skip), seed=0)
+    x = rng.normal(size=(60, 10)).astype(np.float32) * 3 + 1
+    head.fit_standardizer(x)
+    head.fit_skip(x, np.repeat(["a", "b", "c"], 20), 0.5)
     with torch.no_grad():
         for p in head.parameters():
             p.add_(torch.as_tensor(rng.normal(scale=0.3, size=tuple(p.shape)), dtype=torch.float32))
     return head.eval()
 
 
-@pytest.mark.parametrize("kind", HEAD_KINDS)
+@pytest.mark.parametrize(("kind", "skip"), [*((k, "raw") for k in HEAD_KINDS), ("blend", "whitened")])
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
-def test_numpy_and_torch_agree_for_every_head_kind(kind, dropout):
-    head = _trained_like_head(kind, dropout)
+def test_numpy_and_torch_agree_for_every_head_kind(kind, skip, dropout):
+    head = _trained_like_head(kind, dropout, skip=skip)
     x = np.random.default_rng(1).normal(size=(33, 10)).astype(np.float32) * 2
     np_head = NumpyHead.from_bytes(arrays_to_head_bytes(head.spec.to_dict(), head_arrays(head)))
     np.testing.assert_allclose(np_head(x, batch_size=7), embed_array(head, x), atol=1e-5)

@@ -93,3 +93,19 @@ def test_full_retrain_from_scratch(workspace, two_batches):
     assert len(out.model.config["classes"]) == 5
 
 
+
+
+def test_whitened_blend_with_a_chosen_skip_weight_is_recorded_and_served_without_torch(workspace, two_batches):
+    b1, b2 = two_batches
+    workspace.store.ingest_table(b1, "shop")
+    workspace.store.ingest_table(b2, "shop")
+    cfg = CFG.replace(head="blend", blend_skip="whitened", blend_head_loss=True, skip_weight_auto=True)
+    out = retrain(workspace, "shop", full=True, config=cfg, progress=False)
+    choice = out.model.config["skip_weight_choice"]  # 5 classes: a validation fit left 2 out
+    assert choice is not None and len(choice["trials"]) > 1
+    arch = out.model.config["architecture"]
+    assert arch["skip"] == "whitened" and arch["skip_weight"] == choice["skip_weight"]
+    emb = load_embedder(workspace, "shop", out.model.version)  # the numpy path, from the npz arrays
+    vecs = emb.embed_table(b1)
+    assert vecs.shape[1] == 12 + cfg.out_dim
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, rtol=1e-5)

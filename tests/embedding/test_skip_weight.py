@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+from core.errors import ConfigError, ValidationError
+from embedding.config import TrainConfig
+from embedding.continual import LabelledData, continual_step
+from embedding.skip_weight import (
+    SKIP_WEIGHT_GRID,
+    SkipWeightTrial,
+    blend_embeddings,
+    choose_skip_weight,
+    skip_weight_trials,
+)
+
+T = SkipWeightTrial
+
+
+@pytest.mark.parametrize(("trials", "raw", "weight", "feasible"), [
+    # no trained-class scores: the smallest weight keeping held-out classes at the raw features
+    ([T(0.0, 0.05), T(0.5, 0.09), T(0.7, 0.10), T(0.9, 0.12)], 0.10, 0.7, True),
+    # the order trials come in does not matter
+    ([T(0.9, 0.12), T(0.0, 0.05), T(0.7, 0.10), T(0.5, 0.09)], 0.10, 0.7, True),
+    # the head alone already at or above raw: weight 0
+    ([T(0.0, 0.30), T(0.5, 0.25)], 0.20, 0.0, True),
+    # none reaches raw: the largest weight tried (closest to raw), flagged infeasible
+    ([T(0.0, 0.05), T(0.5, 0.07), T(0.9, 0.09)], 0.10, 0.9, False),
+    # with trained-class scores: the best of them among feasible weights ...
+    ([T(0.0, 0.05, 0.9), T(0.5, 0.11, 0.7), T(0.7, 0.12, 0.8), T(0.9, 0.13, 0.6)], 0.10, 0.7, True),
+    # ... ties to the larger weight
+    ([T(0.5, 0.11, 0.8), T(0.7, 0.12, 0.8)], 0.10, 0.7, True),
+    # a non-monotone held-out curve: an infeasible weight between feasible ones is skipped
+    ([T(0.3, 0.11), T(0.5, 0.09), T(0.7, 0.12)], 0.10, 0.3, True),
+])
+def test_choose_skip_weight_table(trials, raw, weight, feasible):
+    choice = choose_skip_weight(trials, raw)
+    assert (choice.skip_weight, choice.feasible) == (weight, feasible)
+    assert [t.skip_weight for t in choice.trials] == sorted(t.skip_weight for t in trials)
+    assert choice.to_dict()["trials"][0]["skip_weight"] == min(t.skip_weight for t in trials)
+
+
+def test_margin_and_empty_input():
+    assert choose_skip_weight([T(0.0, 0.095), T(0.9, 0.2)], 0.10, margin=0.01).skip_weight == 0.0
+    with pytest.raises(ValidationError):
+        choose_skip_weight([], 0.1)
+
+
+def test_trials_score_the_blend_and_the_raw_features():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], 10)
+    raw = rng.normal(size=(30, 6)) + np.repeat(np.eye(6)[:3] * 3, 10, axis=0)  # separable raw features
+    head = rng.normal(size=(30, 4))
+    head /= np.linalg.norm(head, axis=1, keepdims=True)  # a head that knows nothing about them
+    trials, raw_map = skip_weight_trials(raw, head, labels)
+    assert [t.skip_weight for t in trials] == list(SKIP_WEIGHT_GRID)
+    by_w = {t.skip_weight: t.heldout_map_at_r for t in trials}
+    assert raw_map > by_w[0.0] and by_w[0.95] > by_w[0.0]
+    e = blend_embeddings(raw, head, 0.7)
+    r = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    np.testing.assert_allclose(e @ e.T, 0.7 * r @ r.T + 0.3 * head @ head.T, atol=1e-5)
+
+
+def test_auto_needs_a_blend_trained_on_its_head():
+    with pytest.raises(ConfigError, match="skip_weight_auto"):
+        TrainConfig(head="blend", skip_weight_auto=True)
+    with pytest.raises(ConfigError, match="skip_weight_auto"):
+        TrainConfig(head="mlp", blend_head_loss=True, skip_weight_auto=True)
+
+
+def test_continual_step_chooses_the_weight_from_held_out_classes(blobs):
+    x, y = blobs
+    cfg = TrainConfig(hidden_dims=(16,), out_dim=8, epochs=3, incremental_epochs=2, batch_size=64,
+                      head="blend", blend_head_loss=True, skip_weight_auto=True, skip_weight=0.85)
+    ids = np.array([f"i{i}" for i in range(len(y))])
+    first = np.isin(y, ["c0", "c1", "c2", "c3"])
+    full = continual_step(LabelledData(ids[first], y[first], x[first]), cfg, full=True)
+    # 4 classes: a validation fit leaves 2 out; the served weight is the chosen one
+    assert full.skip_weight is not None and full.skip_weight.skip_weight in SKIP_WEIGHT_GRID
+    assert full.candidate.model.spec.skip_weight == full.skip_weight.skip_weight
+    # one new class: nothing to rank among held-out classes, the warm-started weight stays
+    new = ~first
+    upd = continual_step(LabelledData(ids[new], y[new], x[new]), cfg, previous=full.candidate)
+    assert upd.skip_weight is None and upd.candidate.model.spec.skip_weight == full.skip_weight.skip_weight
+    # too few classes for a validation fit: the configured weight
+    two = np.isin(y, ["c0", "c1"])
+    small = continual_step(LabelledData(ids[two], y[two], x[two]), cfg, full=True)
+    assert small.skip_weight is None and small.candidate.model.spec.skip_weight == 0.85
+
+
+def test_continual_step_scores_the_previous_version_on_the_new_classes(blobs):
+    x, y = blobs
+    cfg = TrainConfig(hidden_dims=(16,), out_dim=8, epochs=3, incremental_epochs=2, batch_size=64,
+                      head="blend", blend_head_loss=True, skip_weight_auto=True)
+    ids = np.array([f"i{i}" for i in range(len(y))])
+    first = np.isin(y, ["c0", "c1"])
+    full = continual_step(LabelledData(ids[first], y[first], x[first]), cfg, full=True)
+    upd = continual_step(LabelledData(ids[~first], y[~first], x[~first]), cfg, previous=full.candidate)
+    assert upd.skip_weight is not None and len(upd.skip_weight.trials) == len(SKIP_WEIGHT_GRID)
+    assert upd.candidate.model.spec.skip_weight == upd.skip_weight.skip_weight
