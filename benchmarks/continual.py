@@ -89,6 +89,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "rehearsal_draw=2": {"rehearsal_draw": 2.0},
     "rehearsal_draw=1,incremental_lr=4e-3": {"rehearsal_draw": 1.0, "incremental_lr": 4e-3},
     "rehearsal_draw=none": {"rehearsal_draw": None},
+    # the update's defaults before Nov 2026 (whole buffer every epoch, constant lr 2e-3, patience 5)
+    "previous_update_defaults": {"rehearsal_draw": None, "incremental_lr": 2e-3, "incremental_schedule": "constant",
+                                 "incremental_patience": None},
     "incremental_lr=4e-3": {"incremental_lr": 4e-3},
     # Issue 12, cost of an update (rehearsal draw class-balanced with rehearsal_min_quota since then)
     "incremental_schedule=cosine": {"incremental_schedule": "cosine"},
