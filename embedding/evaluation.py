@@ -99,19 +99,23 @@ def small_set_map_at_r(embeddings: np.ndarray, labels: np.ndarray) -> float:
     reports, at a fraction of its cost on small sets.
 
     Training validates after every epoch on a few hundred items, where the default path's fixed cost
-    (a faiss index per call, Recall@K, per-query scores) dominates. The metric is still the library's:
-    only its neighbour search is swapped for one dense inner-product pass (``CustomKNN``).
+    (a faiss index per call, Recall@K, per-query scores) dominates. The metric is still the library's
+    (``mean_average_precision`` at R); only the neighbour search is one dense inner-product top-k.
     """
-    from pytorch_metric_learning.distances import DotProductSimilarity
-    from pytorch_metric_learning.utils.inference import CustomKNN
+    from pytorch_metric_learning.utils import accuracy_calculator as ac
 
     labels = np.asarray(labels).astype(str)
     _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
     if len(labels) > EXACT_MAP_MAX_ITEMS or counts.min() < 2:
         return retrieval_metrics(embeddings, labels, ks=(1,), clustering=False).map_at_r
-    calc = AccuracyCalculator(include=("mean_average_precision_at_r",), k="max_bin_count",
-                              device=torch.device("cpu"), knn_func=CustomKNN(DotProductSimilarity()))
-    return float(calc.get_accuracy(np.asarray(embeddings, np.float32), codes)["mean_average_precision_at_r"])
+    e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+    lab = torch.from_numpy(codes.astype(np.int64))
+    sim = e @ e.T
+    sim.fill_diagonal_(-float("inf"))  # leave-one-out: an item is not its own neighbour
+    knn_labels = lab[torch.topk(sim, int(counts.max()) - 1, dim=1).indices]
+    label_counts = ac.get_label_match_counts(lab, lab, ac.EQUALITY)
+    return float(ac.mean_average_precision(knn_labels, lab[:, None], True, label_counts, False, False,
+                                           ac.EQUALITY, at_r=True))
 
 
 def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,
