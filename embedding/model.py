@@ -154,15 +154,11 @@ class EmbeddingHead(nn.Module):
         return nn.functional.normalize(z, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xs = (x - self.input_mean) / self.input_std
-        z = self.net(xs)
-        if self.spec.kind == "residual":
-            z = xs @ self.skip + z
-        elif self.spec.kind == "blend":
+        z = self.head_output(x)
+        if self.spec.kind == "blend":
             w = self.spec.skip_weight
-            return torch.cat([w ** 0.5 * self.skip_output(x),
-                              (1 - w) ** 0.5 * nn.functional.normalize(z, dim=1)], dim=1)
-        return nn.functional.normalize(z, dim=1)
+            return torch.cat([w ** 0.5 * self.skip_output(x), (1 - w) ** 0.5 * z], dim=1)
+        return z
 
 
 def whitened_skip(x: np.ndarray, labels: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
@@ -184,17 +180,6 @@ def whitened_skip(x: np.ndarray, labels: np.ndarray, shrinkage: float) -> tuple[
     return mean.astype(np.float32), matrix.astype(np.float32)
 
 
-class SkipOnly(nn.Module):
-    """A view of a blend head that returns its (normalised) raw path alone."""
-
-    def __init__(self, head: EmbeddingHead) -> None:
-        super().__init__()
-        self.head = head
-        self.spec = dataclasses.replace(head.spec, kind="mlp", out_dim=head.spec.in_dim)
-        self.train(head.training)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head.skip_output(x)
 
 
 def skip_projection(xs: np.ndarray, out_dim: int) -> np.ndarray:
@@ -212,15 +197,33 @@ def skip_projection(xs: np.ndarray, out_dim: int) -> np.ndarray:
     return basis.astype(np.float32)
 
 
-class HeadOnly(nn.Module):
-    """A view of a head that returns :meth:`EmbeddingHead.head_output` (what a ``blend`` head trains
-    with when ``TrainConfig.blend_head_loss`` is on); shares the head's parameters."""
+class _HeadView(nn.Module):
+    """One part of a head's output as a module of its own (``spec`` describes that part, so
+    ``embed_array`` and the losses size it right); shares the head's parameters and mode."""
 
-    def __init__(self, head: EmbeddingHead) -> None:
+    def __init__(self, head: EmbeddingHead, out_dim: int) -> None:
         super().__init__()
         self.head = head
-        self.spec = dataclasses.replace(head.spec, kind="mlp")  # embedding_dim = out_dim
+        self.spec = dataclasses.replace(head.spec, kind="mlp", out_dim=out_dim)  # embedding_dim = out_dim
         self.train(head.training)
+
+
+class SkipOnly(_HeadView):
+    """A view of a blend head that returns its (normalised) raw path alone."""
+
+    def __init__(self, head: EmbeddingHead) -> None:
+        super().__init__(head, head.spec.in_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.skip_output(x)
+
+
+class HeadOnly(_HeadView):
+    """A view of a head that returns :meth:`EmbeddingHead.head_output` (what a ``blend`` head trains
+    with when ``TrainConfig.blend_head_loss`` is on)."""
+
+    def __init__(self, head: EmbeddingHead) -> None:
+        super().__init__(head, head.spec.out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head.head_output(x)
