@@ -66,11 +66,15 @@ def choose_skip_weight(trials: Sequence[SkipWeightTrial], raw_map_at_r: float, *
     return SkipWeightChoice(best.skip_weight, raw_map_at_r, True, reason, tuple(ordered))
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def blend_embeddings(raw: np.ndarray, head: np.ndarray, skip_weight: float) -> np.ndarray:
     """What a blend head serves, from its raw path (the inputs, or their whitened version) and its
     (normalised) head outputs."""
-    r = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-    return np.concatenate([np.sqrt(skip_weight) * r, np.sqrt(1 - skip_weight) * head], axis=1).astype(np.float32)
+    return np.concatenate([np.sqrt(skip_weight) * _unit_rows(raw), np.sqrt(1 - skip_weight) * head],
+                          axis=1).astype(np.float32)
 
 
 def skip_weight_trials(raw: np.ndarray, head: np.ndarray, labels: np.ndarray,
@@ -84,7 +88,6 @@ def skip_weight_trials(raw: np.ndarray, head: np.ndarray, labels: np.ndarray,
     def score(e: np.ndarray) -> float:
         return retrieval_metrics(e, labels, ks=(1,), clustering=False).map_at_r
 
-    r = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-    raw_map = score(np.ascontiguousarray(r, dtype=np.float32))
+    raw_map = score(np.ascontiguousarray(_unit_rows(raw), dtype=np.float32))
     path = raw if skip is None else skip
     return [SkipWeightTrial(float(w), score(blend_embeddings(path, head, w))) for w in grid], raw_map
