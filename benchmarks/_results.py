@@ -65,6 +65,11 @@ def write_section(name: str, markdown: str, *, raw: str | None = None) -> None:
     _atomic_write(RESULTS_MD, text)
 
 
+def verdict(ok: bool) -> str:
+    """How a target line reads: "met" or "MISSED" (capitals, so a miss stands out in RESULTS.md)."""
+    return "met" if ok else "MISSED"
+
+
 def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     """Render rows as a GitHub table; floats get 3-4 significant digits."""
     if not rows:

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._results import markdown_table, write_results
+from benchmarks._results import markdown_table, verdict, write_results
 from embedding.buffer import empty_buffer, update_buffer
 from embedding.config import TrainConfig
 from embedding.continual import LabelledData, ModelState, continual_step
@@ -502,9 +502,7 @@ def _streams(args: argparse.Namespace, base: TrainConfig, overrides: dict[str, A
 
 
 def _targets_line(tg: dict[str, Any], label: str = "steward") -> str:
-    def met(ok: bool) -> str:
-        return "met" if ok else "MISSED"
-
+    met = verdict
     unseen = tg["min_vs_raw_unseen"]
     return (f"Targets ({label}): MAP@R = {tg['map_vs_joint']:.1%} of joint (>= 95%: {met(tg['map_target_met'])}); "
             f"forgetting {tg['forgetting_steward']:.4f} vs naive {tg['forgetting_naive']:.4f} (<= 1/3: "

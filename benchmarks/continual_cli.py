@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._results import markdown_table, write_results
+from benchmarks._results import markdown_table, verdict, write_results
 from benchmarks.commands import command_env
 from benchmarks.continual import Step, _l2, _scores, text_stream
 from embedding.evaluation import forgetting
@@ -408,9 +408,7 @@ def _corpus_words(corpus: dict[str, Any] | None) -> str:
 def _targets_line(st: dict[str, Any]) -> str:
     """Issue 12's targets as far as this benchmark measures them (no naive strategy here: forgetting is
     compared with full's in the table)."""
-    def met(ok: bool) -> str:
-        return "met" if ok else "MISSED"
-
+    met = verdict
     unseen = st["min_vs_raw_unseen"]
     return (f"Targets (steward through the CLI, mean over seeds; worst seed for the raw margins): final MAP@R "
             f"{st['map_vs_full']:.1%} of full's (>= 95%: {met(st['map_vs_full'] >= 0.95)}); time per update "

@@ -374,11 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def _targets(rows: list[dict[str, Any]]) -> list[str]:
+    from benchmarks._results import verdict
+
     lines = []
     for r in rows:
         size = f"{r['n']:,} x {r['dim']}" + (f" (scale {r['scale']})" if r.get("scale", 1) != 1 else "")
@@ -387,23 +385,23 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
             lines.append(
                 f"- {size} clustered: {r['speedup_p50']:.0f}x exact single-query speed at held-out recall@10 "
                 f"{r['recall_at_10']:.3f} (target >= 150x at >= {TARGET}: "
-                f"{_met(r['speedup_p50'] >= 150 and r['recall_at_10'] >= TARGET)}); build+tune "
+                f"{verdict(r['speedup_p50'] >= 150 and r['recall_at_10'] >= TARGET)}); build+tune "
                 f"{r['build_plus_tune_s']:.0f} s (target <= 120 s on a quiet machine: "
-                f"{_met(r['build_plus_tune_s'] <= 120)}; {r.get('machine', '').split(';')[0]})")
+                f"{verdict(r['build_plus_tune_s'] <= 120)}; {r.get('machine', '').split(';')[0]})")
         if r["scenario"] == "skewed_500k":
             sd, sr = r["shifted_default"], r["shifted_with_recent"]
             lines.append(
                 f"- {size} skewed, low intrinsic dim: recall@10 {r['recall_at_10']:.3f} at {r['speedup_p50']:.0f}x "
-                f"(target >= {TARGET} at >= 100x: {_met(r['recall_at_10'] >= TARGET and r['speedup_p50'] >= 100)}); "
+                f"(target >= {TARGET} at >= 100x: {verdict(r['recall_at_10'] >= TARGET and r['speedup_p50'] >= 100)}); "
                 f"shifted queries {sd['recall_at_10']:.3f} with the held-out-item tuning, {sr['recall_at_10']:.3f} at "
                 f"{sr['speedup_p50']:.0f}x after tuning with recent queries ({sr['params']}) "
-                f"(target: {_met(sr['recall_at_10'] >= TARGET and sr['speedup_p50'] >= 100)})")
+                f"(target: {verdict(sr['recall_at_10'] >= TARGET and sr['speedup_p50'] >= 100)})")
             u = r["update"]
             lines.append(
                 f"- after +10% / 5% updated / -5%: p50 {u['p50_ms']:.3f} ms = {u['latency_ratio']:.2f}x fresh "
-                f"(target <= 1.5x: {_met(u['latency_ratio'] <= 1.5)}), recall@10 {u['recall_at_10']:.3f} "
-                f"({_met(u['recall_at_10'] >= TARGET)}), removed ids returned: {u['removed_ids_returned']} "
-                f"({_met(u['removed_ids_returned'] == 0)}); update took {u['seconds']:.0f} s "
+                f"(target <= 1.5x: {verdict(u['latency_ratio'] <= 1.5)}), recall@10 {u['recall_at_10']:.3f} "
+                f"({verdict(u['recall_at_10'] >= TARGET)}), removed ids returned: {u['removed_ids_returned']} "
+                f"({verdict(u['removed_ids_returned'] == 0)}); update took {u['seconds']:.0f} s "
                 f"({u['outcome']['reason']})")
         if r["scenario"] == "text":
             lines.append(f"- {size} real text embeddings: recall@10 {r['recall_at_10']:.3f} at {r['speedup_p50']:.1f}x "
@@ -413,6 +411,8 @@ def _targets(rows: list[dict[str, Any]]) -> list[str]:
 
 def _overhead_line(r: dict[str, Any], size: str) -> str:
     """The search-path overhead of one row (paired, same process, same queries)."""
+    from benchmarks._results import verdict
+
     load = f"load {r['paired_load']:.1f}" if "paired_load" in r else "load not recorded"
     line = (f"- {r['scenario']} ({size}, seed {r['seed']}, {load}): "
             f"`AnnIndex.search` {100 * r['overhead_vs_raw']:+.0f}% ({r['paired_overhead_us']:+.1f} us on a "
@@ -422,7 +422,7 @@ def _overhead_line(r: dict[str, Any], size: str) -> str:
         line += f", 95% CI [{lo:+.1f}, {hi:+.1f}] us"
         if "paired_order_balanced_us" in r:
             line += f"; order-balanced paired difference {r['paired_order_balanced_us']:+.1f} us"
-    line += f") (target <= +20%: {_met(r['overhead_vs_raw'] <= 0.2)})"
+    line += f") (target <= +20%: {verdict(r['overhead_vs_raw'] <= 0.2)})"
     if "paired_one_overhead" in r:
         line += (f"; `search_one` {100 * r['paired_one_overhead']:+.0f}% ({r['paired_one_overhead_us']:+.1f} us); "
                  f"recording the query for tuning {r['record_query_p50_us']:.1f} us (after the search, outside it)")
