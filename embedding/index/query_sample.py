@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from core.periodic import Periodic
+
 log = logging.getLogger(__name__)
 
 
@@ -102,8 +104,7 @@ class QueryRecorder:
         self._reservoirs: dict[tuple[str, int], QueryReservoir] = {}
         self._written: dict[tuple[str, int], tuple[int, float]] = {}  # key -> (seen, when) at the last write
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = Periodic("steward-query-sample")
         self.write_errors = 0
 
     @property
@@ -152,24 +153,12 @@ class QueryRecorder:
 
     def start(self, interval: float | None = None) -> None:
         """Flush from a daemon thread every ``interval`` seconds (default: the flush period, at most 5 s)."""
-        if not self.enabled or (self._thread is not None and self._thread.is_alive()):
-            return
-        wait = interval if interval is not None else min(self.flush_seconds, 5.0)
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(wait):
-                self.flush()
-
-        self._thread = threading.Thread(target=run, name="steward-query-sample", daemon=True)
-        self._thread.start()
+        if self.enabled:
+            self._flusher.start(self.flush, interval if interval is not None else min(self.flush_seconds, 5.0))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread and write what changed since the last write."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._flusher.stop(timeout)
         self.flush(force=True)
 
 

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from core.errors import NotFoundError
+from core.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,7 @@ class ServingState:
         self.last_poll_at: datetime | None = None
         self.last_poll_error: str | None = None
         self.poll_seconds: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watcher = Periodic("steward-api-watcher")
 
     # ---- readers (lock-free) -------------------------------------------------------------
     def snapshot(self) -> Mapping[str, ServingPair]:
@@ -264,24 +264,13 @@ class ServingState:
 
     # ---- the watcher thread --------------------------------------------------------------
     def start(self, poll_seconds: float) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        if self._watcher.running:
             return
         self.poll_seconds = poll_seconds
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(poll_seconds,), name="steward-api-watcher", daemon=True
-        )
-        self._thread.start()
+        self._watcher.start(self.poll_once, poll_seconds)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self, poll_seconds: float) -> None:
-        while not self._stop.wait(poll_seconds):
-            self.poll_once()
+        self._watcher.stop(timeout)
 
     def poll_once(self) -> None:
         """One watcher step; never raises, so the thread survives a registry outage."""
