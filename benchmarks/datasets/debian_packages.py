@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.datasets import cache
-from benchmarks.datasets.text_corpus import Encoder, TextCorpus, encode_texts, sanity_figures
+from benchmarks.datasets.text_corpus import Encoder, TextCorpus, cached_embeddings, sanity_figures
 from core.errors import ConfigError, ValidationError
 from embedding.model import TEXT_ENCODER_NAME
 
@@ -166,12 +166,6 @@ def dumpavail() -> str:
     return out.stdout
 
 
-def _default_encoder() -> Encoder:
-    from embedding.model import get_text_encoder
-
-    return get_text_encoder("cpu")
-
-
 def load_debian_corpus(seed: int = DEFAULT_SEED, *, sections: Sequence[str] = SECTIONS,
                        min_per_label: int = DEFAULT_MIN_PER_LABEL, max_per_label: int = DEFAULT_MAX_PER_LABEL,
                        listing: str | None = None, encoder: Encoder | None = None,
@@ -190,13 +184,7 @@ def load_debian_corpus(seed: int = DEFAULT_SEED, *, sections: Sequence[str] = SE
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     encoder_name = encoder.name if encoder is not None else TEXT_ENCODER_NAME
     emb_path = cache.embeddings_path(cache_dir, NAME, digest, encoder_name)
-    seconds_encode = None
-    embeddings = None if refresh or not emb_path.exists() else np.load(emb_path)
-    if embeddings is None or len(embeddings) != len(rows):
-        t = time.monotonic()
-        embeddings = encode_texts([p.description for p in rows], encoder or _default_encoder())
-        cache.write_npy(emb_path, embeddings)
-        seconds_encode = round(time.monotonic() - t, 1)
+    embeddings, seconds_encode = cached_embeddings([p.description for p in rows], emb_path, encoder, refresh)
     counts = Counter(p.section for p in rows)
     groups: dict[str, set[str]] = defaultdict(set)
     for p in rows:

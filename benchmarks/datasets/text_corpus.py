@@ -201,16 +201,17 @@ def _build_rows(name: str, seed: int, params: dict[str, Any], pkgs: list[str], c
     return selected, meta
 
 
-def _embeddings(rows: Sequence[CorpusRow], path: Path, encoder: Encoder | None,
-                refresh: bool) -> tuple[np.ndarray, float | None]:
-    """Cached embeddings of ``rows`` or, failing that, freshly encoded ones (and their seconds)."""
+def cached_embeddings(texts: Sequence[str], path: Path, encoder: Encoder | None,
+                      refresh: bool) -> tuple[np.ndarray, float | None]:
+    """Cached embeddings of ``texts`` (at ``path``) or, failing that, freshly encoded ones (and their
+    seconds; None when read from the cache). ``encoder`` None: the repository's MiniLM encoder."""
     if not refresh and path.exists():
         embeddings = np.load(path)
-        if len(embeddings) == len(rows):
+        if len(embeddings) == len(texts):
             return embeddings, None
-        log.warning("cached embeddings %s have %d rows for %d texts: re-encoding", path, len(embeddings), len(rows))
+        log.warning("cached embeddings %s have %d rows for %d texts: re-encoding", path, len(embeddings), len(texts))
     t = time.monotonic()
-    embeddings = encode_texts([r.text for r in rows], encoder or _default_encoder())
+    embeddings = encode_texts(list(texts), encoder or _default_encoder())
     cache.write_npy(path, embeddings)
     return embeddings, round(time.monotonic() - t, 1)
 
@@ -262,7 +263,7 @@ def load_text_corpus(name: str = "docstrings", seed: int = DEFAULT_SEED, *,
         cache.save_selection(cache_dir, name, selection_key, [asdict(r) for r in rows], meta)
     encoder_name = encoder.name if encoder is not None else TEXT_ENCODER_NAME
     emb_path = cache.embeddings_path(cache_dir, name, meta["content_hash"], encoder_name)
-    embeddings, seconds_encode = _embeddings(rows, emb_path, encoder, refresh)
+    embeddings, seconds_encode = cached_embeddings([r.text for r in rows], emb_path, encoder, refresh)
     if seconds_encode is not None:  # keep the build's encoding time with the cached rows
         meta.setdefault("seconds_encode", {})[encoder_name] = seconds_encode
         cache.save_selection(cache_dir, name, selection_key, [asdict(r) for r in rows], meta)
