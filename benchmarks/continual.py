@@ -30,7 +30,9 @@ training seconds per update; compatibility = MAP@R of new-model queries against 
 model's gallery. Beside every step the raw input features (L2-normalised, no model) are scored on
 the same items (strategy ``raw``), and every model and the raw features are also scored on the
 held-out items of the classes that have *not* arrived yet (``unseen``): a model must not serve
-them worse than no model.
+them worse than no model. Each step's model - raw difference comes with a paired bootstrap interval
+(the gate's ``paired_drop`` on per-query AP@R; on unseen classes also resampling whole classes), and
+the worst step of every stream, strategy and seed is judged by where its interval lies.
 
 ``--ablation``: one row per TrainConfig switch (``ABLATIONS``), each the ``steward`` update with
 that one change, beside naive and joint, on every stream and seed.
@@ -78,6 +80,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     # the weight chosen per version on held-out classes (0.85 where none can be held out)
     "head=blend,blend_head_loss,skip_weight_auto": {"head": "blend", "skip_weight": 0.85, "blend_head_loss": True,
                                                     "skip_weight_auto": True},
+    # the weight judged by a 90% lower bound on the per-class gain over raw, pooled over every version's
+    # held-out classes (embedding/skip_weight.py, choose_skip_weight_pooled)
+    "head=blend,blend_head_loss,skip_weight_auto,rule=pooled_lcb": {
+        "head": "blend", "skip_weight": 0.85, "blend_head_loss": True, "skip_weight_auto": True,
+        "skip_weight_rule": "pooled_lcb"},
     # the raw path whitened by the trained classes' within-class scatter (WCCN, shrinkage 0.9)
     "head=blend,blend_skip=whitened,skip_weight=0.85,blend_head_loss": {
         "head": "blend", "blend_skip": "whitened", "skip_weight": 0.85, "blend_head_loss": True},
@@ -744,8 +751,8 @@ def _steps_below(rows: list[dict], part: str) -> str:
     return f"{sum(r[f'vs_raw_{part}_high'] < 0 for r in measured)}/{len(measured)}"
 
 
-VS_RAW_SEED_COLUMNS = ["stream", "strategy", "seed", "worst_step_all", "min_vs_raw_all", "vs_raw_all_ci",
-                       "all_verdict", "worst_step_unseen", "min_vs_raw_unseen", "vs_raw_unseen_ci_queries",
+VS_RAW_SEED_COLUMNS = ["stream", "strategy", "seed", "map_vs_joint", "skip_weights", "worst_step_all",
+                       "min_vs_raw_all", "vs_raw_all_ci", "all_verdict", "worst_step_unseen", "min_vs_raw_unseen", "vs_raw_unseen_ci_queries",
                        "unseen_verdict_queries", "vs_raw_unseen_ci_classes", "unseen_verdict_classes",
                        "steps_below_raw_unseen"]
 PER_SEED_COLUMNS = ["stream", "strategy", "seed", "final_map_at_r_all", "map_vs_joint", "final_forgetting",
