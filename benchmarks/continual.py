@@ -85,6 +85,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "head=blend,blend_head_loss,skip_weight_auto,rule=pooled_lcb": {
         "head": "blend", "skip_weight": 0.85, "blend_head_loss": True, "skip_weight_auto": True,
         "skip_weight_rule": "pooled_lcb"},
+    # ... deciding only on 4+ pooled classes (digits' first update has 2), at 90% and at 75%
+    "head=blend,blend_head_loss,skip_weight_auto,rule=pooled_lcb,min_classes=4": {
+        "head": "blend", "skip_weight": 0.85, "blend_head_loss": True, "skip_weight_auto": True,
+        "skip_weight_rule": "pooled_lcb", "skip_weight_min_classes": 4},
+    "head=blend,blend_head_loss,skip_weight_auto,rule=pooled_lcb,min_classes=4,confidence=0.75": {
+        "head": "blend", "skip_weight": 0.85, "blend_head_loss": True, "skip_weight_auto": True,
+        "skip_weight_rule": "pooled_lcb", "skip_weight_min_classes": 4, "skip_weight_confidence": 0.75},
     # the raw path whitened by the trained classes' within-class scatter (WCCN, shrinkage 0.9)
     "head=blend,blend_skip=whitened,skip_weight=0.85,blend_head_loss": {
         "head": "blend", "blend_skip": "whitened", "skip_weight": 0.85, "blend_head_loss": True},

@@ -193,7 +193,10 @@ def _choose_skip_weight(data: LabelledData, config: TrainConfig, previous: Model
                                      skip=embed_array(SkipOnly(head), x))
     if config.skip_weight_rule == "pooled_lcb":
         earlier = previous.skip_history if previous is not None else ()
-        return choose_skip_weight_pooled([*earlier, trials], raw, seed=config.seed)
+        in_force = previous.model.spec.skip_weight if previous is not None else config.skip_weight
+        return choose_skip_weight_pooled([*earlier, trials], raw, seed=config.seed,
+                                         confidence=config.skip_weight_confidence,
+                                         min_classes=config.skip_weight_min_classes, fallback_weight=in_force)
     return choose_skip_weight(trials, raw)
 
 

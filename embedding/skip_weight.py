@@ -79,13 +79,16 @@ def choose_skip_weight(trials: Sequence[SkipWeightTrial], raw_map_at_r: float, *
 
 def choose_skip_weight_pooled(versions: Sequence[Sequence[SkipWeightTrial]], raw_map_at_r: float, *,
                               confidence: float = POOLED_CONFIDENCE, samples: int = POOLED_SAMPLES,
-                              seed: int = 0) -> SkipWeightChoice:
+                              seed: int = 0, min_classes: int = 2,
+                              fallback_weight: float | None = None) -> SkipWeightChoice:
     """The smallest weight (the most head) whose lower confidence bound on the mean gain over the raw
     features is >= 0, the mean taken over held-out classes pooled from every version's trials
     (``versions``, oldest first, the current one last) and the bound from a bootstrap over those
     classes (each class counts once, however many items it has: the claim is about classes to come).
-    If no weight's bound reaches 0, the largest weight of the current version's grid. ``raw_map_at_r``:
-    the current version's bar, for the record."""
+    If no weight's bound reaches 0, the largest weight of the current version's grid. With fewer than
+    ``min_classes`` pooled classes nothing is decided: ``fallback_weight`` (the weight in force; None:
+    the largest of the grid), flagged infeasible. ``raw_map_at_r``: the current version's bar, for the
+    record."""
     from embedding.gate import paired_drop  # the shipped bootstrap; a class is one resampled unit here
 
     if not versions or not versions[-1]:
@@ -102,8 +105,13 @@ def choose_skip_weight_pooled(versions: Sequence[Sequence[SkipWeightTrial]], raw
             raise ValidationError(f"weight {w} has no per-class gains; score trials with skip_weight_trials")
         d = paired_drop(np.asarray(g), np.zeros(len(g)), samples=samples, confidence=confidence,
                         rng=np.random.default_rng(seed))
-        bounds[w] = d.low if d.low is not None else d.value  # one class: its gain is all we know
+        bounds[w] = d.low if d.low is not None else d.value
     n = len(gains[current[0].skip_weight])
+    if n < min_classes:
+        keep = current[-1].skip_weight if fallback_weight is None else fallback_weight
+        return SkipWeightChoice(keep, raw_map_at_r, False,
+                                f"{n} pooled held-out classes, fewer than {min_classes}: the weight in force",
+                                tuple(current))
     ok = [w for w in sorted(bounds) if bounds[w] >= 0]
     if not ok:
         return SkipWeightChoice(current[-1].skip_weight, raw_map_at_r, False,

@@ -81,13 +81,28 @@ def G(w: float, *gains: float) -> SkipWeightTrial:
     ([[G(0.0, -0.2, -0.1), G(0.5, -0.1, -0.05), G(0.9, -0.02, 0.01)]], 0.9, False),
     # an earlier version scored a weight the current grid lacks: only the current grid is chosen from
     ([[G(0.3, 0.05, 0.05)], [G(0.0, -0.1, 0.01), G(0.7, 0.02, 0.01)]], 0.7, True),
-    # one class in all: its gain decides (no interval without a second class)
-    ([[G(0.0, -0.01), G(0.7, 0.002)]], 0.7, True),
+    # one class in all: too few to decide (no spread), the largest weight without a weight in force
+    ([[G(0.0, 0.01), G(0.7, 0.002)]], 0.7, False),
 ])
 def test_choose_skip_weight_pooled_table(versions, weight, feasible):
     choice = choose_skip_weight_pooled(versions, 0.3, samples=500)
     assert (choice.skip_weight, choice.feasible) == (weight, feasible)
     assert [t.skip_weight for t in choice.trials] == sorted(t.skip_weight for t in versions[-1])
+
+
+def test_pooled_rule_decides_nothing_on_too_few_classes():
+    # two classes that both gain at weight 0 would take the head alone; with min_classes=4 the weight in force stays
+    versions = [[G(0.0, 0.09, 0.1), G(0.85, 0.0, 0.01)]]
+    assert choose_skip_weight_pooled(versions, 0.3, samples=200).skip_weight == 0.0
+    kept = choose_skip_weight_pooled(versions, 0.3, samples=200, min_classes=4, fallback_weight=0.85)
+    assert (kept.skip_weight, kept.feasible) == (0.85, False) and "fewer than 4" in kept.reason
+    # a second version brings the pool to four classes: now it decides
+    more = [*versions, [G(0.0, 0.05, 0.08), G(0.85, 0.0, 0.0)]]
+    assert choose_skip_weight_pooled(more, 0.3, samples=200, min_classes=4, fallback_weight=0.85).skip_weight == 0.0
+    # a lower level of confidence accepts a weight a higher one refuses (one class of four loses)
+    mixed = [[G(0.0, 0.04, 0.03, 0.05, -0.06), G(0.9, 0.0, 0.0, 0.0, 0.0)]]
+    assert choose_skip_weight_pooled(mixed, 0.3, samples=2000, confidence=0.95).skip_weight == 0.9
+    assert choose_skip_weight_pooled(mixed, 0.3, samples=2000, confidence=0.6).skip_weight == 0.0
 
 
 def test_pooled_rule_needs_current_trials_with_class_gains():
@@ -103,6 +118,10 @@ def test_pooled_rule_is_a_switch_of_the_auto_weight():
     with pytest.raises(ConfigError, match="skip_weight_auto=True"):
         TrainConfig(head="blend", blend_head_loss=True, skip_weight_rule="pooled_lcb")
     assert TrainConfig().skip_weight_rule == "point"  # off by default
+    with pytest.raises(ConfigError, match="skip_weight_confidence"):
+        TrainConfig(skip_weight_confidence=1.0)
+    with pytest.raises(ConfigError, match="skip_weight_min_classes"):
+        TrainConfig(skip_weight_min_classes=1)
 
 
 def test_auto_needs_a_blend_trained_on_its_head():
