@@ -659,6 +659,14 @@ ABLATION_NOTES = [
      "keeping 95% of joint, so the default stays mlp."),
     ("- Issue 12 rows (blend_head_loss, skip_weight_auto, blend_skip=whitened, raw_structure_weight): see the "
      "per-seed section continual_raw12; none keeps the raw features' score on unseen classes at 95% of joint."),
+    ("- skip_weight_rule=pooled_lcb (sections continual_ablation_unseen_pooled*, full epochs, seeds 0 1): a 90% lower "
+     "bound on the per-class gain over raw, pooled over every version's held-out classes, is stricter than the "
+     "point rule and buys no safety where the point rule failed: digits seed 0 still takes weight 0 from the first "
+     "update's two classes (-0.22 on unseen classes); with skip_weight_min_classes=4 it keeps 0.85 there and the "
+     "worst step rises to -0.073 (still below raw, CI [-0.091, -0.055]), at 86% of joint. On text it finds no weight "
+     "below 0.95 safe (bounds -0.002..-0.009 even at 0.95) and ends at 36-42% of joint (the point rule: 51-64%). No "
+     "variant meets >= 95% of joint (36-93% per seed) or the time target (41-67% of joint: the trials and the "
+     "validation fit), so all stay off."),
     ("- The craft switches (aug_noise, aug_dropout, aug_mixup, compact_weight) and distill_adaptive move final MAP@R "
      "on the text stream by less than the seed-to-seed spread (deltas of mixed sign), so all stay off; bct_weight "
      "(screened on digits and synthetic only) lowers it there."),
