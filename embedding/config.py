@@ -28,6 +28,7 @@ SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
 HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 BLEND_SKIPS: tuple[str, ...] = ("raw", "whitened")
+SKIP_WEIGHT_RULES: tuple[str, ...] = ("point", "pooled_lcb")  # see embedding/skip_weight.py
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ class TrainConfig:
     # features (embedding/skip_weight.py). skip_weight is the fallback when fewer than two such
     # classes exist. Costs a second training on full steps.
     skip_weight_auto: bool = False
+    # How skip_weight_auto decides. "point": the held-out MAP@R of this version's held-out classes at or
+    # above raw. "pooled_lcb": a lower confidence bound on the per-class gain over raw, pooled over the
+    # held-out classes of every version in this process's chain (a version reloaded from the registry
+    # starts a new chain), so two lucky classes do not take the weight to 0 (issue 12).
+    skip_weight_rule: str = "point"
+    # "pooled_lcb": one-sided level of the lower bound, and the fewest pooled held-out classes it decides on
+    # (fewer: the previous version's weight, or skip_weight at first, stays)
+    skip_weight_confidence: float = 0.9
+    skip_weight_min_classes: int = 2
     # "blend": the raw path beside the head. "raw": the L2-normalised input. "whitened": the normalised
     # input centred and whitened by the trained classes' within-class scatter, shrunk towards the
     # identity by skip_shrinkage (WCCN, as speaker verification does for unseen speakers), refitted on
@@ -166,6 +176,18 @@ class TrainConfig:
         if self.skip_weight_auto and (self.head != "blend" or not self.blend_head_loss):
             raise ConfigError("skip_weight_auto needs head='blend' and blend_head_loss=True (the weight is "
                               f"chosen after training), got head={self.head!r}, blend_head_loss={self.blend_head_loss}")
+        if self.skip_weight_rule not in SKIP_WEIGHT_RULES:
+            raise ConfigError(f"unknown skip_weight_rule {self.skip_weight_rule!r}; choose one of "
+                              f"{', '.join(SKIP_WEIGHT_RULES)}")
+        if self.skip_weight_rule != "point" and not self.skip_weight_auto:
+            raise ConfigError(f"skip_weight_rule={self.skip_weight_rule!r} decides skip_weight_auto's choice; "
+                              "set skip_weight_auto=True or leave the rule at 'point'")
+        if not 0.5 <= self.skip_weight_confidence < 1.0:
+            raise ConfigError(f"skip_weight_confidence must be in [0.5, 1) (a one-sided level), got "
+                              f"{self.skip_weight_confidence}")
+        if self.skip_weight_min_classes < 2:
+            raise ConfigError(f"skip_weight_min_classes must be >= 2 (one class has no spread), got "
+                              f"{self.skip_weight_min_classes}")
         if self.blend_skip not in BLEND_SKIPS:
             raise ConfigError(f"unknown blend_skip {self.blend_skip!r}; choose one of {', '.join(BLEND_SKIPS)}")
         if not 0.0 < self.skip_shrinkage <= 1.0:

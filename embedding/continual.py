@@ -22,7 +22,13 @@ from embedding.buffer import RehearsalBuffer, empty_buffer, update_buffer
 from embedding.config import TrainConfig
 from embedding.evaluation import EvaluationReport, compatibility, evaluate_embeddings
 from embedding.prototypes import Prototypes, refresh_prototypes
-from embedding.skip_weight import SkipWeightChoice, choose_skip_weight, skip_weight_trials
+from embedding.skip_weight import (
+    SkipWeightChoice,
+    SkipWeightTrial,
+    choose_skip_weight,
+    choose_skip_weight_pooled,
+    skip_weight_trials,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from embedding.model import EmbeddingHead
@@ -76,6 +82,9 @@ class ModelState:
     classes: tuple[str, ...]
     loss_state: dict[str, Any] | None = None
     buffer: RehearsalBuffer | None = None
+    # skip_weight_auto's evidence: each version's scored weights on its held-out classes, oldest first
+    # (what skip_weight_rule="pooled_lcb" pools; in memory only, a reloaded version starts afresh)
+    skip_history: tuple[tuple[SkipWeightTrial, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +157,8 @@ def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelSt
     new_buffer = update_buffer(buffer, admitted.item_ids, admitted.labels, admitted.features, embed_fn=embed)
     prototypes = refresh_prototypes(embed, np.concatenate([kept.features, admitted.features]),
                                     np.concatenate([kept.labels, admitted.labels]))
-    candidate = ModelState(result.model, result.classes, result.loss_state, new_buffer)
+    history = (previous.skip_history if incremental else ()) + ((choice.trials,) if choice is not None else ())
+    candidate = ModelState(result.model, result.classes, result.loss_state, new_buffer, history)
     outcome = StepOutcome(candidate, prototypes, result, "incremental" if incremental else "full",
                           new_items=len(data), rehearsal_items=int(is_rehearsal.sum()), skip_weight=choice)
     if evaluation is not None and len(set(evaluation.labels.tolist())) >= 2:
@@ -181,6 +191,12 @@ def _choose_skip_weight(data: LabelledData, config: TrainConfig, previous: Model
     x = data.features[held]
     trials, raw = skip_weight_trials(x, embed_array(HeadOnly(head), x), data.labels[held],
                                      skip=embed_array(SkipOnly(head), x))
+    if config.skip_weight_rule == "pooled_lcb":
+        earlier = previous.skip_history if previous is not None else ()
+        in_force = previous.model.spec.skip_weight if previous is not None else config.skip_weight
+        return choose_skip_weight_pooled([*earlier, trials], raw, seed=config.seed,
+                                         confidence=config.skip_weight_confidence,
+                                         min_classes=config.skip_weight_min_classes, fallback_weight=in_force)
     return choose_skip_weight(trials, raw)
 
 

@@ -62,19 +62,30 @@ class Drop:
 
 
 def paired_drop(baseline: np.ndarray, candidate: np.ndarray, *, samples: int, confidence: float,
-                rng: np.random.Generator) -> Drop:
+                rng: np.random.Generator, groups: np.ndarray | None = None) -> Drop:
     """Mean of ``baseline - candidate`` over queries, and its bootstrap interval (queries resampled
-    in pairs, so what both models find hard cancels out)."""
+    in pairs, so what both models find hard cancels out).
+
+    ``groups`` (each query's class): resample whole classes instead of queries, the mean of a draw
+    being over all queries of the drawn classes. The interval then also covers *which* classes were
+    measured, not only which of their items: what a claim about classes yet to come needs when few
+    classes are in the set (queries of one class are not independent draws)."""
     diff = np.asarray(baseline, np.float64) - np.asarray(candidate, np.float64)
-    diff = diff[~np.isnan(diff)]
+    keep = ~np.isnan(diff)
+    diff = diff[keep]
     if len(diff) == 0:
         return Drop(float("nan"), None, None, 0)
-    if samples <= 0 or len(diff) < 2:
+    if groups is None:
+        sums, counts = diff, np.ones(len(diff))
+    else:
+        _, codes = np.unique(np.asarray(groups)[keep], return_inverse=True)
+        sums, counts = np.bincount(codes, weights=diff), np.bincount(codes).astype(np.float64)
+    if samples <= 0 or len(sums) < 2:
         return Drop(float(diff.mean()), None, None, len(diff))
     means = []
     for start in range(0, samples, _CHUNK):
-        idx = rng.integers(0, len(diff), size=(min(_CHUNK, samples - start), len(diff)), dtype=np.int32)
-        means.append(diff[idx].mean(axis=1))
+        idx = rng.integers(0, len(sums), size=(min(_CHUNK, samples - start), len(sums)), dtype=np.int32)
+        means.append(sums[idx].sum(axis=1) / counts[idx].sum(axis=1))
     boot = np.concatenate(means)
     low, high = np.quantile(boot, [1 - confidence, confidence])
     return Drop(float(diff.mean()), float(low), float(high), len(diff))

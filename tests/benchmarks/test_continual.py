@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from benchmarks.continual import (
     ABLATION_PREFIX,
     ABLATIONS,
     _first_model_key,
+    _mean_over_seeds,
     _parse_overrides,
     per_seed_rows,
+    raw_verdict,
     run_stream,
     seed_targets,
     strategy_config,
@@ -53,15 +56,26 @@ def test_run_stream_scores_the_raw_features_and_unseen_classes_every_step():
     assert rows["steward"][0]["map_at_r_unseen"] is not None and rows["steward"][-1]["map_at_r_unseen"] is None
     for r, raw in zip(rows["steward"], rows["raw"], strict=True):
         assert np.isclose(r["vs_raw_all"], r["map_at_r_all"] - raw["map_at_r_all"])
+    for r in rows["steward"]:  # every step's difference sits inside its own paired interval
+        assert r["vs_raw_all_low"] <= r["vs_raw_all"] + 1e-9 and r["vs_raw_all"] <= r["vs_raw_all_high"] + 1e-9
+    unseen = rows["steward"][0]
+    assert unseen["vs_raw_unseen_low"] <= unseen["vs_raw_unseen"] + 1e-9 <= unseen["vs_raw_unseen_high"] + 2e-9
+    assert unseen["unseen_classes"] == 4 and unseen["vs_raw_unseen_class_low"] is not None
+    # resampling 4 classes is at least as uncertain as resampling their items here
+    assert (unseen["vs_raw_unseen_class_high"] - unseen["vs_raw_unseen_class_low"]
+            >= unseen["vs_raw_unseen_high"] - unseen["vs_raw_unseen_low"])
     summary = summarise(rows)
     assert summary["steward"]["min_vs_raw_all"] == min(r["vs_raw_all"] for r in rows["steward"])
+    worst = min(rows["steward"], key=lambda r: r["vs_raw_all"])
+    assert summary["steward"]["min_vs_raw_all_low"] == worst["vs_raw_all_low"]
     assert "final_map_at_r_all" in summary["raw"]
 
 
 def test_seed_targets_divide_steward_by_joint_and_naive_per_seed_on_cpu_seconds():
     def row(strategy, step, seed, m, f, cpu, wall, steps):
         return {"dataset": "d", "seed": seed, "strategy": strategy, "step": step, "map_at_r_all": m,
-                "forgetting": f, "train_cpu_seconds": cpu, "train_seconds": wall, "train_steps": steps}
+                "forgetting": f, "train_cpu_seconds": cpu, "train_seconds": wall, "train_steps": steps,
+                "vs_raw_all": 0.0}
 
     rows = []
     for seed in (0, 1):
@@ -100,3 +114,27 @@ def test_per_seed_rows_compare_each_seed_with_its_own_joint_and_judge_issue_12()
     assert (a["never_below_raw"], a["meets_issue12"]) == (True, True)
     assert (b["never_below_raw"], b["meets_issue12"]) == (True, False)
     assert (s["never_below_raw"], s["meets_issue12"], s["min_vs_raw_unseen"]) == (False, False, -0.02)
+    assert (s["worst_step_unseen"], s["unseen_verdict_queries"]) == (0, None)  # no intervals in these rows
+    # with references=("raw",) joint and naive get rows too, judged against raw like any strategy
+    assert {r["strategy"] for r in per_seed_rows(rows, references=("raw",))} == {
+        "joint", "naive", "steward", "steward+a", "steward+b"}
+
+
+@pytest.mark.parametrize(("low", "high", "verdict"), [
+    (-0.2, -0.01, "below raw"), (-0.2, 0.01, "not distinguishable"), (0.0, 0.1, "not distinguishable"),
+    (0.01, 0.1, "above"), (None, None, None),
+])
+def test_raw_verdict_reads_where_the_interval_lies(low, high, verdict):
+    assert raw_verdict(low, high) == verdict
+
+
+def test_over_seeds_the_worst_seed_brings_its_own_interval():
+    def seed(margin, low, high):
+        return {"steward": {"min_vs_raw_unseen": margin, "min_vs_raw_unseen_low": low,
+                            "min_vs_raw_unseen_high": high, "final_map_at_r_all": 0.5}}
+
+    got = _mean_over_seeds([seed(-0.01, -0.05, 0.03), seed(-0.2, -0.25, -0.15)])["steward"]
+    # the bounds come from seed 1 (the worst margin), not the minimum of each bound over seeds
+    assert (got["min_vs_raw_unseen"], got["min_vs_raw_unseen_low"], got["min_vs_raw_unseen_high"]) == (
+        -0.2, -0.25, -0.15)
+    assert got["final_map_at_r_all"] == 0.5

@@ -1,7 +1,7 @@
 import numpy as np
 
 from core.settings import GateSettings
-from embedding.gate import decide
+from embedding.gate import decide, paired_drop
 from embedding.metrics import EvaluationReport
 
 
@@ -113,3 +113,28 @@ def test_a_candidate_below_the_raw_features_is_rejected_even_as_the_first_model(
     assert not decision.accepted and "against the raw input features fell" in decision.reasons[0]
     off = decide(cand, None, GateSettings(max_drop_vs_raw=None), raw=raw)
     assert off.accepted
+
+
+def test_paired_drop_by_class_covers_which_classes_were_measured():
+    # two classes, each with 200 queries: one gains 0.1 from the candidate, the other loses 0.1 (mean 0)
+    # plus one class much worse: resampling queries is narrow, resampling classes spans the classes' spread
+    groups = np.repeat(["a", "b", "c"], 200)
+    baseline = np.zeros(600)
+    candidate = np.concatenate([np.full(200, 0.1), np.full(200, -0.1), np.full(200, -0.3)])
+    candidate = candidate + np.random.default_rng(0).normal(scale=0.01, size=600)
+    by_query = paired_drop(baseline, candidate, samples=500, confidence=0.975, rng=np.random.default_rng(1))
+    by_class = paired_drop(baseline, candidate, samples=500, confidence=0.975, rng=np.random.default_rng(1),
+                           groups=groups)
+    assert np.isclose(by_query.value, by_class.value) and by_class.n == 600
+    assert by_query.high - by_query.low < 0.05
+    # drops per class are -0.1, 0.1, 0.3: draws range from all-"a" (-0.1) to all-"c" (0.3)
+    assert by_class.low < 0.0 and by_class.high > 0.25
+    # one class: nothing to resample
+    assert paired_drop(baseline[:200], candidate[:200], samples=100, confidence=0.975,
+                       rng=np.random.default_rng(0), groups=groups[:200]).low is None
+
+
+def test_paired_drop_without_groups_is_the_query_bootstrap_and_skips_nan():
+    diff = np.array([0.1, 0.2, np.nan, 0.3])
+    d = paired_drop(diff, np.zeros(4), samples=200, confidence=0.9, rng=np.random.default_rng(0))
+    assert d.n == 3 and np.isclose(d.value, 0.2) and 0.1 <= d.low <= d.high <= 0.3
