@@ -30,7 +30,7 @@ from embedding.craft import (
     warmup_factor,
 )
 from embedding.distillation import bct_loss, feature_distillation, raw_structure_loss, relational_distillation
-from embedding.evaluation import small_set_map_at_r
+from embedding.evaluation import SmallSetMapAtR
 from embedding.losses import (
     SMOOTHED_NATIVELY,
     LossBundle,
@@ -81,10 +81,6 @@ def _trained_view(model: EmbeddingHead, config: TrainConfig) -> torch.nn.Module:
     if config.blend_head_loss and model.spec.kind == "blend":
         return HeadOnly(model)
     return model
-
-
-def _val_map(model: EmbeddingHead, x: np.ndarray, y: np.ndarray, device: str) -> float:
-    return small_set_map_at_r(embed_array(model, x, device=device), y)
 
 
 @contextlib.contextmanager
@@ -155,7 +151,9 @@ class _Teacher:
     @classmethod
     def of(cls, teacher: EmbeddingHead, x: np.ndarray, y: np.ndarray, rehearsal: np.ndarray,
            config: TrainConfig, device: str, old_classes: tuple[str, ...] = ()) -> _Teacher:
-        teacher = copy.deepcopy(teacher).to(device).eval()
+        if next(teacher.parameters()).device != torch.device(device):
+            # embed_array leaves the caller's model as it found it; a copy only to move it.
+            teacher = copy.deepcopy(teacher).to(device)
         emb = torch.as_tensor(embed_array(_trained_view(teacher, config), x, device=device), device=device)
         out = cls(config, emb, torch.as_tensor(rehearsal, device=device))
         if config.distill_adaptive:
@@ -227,20 +225,41 @@ def epoch_pool(rehearsal: np.ndarray, draw: float | None, rng: np.random.Generat
     fresh draw of ``draw`` x (new items) of it. With ``labels`` the draw is class-balanced: every
     rehearsal class gets min(``min_quota``, what it has) items, possibly exceeding the draw, and the
     rest is shared equally (water-filled); without, it is uniform over the rehearsal items."""
-    everything = np.arange(len(rehearsal))
-    if draw is None or not rehearsal.any():
-        return everything
-    reh = np.flatnonzero(rehearsal)
-    k = min(len(reh), max(1, int(np.ceil(draw * int((~rehearsal).sum())))))
-    if labels is None:
-        drawn = rng.choice(reh, size=k, replace=False)
-    else:
+    return EpochPools.of(rehearsal, draw, labels, min_quota).draw(rng)
+
+
+@dataclass(frozen=True)
+class EpochPools:
+    """:func:`epoch_pool` for one training: the grouping of the rehearsal items by class and each
+    class's share of the draw do not change between epochs, so they are worked out once."""
+
+    new: np.ndarray  # indices of the new items
+    groups: tuple[np.ndarray, ...]  # rehearsal indices: one group (uniform draw) or one per class, sorted
+    sizes: tuple[int, ...]  # items drawn from each group every epoch
+    everything: np.ndarray | None  # the whole training set every epoch (no draw, or nothing to rehearse)
+
+    @classmethod
+    def of(cls, rehearsal: np.ndarray, draw: float | None, labels: np.ndarray | None = None,
+           min_quota: int = 0) -> EpochPools:
+        new = np.flatnonzero(~rehearsal)
+        if draw is None or not rehearsal.any():
+            return cls(new, (), (), np.arange(len(rehearsal)))
+        reh = np.flatnonzero(rehearsal)
+        k = min(len(reh), max(1, int(np.ceil(draw * len(new)))))
+        if labels is None:
+            return cls(new, (reh,), (k,), None)
         by_class = {str(c): reh[labels[reh] == c] for c in np.unique(labels[reh])}
         available = {c: len(v) for c, v in by_class.items()}
         floor = sum(min(min_quota, n) for n in available.values())
         alloc = allocate({c: 1.0 for c in by_class}, available, max(k, floor), min_quota)
-        drawn = np.concatenate([rng.choice(by_class[c], size=alloc[c], replace=False) for c in sorted(by_class)])
-    return np.sort(np.concatenate([np.flatnonzero(~rehearsal), drawn]))
+        order = sorted(by_class)
+        return cls(new, tuple(by_class[c] for c in order), tuple(alloc[c] for c in order), None)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        if self.everything is not None:
+            return self.everything
+        drawn = [rng.choice(g, size=n, replace=False) for g, n in zip(self.groups, self.sizes, strict=True)]
+        return np.sort(np.concatenate([self.new, *drawn]))
 
 
 def lr_factor(epoch: int, epochs: int, schedule: str) -> float:
@@ -349,14 +368,16 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     best = _Best(copy.deepcopy(model.state_dict()),
                  copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None)
     has_val, stopped_early, total_steps = bool(val_mask.any()), False, 0
+    val_map = SmallSetMapAtR.of(y_val) if has_val else None
     bases = warmup_bases(bundle, config) if config.margin_warmup_epochs > 0 else {}
 
     def last_epoch() -> str:
         return ", ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "epoch") if history else ""
 
+    pools = EpochPools.of(reh_tr, config.rehearsal_draw, y_tr, config.rehearsal_min_quota)
     for epoch in report_progress(range(1, epochs + 1), desc, total=epochs, unit="epoch", enabled=progress,
                                  status=last_epoch):
-        pool = epoch_pool(reh_tr, config.rehearsal_draw, rng, y_tr, config.rehearsal_min_quota)
+        pool = pools.draw(rng)
         if schedule != "constant":
             optimizers[0].param_groups[0]["lr"] = lr * lr_factor(epoch, epochs, schedule)
         if bases:
@@ -365,9 +386,8 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
                                     epoch, batch_size)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
-        if has_val:
-            row["val_map_at_r"] = _val_map(model, x_val, y_val, device)
-            model.train()
+        if val_map is not None:
+            row["val_map_at_r"] = val_map(embed_array(model, x_val, device=device))
         best.update(epoch, row.get("val_map_at_r"), model, bundle, min_delta)
         history.append(row)
         if has_val and best.bad_epochs >= patience:
