@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -83,6 +84,15 @@ def _trained_view(model: EmbeddingHead, config: TrainConfig) -> torch.nn.Module:
     return model
 
 
+@functools.cache
+def _thread_pools() -> Any:
+    """The process's thread pools, found once: threadpoolctl's lookup reads every loaded library
+    (milliseconds per training otherwise)."""
+    from threadpoolctl import ThreadpoolController  # installed with scikit-learn
+
+    return ThreadpoolController()
+
+
 @contextlib.contextmanager
 def _torch_threads(n: int | None):
     """torch's threads, and numpy's BLAS pool (validation runs through numpy), limited to ``n``: on a
@@ -90,12 +100,10 @@ def _torch_threads(n: int | None):
     if n is None:
         yield
         return
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        with threadpool_limits(limits=n, user_api="blas"):
+        with _thread_pools().limit(limits=n, user_api="blas"):
             yield
     finally:
         torch.set_num_threads(before)
@@ -194,6 +202,9 @@ class _Teacher:
         return total
 
 
+_TIE = 1e-6  # validation scores closer than this are a tie: the earlier epoch stays the best
+
+
 @dataclass
 class _Best:
     """Early stopping on validation MAP@R: the best epoch's weights (and loss state) are kept."""
@@ -204,12 +215,18 @@ class _Best:
     epoch: int = 0
     bad_epochs: int = 0
 
+    @property
+    def unbeatable(self) -> bool:
+        """MAP@R cannot exceed 1: from a perfect score on, no epoch can replace the best (later epochs
+        would only be trained and thrown away)."""
+        return self.value + _TIE >= 1.0
+
     def update(self, epoch: int, value: float | None, model: EmbeddingHead, bundle: LossBundle,
                min_delta: float = 0.0) -> None:
         if value is None:  # no validation split: the last epoch is the best
             self.epoch, self.model_state = epoch, model.state_dict()
             self.loss_state = bundle.loss.state_dict() if bundle.parametric else None
-        elif value > self.value + 1e-6:
+        elif value > self.value + _TIE:
             # A new best is always kept; it resets the patience only if it is a real gain.
             self.bad_epochs = 0 if value > self.value + min_delta else self.bad_epochs + 1
             self.value, self.epoch = value, epoch
@@ -365,7 +382,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     rng = np.random.default_rng([config.seed, 11])
     gen = torch.Generator().manual_seed(config.seed + 13)  # augmentation draws
     history: list[dict[str, float]] = []
-    best = _Best(copy.deepcopy(model.state_dict()),
+    best = _Best({k: v.detach().clone() for k, v in model.state_dict().items()},
                  copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None)
     has_val, stopped_early, total_steps = bool(val_mask.any()), False, 0
     val_map = SmallSetMapAtR.of(y_val) if has_val else None
@@ -390,7 +407,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
             row["val_map_at_r"] = val_map(embed_array(model, x_val, device=device))
         best.update(epoch, row.get("val_map_at_r"), model, bundle, min_delta)
         history.append(row)
-        if has_val and best.bad_epochs >= patience:
+        if has_val and (best.bad_epochs >= patience or best.unbeatable):
             stopped_early = True
             break
     if bases:  # leave the loss as configured (it may be grown and reused by the next update)
