@@ -149,7 +149,7 @@ class _Teacher:
 
     config: TrainConfig
     embeddings: torch.Tensor  # the previous model's embeddings of every training item
-    rehearsal: torch.Tensor  # bool per training item
+    rehearsal: np.ndarray  # bool per training item
     prototypes: torch.Tensor | None = None
     targets: torch.Tensor | None = None
     distill_scale: float = 1.0  # sqrt(old / new classes) with distill_adaptive
@@ -163,7 +163,7 @@ class _Teacher:
             # embed_array leaves the caller's model as it found it; a copy only to move it.
             teacher = copy.deepcopy(teacher).to(device)
         emb = torch.as_tensor(embed_array(_trained_view(teacher, config), x, device=device), device=device)
-        out = cls(config, emb, torch.as_tensor(rehearsal, device=device))
+        out = cls(config, emb, np.asarray(rehearsal, bool))
         if config.distill_adaptive:
             n_new = len(set(y.tolist()) - set(old_classes))
             out.distill_scale = float(np.sqrt(max(len(old_classes), 1) / max(n_new, 1)))
@@ -185,15 +185,18 @@ class _Teacher:
             out.targets = torch.as_tensor([pos[c] for c in y], dtype=torch.long, device=device)
         return out
 
-    def loss(self, emb: torch.Tensor, batch: torch.Tensor) -> torch.Tensor | float:
+    def loss(self, emb: torch.Tensor, batch: torch.Tensor, rows: np.ndarray) -> torch.Tensor | float:
+        """``rows``: ``batch`` as a host array. Which of its items are rehearsed is looked up there:
+        a boolean mask on the tensor would cost a few more dispatches and a sync every step."""
         cfg, total = self.config, 0.0
-        m = self.rehearsal[batch]
-        if bool(m.any()):
-            t_emb = self.embeddings[batch][m]
+        pos = np.flatnonzero(self.rehearsal[rows])
+        if len(pos):
+            at = torch.as_tensor(pos, device=emb.device)
+            t_emb = self.embeddings[batch[at]]
             if cfg.distill_feature:
-                total = total + self.distill_scale * cfg.distill_feature * feature_distillation(emb[m], t_emb)
+                total = total + self.distill_scale * cfg.distill_feature * feature_distillation(emb[at], t_emb)
             if cfg.distill_relational:
-                total = total + self.distill_scale * cfg.distill_relational * relational_distillation(emb[m], t_emb)
+                total = total + self.distill_scale * cfg.distill_relational * relational_distillation(emb[at], t_emb)
         if self.anchors is not None:
             total = total + cfg.anchor_weight * bct_loss(emb, self.anchor_targets[batch], self.anchors,
                                                          cfg.anchor_temperature)
@@ -319,7 +322,7 @@ def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x
         if config.raw_structure_weight > 0:
             loss = loss + config.raw_structure_weight * raw_structure_loss(emb, raw_b)
         if teacher is not None:
-            loss = loss + teacher.loss(emb, bt)
+            loss = loss + teacher.loss(emb, bt, b)
         for opt in optimizers:
             opt.zero_grad()
         loss.backward()
