@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ from embedding.losses import (
 from embedding.model import EmbeddingHead, HeadOnly, HeadSpec, build_head, embed_array, resolve_device
 from embedding.prototypes import compute_prototypes
 from embedding.sampling import make_batches
+
+if TYPE_CHECKING:  # pragma: no cover
+    from threadpoolctl import ThreadpoolController
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +88,9 @@ def _trained_view(model: EmbeddingHead, config: TrainConfig) -> torch.nn.Module:
 
 
 @functools.cache
-def _thread_pools() -> Any:
-    """The process's thread pools, found once: threadpoolctl's lookup reads every loaded library
-    (milliseconds per training otherwise)."""
+def _thread_pools() -> ThreadpoolController:
+    """The process's thread pools, found at the first training: threadpoolctl's lookup reads every
+    loaded library, milliseconds per training otherwise (a BLAS loaded later is left as it is)."""
     from threadpoolctl import ThreadpoolController  # installed with scikit-learn
 
     return ThreadpoolController()
