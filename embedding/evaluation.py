@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from pytorch_metric_learning.utils import accuracy_calculator as ac
 from pytorch_metric_learning.utils.accuracy_calculator import (
     AccuracyCalculator,
     get_relevance_mask,
@@ -102,20 +104,37 @@ def small_set_map_at_r(embeddings: np.ndarray, labels: np.ndarray) -> float:
     (a faiss index per call, Recall@K, per-query scores) dominates. The metric is still the library's
     (``mean_average_precision`` at R); only the neighbour search is one dense inner-product top-k.
     """
-    from pytorch_metric_learning.utils import accuracy_calculator as ac
+    return SmallSetMapAtR.of(labels)(embeddings)
 
-    labels = np.asarray(labels).astype(str)
-    _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    if len(labels) > EXACT_MAP_MAX_ITEMS or counts.min() < 2:
-        return retrieval_metrics(embeddings, labels, ks=(1,), clustering=False).map_at_r
-    e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
-    lab = torch.from_numpy(codes.astype(np.int64))
-    sim = e @ e.T
-    sim.fill_diagonal_(-float("inf"))  # leave-one-out: an item is not its own neighbour
-    knn_labels = lab[torch.topk(sim, int(counts.max()) - 1, dim=1).indices]
-    label_counts = ac.get_label_match_counts(lab, lab, ac.EQUALITY)
-    return float(ac.mean_average_precision(knn_labels, lab[:, None], True, label_counts, False, False,
-                                           ac.EQUALITY, at_r=True))
+
+@dataclass(frozen=True)
+class SmallSetMapAtR:
+    """:func:`small_set_map_at_r` for one fixed set of labels: training scores the same validation
+    items after every epoch, so their codes and per-class counts are worked out once."""
+
+    labels: np.ndarray  # str (n,)
+    codes: torch.Tensor | None  # int64 (n,); None: the set is scored through retrieval_metrics
+    label_counts: tuple[torch.Tensor, torch.Tensor] | None  # the library's (labels, counts) pair
+    k: int  # neighbours per query: the largest class size minus the query itself
+
+    @classmethod
+    def of(cls, labels: np.ndarray) -> SmallSetMapAtR:
+        labels = np.asarray(labels).astype(str)
+        _, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+        if len(labels) > EXACT_MAP_MAX_ITEMS or counts.min() < 2:
+            return cls(labels, None, None, 0)
+        lab = torch.from_numpy(codes.astype(np.int64))
+        return cls(labels, lab, ac.get_label_match_counts(lab, lab, ac.EQUALITY), int(counts.max()) - 1)
+
+    def __call__(self, embeddings: np.ndarray) -> float:
+        if self.codes is None:
+            return retrieval_metrics(embeddings, self.labels, ks=(1,), clustering=False).map_at_r
+        e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+        sim = e @ e.T
+        sim.fill_diagonal_(-float("inf"))  # leave-one-out: an item is not its own neighbour
+        knn_labels = self.codes[torch.topk(sim, self.k, dim=1).indices]
+        return float(ac.mean_average_precision(knn_labels, self.codes[:, None], True, self.label_counts, False,
+                                               False, ac.EQUALITY, at_r=True))
 
 
 def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,

@@ -51,8 +51,11 @@ def compute_prototypes(embeddings: np.ndarray, labels: np.ndarray) -> Prototypes
     if len(embeddings) != len(labels):
         raise ValidationError(f"{len(embeddings)} embeddings but {len(labels)} labels")
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    sums = np.zeros((len(classes), embeddings.shape[1]), dtype=np.float64)
-    np.add.at(sums, inverse, embeddings)
+    # Per-class sums as one weighted bincount over (class, dimension) cells: the same float64 additions
+    # in item order as np.add.at, several times faster (an update refreshes every class's prototype).
+    d = embeddings.shape[1]
+    cells = (inverse[:, None] * d + np.arange(d)).ravel()
+    sums = np.bincount(cells, weights=np.asarray(embeddings).ravel(), minlength=len(classes) * d).reshape(-1, d)
     return Prototypes(tuple(str(c) for c in classes), _normalise(sums / counts[:, None]), counts.astype(np.int64))
 
 

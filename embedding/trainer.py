@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from embedding.craft import (
     warmup_factor,
 )
 from embedding.distillation import bct_loss, feature_distillation, raw_structure_loss, relational_distillation
-from embedding.evaluation import small_set_map_at_r
+from embedding.evaluation import SmallSetMapAtR
 from embedding.losses import (
     SMOOTHED_NATIVELY,
     LossBundle,
@@ -43,6 +44,9 @@ from embedding.losses import (
 from embedding.model import EmbeddingHead, HeadOnly, HeadSpec, build_head, embed_array, resolve_device
 from embedding.prototypes import compute_prototypes
 from embedding.sampling import make_batches
+
+if TYPE_CHECKING:  # pragma: no cover
+    from threadpoolctl import ThreadpoolController
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +87,13 @@ def _trained_view(model: EmbeddingHead, config: TrainConfig) -> torch.nn.Module:
     return model
 
 
-def _val_map(model: EmbeddingHead, x: np.ndarray, y: np.ndarray, device: str) -> float:
-    return small_set_map_at_r(embed_array(model, x, device=device), y)
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """The process's thread pools, found at the first training: threadpoolctl's lookup reads every
+    loaded library, milliseconds per training otherwise (a BLAS loaded later is left as it is)."""
+    from threadpoolctl import ThreadpoolController  # installed with scikit-learn
+
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager
@@ -94,12 +103,10 @@ def _torch_threads(n: int | None):
     if n is None:
         yield
         return
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        with threadpool_limits(limits=n, user_api="blas"):
+        with _thread_pools().limit(limits=n, user_api="blas"):
             yield
     finally:
         torch.set_num_threads(before)
@@ -145,7 +152,7 @@ class _Teacher:
 
     config: TrainConfig
     embeddings: torch.Tensor  # the previous model's embeddings of every training item
-    rehearsal: torch.Tensor  # bool per training item
+    rehearsal: np.ndarray  # bool per training item
     prototypes: torch.Tensor | None = None
     targets: torch.Tensor | None = None
     distill_scale: float = 1.0  # sqrt(old / new classes) with distill_adaptive
@@ -155,9 +162,11 @@ class _Teacher:
     @classmethod
     def of(cls, teacher: EmbeddingHead, x: np.ndarray, y: np.ndarray, rehearsal: np.ndarray,
            config: TrainConfig, device: str, old_classes: tuple[str, ...] = ()) -> _Teacher:
-        teacher = copy.deepcopy(teacher).to(device).eval()
+        if next(teacher.parameters()).device != torch.device(device):
+            # embed_array leaves the caller's model as it found it; a copy only to move it.
+            teacher = copy.deepcopy(teacher).to(device)
         emb = torch.as_tensor(embed_array(_trained_view(teacher, config), x, device=device), device=device)
-        out = cls(config, emb, torch.as_tensor(rehearsal, device=device))
+        out = cls(config, emb, np.asarray(rehearsal, bool))
         if config.distill_adaptive:
             n_new = len(set(y.tolist()) - set(old_classes))
             out.distill_scale = float(np.sqrt(max(len(old_classes), 1) / max(n_new, 1)))
@@ -179,21 +188,27 @@ class _Teacher:
             out.targets = torch.as_tensor([pos[c] for c in y], dtype=torch.long, device=device)
         return out
 
-    def loss(self, emb: torch.Tensor, batch: torch.Tensor) -> torch.Tensor | float:
+    def loss(self, emb: torch.Tensor, batch: torch.Tensor, rows: np.ndarray) -> torch.Tensor | float:
+        """``rows``: ``batch`` as a host array. Which of its items are rehearsed is looked up there:
+        a boolean mask on the tensor would cost a few more dispatches and a sync every step."""
         cfg, total = self.config, 0.0
-        m = self.rehearsal[batch]
-        if bool(m.any()):
-            t_emb = self.embeddings[batch][m]
+        pos = np.flatnonzero(self.rehearsal[rows])
+        if len(pos):
+            at = torch.as_tensor(pos, device=emb.device)
+            t_emb = self.embeddings[batch[at]]
             if cfg.distill_feature:
-                total = total + self.distill_scale * cfg.distill_feature * feature_distillation(emb[m], t_emb)
+                total = total + self.distill_scale * cfg.distill_feature * feature_distillation(emb[at], t_emb)
             if cfg.distill_relational:
-                total = total + self.distill_scale * cfg.distill_relational * relational_distillation(emb[m], t_emb)
+                total = total + self.distill_scale * cfg.distill_relational * relational_distillation(emb[at], t_emb)
         if self.anchors is not None:
             total = total + cfg.anchor_weight * bct_loss(emb, self.anchor_targets[batch], self.anchors,
                                                          cfg.anchor_temperature)
         if self.prototypes is not None:
             total = total + cfg.bct_weight * bct_loss(emb, self.targets[batch], self.prototypes, cfg.bct_temperature)
         return total
+
+
+_TIE = 1e-6  # validation scores closer than this are a tie: the earlier epoch stays the best
 
 
 @dataclass
@@ -206,12 +221,18 @@ class _Best:
     epoch: int = 0
     bad_epochs: int = 0
 
+    @property
+    def unbeatable(self) -> bool:
+        """MAP@R cannot exceed 1: from a perfect score on, no epoch can replace the best (later epochs
+        would only be trained and thrown away)."""
+        return self.value + _TIE >= 1.0
+
     def update(self, epoch: int, value: float | None, model: EmbeddingHead, bundle: LossBundle,
                min_delta: float = 0.0) -> None:
         if value is None:  # no validation split: the last epoch is the best
             self.epoch, self.model_state = epoch, model.state_dict()
             self.loss_state = bundle.loss.state_dict() if bundle.parametric else None
-        elif value > self.value + 1e-6:
+        elif value > self.value + _TIE:
             # A new best is always kept; it resets the patience only if it is a real gain.
             self.bad_epochs = 0 if value > self.value + min_delta else self.bad_epochs + 1
             self.value, self.epoch = value, epoch
@@ -227,20 +248,41 @@ def epoch_pool(rehearsal: np.ndarray, draw: float | None, rng: np.random.Generat
     fresh draw of ``draw`` x (new items) of it. With ``labels`` the draw is class-balanced: every
     rehearsal class gets min(``min_quota``, what it has) items, possibly exceeding the draw, and the
     rest is shared equally (water-filled); without, it is uniform over the rehearsal items."""
-    everything = np.arange(len(rehearsal))
-    if draw is None or not rehearsal.any():
-        return everything
-    reh = np.flatnonzero(rehearsal)
-    k = min(len(reh), max(1, int(np.ceil(draw * int((~rehearsal).sum())))))
-    if labels is None:
-        drawn = rng.choice(reh, size=k, replace=False)
-    else:
+    return EpochPools.of(rehearsal, draw, labels, min_quota).draw(rng)
+
+
+@dataclass(frozen=True)
+class EpochPools:
+    """:func:`epoch_pool` for one training: the grouping of the rehearsal items by class and each
+    class's share of the draw do not change between epochs, so they are worked out once."""
+
+    new: np.ndarray  # indices of the new items
+    groups: tuple[np.ndarray, ...]  # rehearsal indices: one group (uniform draw) or one per class, sorted
+    sizes: tuple[int, ...]  # items drawn from each group every epoch
+    everything: np.ndarray | None  # the whole training set every epoch (no draw, or nothing to rehearse)
+
+    @classmethod
+    def of(cls, rehearsal: np.ndarray, draw: float | None, labels: np.ndarray | None = None,
+           min_quota: int = 0) -> EpochPools:
+        new = np.flatnonzero(~rehearsal)
+        if draw is None or not rehearsal.any():
+            return cls(new, (), (), np.arange(len(rehearsal)))
+        reh = np.flatnonzero(rehearsal)
+        k = min(len(reh), max(1, int(np.ceil(draw * len(new)))))
+        if labels is None:
+            return cls(new, (reh,), (k,), None)
         by_class = {str(c): reh[labels[reh] == c] for c in np.unique(labels[reh])}
         available = {c: len(v) for c, v in by_class.items()}
         floor = sum(min(min_quota, n) for n in available.values())
         alloc = allocate({c: 1.0 for c in by_class}, available, max(k, floor), min_quota)
-        drawn = np.concatenate([rng.choice(by_class[c], size=alloc[c], replace=False) for c in sorted(by_class)])
-    return np.sort(np.concatenate([np.flatnonzero(~rehearsal), drawn]))
+        order = sorted(by_class)
+        return cls(new, tuple(by_class[c] for c in order), tuple(alloc[c] for c in order), None)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        if self.everything is not None:
+            return self.everything
+        drawn = [rng.choice(g, size=n, replace=False) for g, n in zip(self.groups, self.sizes, strict=True)]
+        return np.sort(np.concatenate([self.new, *drawn]))
 
 
 def lr_factor(epoch: int, epochs: int, schedule: str) -> float:
@@ -283,7 +325,7 @@ def _epoch(model: EmbeddingHead, bundle: LossBundle, teacher: _Teacher | None, x
         if config.raw_structure_weight > 0:
             loss = loss + config.raw_structure_weight * raw_structure_loss(emb, raw_b)
         if teacher is not None:
-            loss = loss + teacher.loss(emb, bt)
+            loss = loss + teacher.loss(emb, bt, b)
         for opt in optimizers:
             opt.zero_grad()
         loss.backward()
@@ -346,17 +388,19 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     rng = np.random.default_rng([config.seed, 11])
     gen = torch.Generator().manual_seed(config.seed + 13)  # augmentation draws
     history: list[dict[str, float]] = []
-    best = _Best(copy.deepcopy(model.state_dict()),
+    best = _Best({k: v.detach().clone() for k, v in model.state_dict().items()},
                  copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None)
     has_val, stopped_early, total_steps = bool(val_mask.any()), False, 0
+    val_map = SmallSetMapAtR.of(y_val) if has_val else None
     bases = warmup_bases(bundle, config) if config.margin_warmup_epochs > 0 else {}
 
     def last_epoch() -> str:
         return ", ".join(f"{k} {v:.4f}" for k, v in history[-1].items() if k != "epoch") if history else ""
 
+    pools = EpochPools.of(reh_tr, config.rehearsal_draw, y_tr, config.rehearsal_min_quota)
     for epoch in report_progress(range(1, epochs + 1), desc, total=epochs, unit="epoch", enabled=progress,
                                  status=last_epoch):
-        pool = epoch_pool(reh_tr, config.rehearsal_draw, rng, y_tr, config.rehearsal_min_quota)
+        pool = pools.draw(rng)
         if schedule != "constant":
             optimizers[0].param_groups[0]["lr"] = lr * lr_factor(epoch, epochs, schedule)
         if bases:
@@ -365,12 +409,11 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
                                     epoch, batch_size)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
-        if has_val:
-            row["val_map_at_r"] = _val_map(model, x_val, y_val, device)
-            model.train()
+        if val_map is not None:
+            row["val_map_at_r"] = val_map(embed_array(model, x_val, device=device))
         best.update(epoch, row.get("val_map_at_r"), model, bundle, min_delta)
         history.append(row)
-        if has_val and best.bad_epochs >= patience:
+        if has_val and (best.bad_epochs >= patience or best.unbeatable):
             stopped_early = True
             break
     if bases:  # leave the loss as configured (it may be grown and reused by the next update)

@@ -121,3 +121,15 @@ def test_small_set_map_at_r_equals_the_library_value():
     # A class with a single item: the library's value (fallback), not an error.
     y[-1] = "alone"
     assert small_set_map_at_r(x, y) == pytest.approx(retrieval_metrics(x, y, ks=(1,), clustering=False).map_at_r)
+
+
+def test_small_set_scorer_built_once_scores_each_embedding_as_the_library_does():
+    from embedding.evaluation import SmallSetMapAtR, retrieval_metrics
+
+    rng = np.random.default_rng(4)
+    y = np.repeat(["p", "q", "r"], 12)
+    scorer = SmallSetMapAtR.of(y)
+    for scale in (0.3, 3.0):  # two epochs' embeddings of the same validation items
+        x = np.repeat(rng.normal(size=(3, 6)), 12, axis=0) + rng.normal(scale=scale, size=(36, 6))
+        x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        assert scorer(x) == pytest.approx(retrieval_metrics(x, y, ks=(1,), clustering=False).map_at_r, abs=1e-6)

@@ -24,3 +24,15 @@ def test_round_trip():
     p = compute_prototypes(np.random.default_rng(0).normal(size=(10, 4)), np.array(list("aabbbccccc")))
     q = Prototypes.from_bytes(p.to_bytes())
     assert q.labels == p.labels and np.array_equal(q.vectors, p.vectors) and np.array_equal(q.counts, p.counts)
+
+
+def test_prototypes_sum_each_class_in_item_order_as_add_at_does():
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(300, 7)).astype(np.float32)
+    labels = rng.choice(["x", "y", "z"], size=300)
+    classes, inverse = np.unique(labels, return_inverse=True)
+    sums = np.zeros((3, 7))
+    np.add.at(sums, inverse, emb)
+    expected = sums / np.linalg.norm(sums, axis=1, keepdims=True)
+    p = compute_prototypes(emb, labels)
+    assert p.labels == tuple(classes) and np.array_equal(p.vectors, expected.astype(np.float32))

@@ -73,3 +73,17 @@ def test_stratified_split_takes_a_share_of_each_class():
     y = np.array(["a"] * 20 + ["b"] * 10 + ["c"] * 2)
     m = stratified_split(y, 0.2, seed=0)
     assert m[y == "a"].sum() == 4 and m[y == "b"].sum() == 2 and m[y == "c"].sum() == 0
+
+
+def test_training_stops_at_a_perfect_validation_score_with_the_weights_it_would_have_kept():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=5.0, size=(3, 8))
+    x = (np.repeat(centres, 30, axis=0) + rng.normal(scale=0.1, size=(90, 8))).astype(np.float32)
+    y = np.repeat(["a", "b", "c"], 30)
+    cfg = CFG.replace(epochs=12, patience=30)
+    r = train(x, y, cfg, progress=False)
+    # No later epoch can beat MAP@R 1: the run ends there instead of training the 12 epochs.
+    assert r.best_val_map == 1.0 and r.stopped_early and r.epochs_run == r.best_epoch < 12
+    capped = train(x, y, cfg.replace(epochs=r.best_epoch), progress=False)
+    for k, v in r.model.state_dict().items():
+        assert torch.equal(v, capped.model.state_dict()[k])

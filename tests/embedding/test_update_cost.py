@@ -11,7 +11,7 @@ import torch
 from core.errors import ConfigError
 from embedding.config import TrainConfig
 from embedding.model import embed_array
-from embedding.trainer import _Teacher, epoch_pool, lr_factor, train
+from embedding.trainer import EpochPools, _Teacher, epoch_pool, lr_factor, train
 
 # The update switches at their "off" values, so each test turns on only the one it is about.
 CFG = TrainConfig(hidden_dims=(32,), out_dim=16, epochs=6, incremental_epochs=4, batch_size=64, val_fraction=0.2,
@@ -118,3 +118,13 @@ def test_min_delta_stops_an_update_whose_gains_are_small_but_keeps_its_best_epoc
     assert real_gain.best_val_map == max(vals) and real_gain.best_epoch == int(np.argmax(vals)) + 1
     with pytest.raises(ConfigError):
         TrainConfig(incremental_min_delta=1.0)
+
+
+def test_epoch_pools_built_once_draw_what_epoch_pool_draws_every_epoch():
+    labels = np.array(["n"] * 12 + ["a"] * 50 + ["b"] * 30 + ["c"] * 2)
+    reh = labels != "n"
+    pools = EpochPools.of(reh, 1.5, labels, min_quota=4)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(3):  # same generator state, same draw, epoch after epoch
+        assert np.array_equal(pools.draw(a), epoch_pool(reh, 1.5, b, labels, min_quota=4))
+    assert np.array_equal(EpochPools.of(reh, None).draw(a), np.arange(len(labels)))
