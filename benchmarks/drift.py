@@ -561,6 +561,24 @@ def share_curve(records: list[dict], severity) -> tuple[list[dict], list[dict]]:
     return rows, summary
 
 
+def share_reading(summary: list[dict]) -> list[dict]:
+    """Per (α, view): the smallest new-class share caught in ≥ 90% of checks under each arrival kind,
+    counted only where that kind's null holds (contiguous: acting ≤ 10%; random: false alarms within
+    α), else why not."""
+    out: dict = {}
+    for row in summary:
+        key = (row["alpha"], row["view"])
+        ok = row["null_acting_ok"] if row["kind"] == "contiguous" else row["false_alarms_within_alpha"]
+        share = row["min_share_caught_90"]
+        if not ok:
+            verdict = f"none: the null acts ({row['null_acting'].split(' [')[0]})" if row["kind"] == "contiguous" \
+                else f"none: false alarms above α ({row['null_significant'].split(' [')[0]})"
+        else:
+            verdict = f"{share:.0%}" if share is not None else "none up to the largest share"
+        out.setdefault(key, {"alpha": row["alpha"], "view": row["view"]})[f"{row['kind']}_min_share_caught_90"] = verdict
+    return list(out.values())
+
+
 def share_effects(records: list[dict]) -> list[dict]:
     """Median effect of the two novelty detectors per (kind, scenario), with a bootstrap 95% CI."""
     rng = np.random.default_rng(0)
@@ -987,7 +1005,8 @@ def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
     if getattr(args, "real_scenarios", None):
         curve, curve_summary = share_curve(records, config.severity)
         share_eff = share_effects(records)
-        shares = {"curve": curve, "summary": curve_summary, "effects": share_eff}
+        reading = share_reading(curve_summary)
+        shares = {"curve": curve, "summary": curve_summary, "effects": share_eff, "reading": reading}
         md += [
             "### New-class share curve: the smallest unlabelled new-class share caught (acting) in "
             f"≥ {SHARE_TARGET:.0%} of checks",
@@ -999,6 +1018,8 @@ def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
              f"{NULL_ACTING_TARGET:.0%} (`null_acting_ok`); `null_significant` on random batches is the false-alarm "
              "rate (k/n = rate [Clopper–Pearson 95% CI]; `false_alarms_within_alpha`: within the binomial 95% "
              "interval around α). `min_share_caught_90`: the smallest share whose checks acted ≥ 90% of the time."),
+            "",
+            markdown_table(reading),
             "",
             markdown_table(curve_summary),
             "",

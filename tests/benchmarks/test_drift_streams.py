@@ -163,3 +163,18 @@ def test_share_scenarios_and_curve_find_the_smallest_share_caught():
     assert top["null_significant"].startswith("0/10")
     novelty = next(s for s in summary if s["view"] == "novelty alone" and s["alpha"] == 0.05)
     assert novelty["min_share_caught_90"] is None
+
+
+def test_share_reading_counts_a_share_only_where_the_null_holds():
+    from benchmarks.drift import share_reading
+
+    base = {"alpha": 0.05, "view": "v", "null_significant": "1/100 = 0.010 [0.000, 0.054]"}
+    summary = [
+        {**base, "kind": "contiguous", "null_acting": "80/80 = 1.000 [0.955, 1.000]", "null_acting_ok": False,
+         "false_alarms_within_alpha": None, "min_share_caught_90": 0.05},
+        {**base, "kind": "random", "null_acting": "0/100 = 0.000 [0.000, 0.036]", "null_acting_ok": None,
+         "false_alarms_within_alpha": True, "min_share_caught_90": 0.2},
+    ]
+    (row,) = share_reading(summary)
+    assert row["contiguous_min_share_caught_90"].startswith("none: the null acts (80/80")
+    assert row["random_min_share_caught_90"] == "20%"
