@@ -795,8 +795,8 @@ def main(argv=None) -> int:
                              "threads": threads or os.cpu_count()})
         log.info("latency: %s", lat_rows[-1])
     md += [
-        f"### Latency of one full check (all {len(config.detectors)} detectors + decision, no HTML), 10,000×384 vs "
-        "2,000×384",
+        (f"### Latency of one full check (all {len(config.detectors)} detectors + decision, no HTML), 10,000×384 "
+         "vs 2,000×384"),
         "",
         "Median over repeats (target ≤ 1 s); taken while other work shared the 2 CPU cores.",
         "",
@@ -1008,8 +1008,8 @@ def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
         reading = share_reading(curve_summary)
         shares = {"curve": curve, "summary": curve_summary, "effects": share_eff, "reading": reading}
         md += [
-            "### New-class share curve: the smallest unlabelled new-class share caught (acting) in "
-            f"≥ {SHARE_TARGET:.0%} of checks",
+            ("### New-class share curve: the smallest unlabelled new-class share caught (acting) in "
+             f"≥ {SHARE_TARGET:.0%} of checks"),
             "",
             ("Decision views replayed on the same checks: `unlabelled` = the shipped default without labels (MMD, "
              "classifier, KS, novelty; Holm over 4); `unlabelled+neighbourhood` adds the opt-in neighbour-composition "
