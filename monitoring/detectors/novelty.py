@@ -54,8 +54,8 @@ with a new class (contiguous / random) against 31% / 25% without one.
 
 A relative-density test instead of a distance (:mod:`monitoring.detectors.neighbourhood`: how many of
 each current row's nearest pooled rows are current, calibrated by permuting membership over the
-fixed graph) catches a class that crowds together: on random-arrival batches 20% new-class rows act
-in 99-100% of checks, 5% in 25-54% (this detector, at 20%: 1% and 16%), but unseen sub-populations of
+fixed graph) catches a class that crowds together: on random-arrival batches a 20% new class acts
+in 100% of checks, 5% in 26-51% (this detector, at 20%: 3% and 16%), but unseen sub-populations of
 contiguous batches crowd just as much, so it is opt-in (``drift_real_shares``,
 ``drift_real_debian_shares``).
 """
