@@ -287,6 +287,23 @@ def novelty_null(ds, trials: int, args, config) -> dict:
 # --- real text: streams as batches arrive ------------------------------------------------------
 
 REAL_SCENARIOS = ("null", "new_class_5", "new_class_10", "fault_zero", "fault_constant", "fault_noise", "noise_shift")
+# Detector sets the real-text decision is replayed over (None: every detector a check ran).
+REAL_VIEWS: dict[str, tuple[str, ...]] = {
+    "labelled": ALL_DETECTORS,
+    "unlabelled": EMBEDDING_DETECTORS,
+    # the share curve (--real-new-shares) also replays the opt-in neighbour-composition detector
+    "unlabelled+neighbourhood": (*EMBEDDING_DETECTORS, "neighbourhood"),
+    "novelty alone": ("novelty",),
+    "neighbourhood alone": ("neighbourhood",),
+}
+
+
+def share_scenarios(shares: str) -> tuple[str, ...]:
+    """``null`` and one ``new_class_<percent>`` scenario per share in a comma-separated list."""
+    pct = [round(100 * float(v)) for v in shares.split(",") if v.strip()]
+    if not pct or any(not 0 < p < 100 for p in pct):
+        raise ValueError(f"--real-new-shares {shares!r}: give shares strictly between 0 and 1, e.g. 0.05,0.1")
+    return ("null", *(f"new_class_{p}" for p in pct))
 
 
 REAL_CORPORA = ("docstrings", "debian")
@@ -351,6 +368,7 @@ def real_checks(corpus, args, config, methods, space: str = "raw") -> list[dict]
     refit = getattr(args, "real_model_refit", "each")
     separation = replace(config.novelty, effect_share=SEPARATION_TAIL)
     seed0 = getattr(args, "real_seed0", 0)
+    scenarios = getattr(args, "real_scenarios", None) or REAL_SCENARIOS
     plan = [("contiguous", seed0 + s) for s in range(args.real_streams)] + [
         ("random", seed0 + s) for s in range(args.real_random_streams)]
     records = []
@@ -374,7 +392,7 @@ def real_checks(corpus, args, config, methods, space: str = "raw") -> list[dict]
             else:  # raw_heldout: the model space's reference rows without the model (what the smaller reference costs)
                 embed, ref_idx = (lambda a: a), (window if space == "raw" else window[held_out[window]])
             ref = embed(x_all[ref_idx])
-            for j, scen in enumerate(REAL_SCENARIOS):
+            for j, scen in enumerate(scenarios):
                 rng = np.random.default_rng([seed, t, j, int(kind == "random")])
                 x, y = apply_scenario(scen, x_all[cur_idx], labels[cur_idx], embeddings=x_all, labels=labels,
                                       new_labels=stream.new_labels, rng=rng)
@@ -433,7 +451,7 @@ def replay_all(records: list[dict], severity, alpha: float, view: str) -> dict:
     """(kind, scenario) -> list of (decision, n_past) over every check of every stream."""
     from benchmarks.drift_streams import replay
 
-    names = EMBEDDING_DETECTORS if view == "unlabelled" else None
+    names = REAL_VIEWS[view]
     out: dict = {}
     for (kind, _), by_scen in _streams(records).items():
         null = [r["results"] for r in by_scen["null"]]
@@ -497,6 +515,84 @@ def summarise_real(records: list[dict], severity, methods) -> dict:
                        **{m.replace("evidently_", "ev_"): float(np.mean([r["evidently"][m][1] for r in recs]))
                           for m in methods}})
     return {"decisions": decisions_rows, "targets": targets, "effects": effects, "evidently": ev}
+
+
+SHARE_VIEWS = ("unlabelled", "unlabelled+neighbourhood", "novelty alone", "neighbourhood alone")
+SHARE_TARGET = 0.90  # a new-class share counts as caught when this share of its checks act
+NULL_ACTING_TARGET = 0.10  # ... and the contiguous null acts at most this often
+
+
+def share_curve(records: list[dict], severity) -> tuple[list[dict], list[dict]]:
+    """Per (α, view, kind): acting rate at each new-class share with its 95% CI, the null's acting
+    rate (and, on random batches, its significance rate: the false alarms), and the smallest share
+    caught in ≥ ``SHARE_TARGET`` of checks. One row per share, one summary row per (α, view, kind)."""
+    shares = sorted({int(r["scenario"].rsplit("_", 1)[1]) for r in records if r["scenario"].startswith("new_class_")})
+    rows, summary = [], []
+    for alpha in ALPHAS:
+        for view in SHARE_VIEWS:
+            dec = replay_all(records, severity, alpha, view)
+            for kind in ("contiguous", "random"):
+                null = dec.get((kind, "null"), [])
+                if not null:
+                    continue
+                null_act = _rate([d.drifted for d, _ in null])
+                null_sig = _rate([d.significant for d, _ in null])
+                caught = []
+                for pct in shares:
+                    r = _rate([d.drifted for d, _ in dec.get((kind, f"new_class_{pct}"), [])])
+                    caught.append((pct, r))
+                    rows.append({"alpha": alpha, "view": view, "kind": kind, "new_share": pct / 100, "k": r["k"],
+                                 "n": r["n"], "caught": r["rate"], "ci95_low": r["ci95_low"],
+                                 "ci95_high": r["ci95_high"]})
+                minimum = next((pct / 100 for pct, r in caught if r["rate"] is not None and r["rate"] >= SHARE_TARGET),
+                               None)
+                summary.append({
+                    "alpha": alpha, "view": view, "kind": kind,
+                    "null_acting": f"{null_act['k']}/{null_act['n']} = {null_act['rate']:.3f} "
+                                   f"[{null_act['ci95_low']:.3f}, {null_act['ci95_high']:.3f}]",
+                    "null_significant": f"{null_sig['k']}/{null_sig['n']} = {null_sig['rate']:.3f} "
+                                        f"[{null_sig['ci95_low']:.3f}, {null_sig['ci95_high']:.3f}]",
+                    "false_alarms_within_alpha": (_meets("≤ α", null_sig["rate"], alpha, null_sig["n"])
+                                                  if kind == "random" else None),
+                    **{f"caught_{pct}%": r["rate"] for pct, r in caught},
+                    "min_share_caught_90": minimum,
+                    "null_acting_ok": bool(null_act["rate"] <= NULL_ACTING_TARGET) if kind == "contiguous" else None,
+                })
+    return rows, summary
+
+
+def share_reading(summary: list[dict]) -> list[dict]:
+    """Per (α, view): the smallest new-class share caught in ≥ 90% of checks under each arrival kind,
+    counted only where that kind's null holds (contiguous: acting ≤ 10%; random: false alarms within
+    α), else why not."""
+    out: dict = {}
+    for row in summary:
+        key = (row["alpha"], row["view"])
+        ok = row["null_acting_ok"] if row["kind"] == "contiguous" else row["false_alarms_within_alpha"]
+        share = row["min_share_caught_90"]
+        if not ok:
+            verdict = f"none: the null acts ({row['null_acting'].split(' [')[0]})" if row["kind"] == "contiguous" \
+                else f"none: false alarms above α ({row['null_significant'].split(' [')[0]})"
+        else:
+            verdict = f"{share:.0%}" if share is not None else "none up to the largest share"
+        out.setdefault(key, {"alpha": row["alpha"], "view": row["view"]})[f"{row['kind']}_min_share_caught_90"] = verdict
+    return list(out.values())
+
+
+def share_effects(records: list[dict]) -> list[dict]:
+    """Median effect of the two novelty detectors per (kind, scenario), with a bootstrap 95% CI."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for (kind, scen), recs in sorted(_group(records).items()):
+        row = {"kind": kind, "scenario": scen, "checks": len(recs)}
+        for d in ("novelty", "neighbourhood"):
+            eff = np.array([r["results"][d].effect for r in recs if d in r["results"]], dtype=float)
+            if eff.size:
+                boot = np.median(rng.choice(eff, size=(1000, eff.size)), axis=1)
+                lo, hi = np.quantile(boot, [0.025, 0.975])
+                row[d] = f"{np.median(eff):.3g} [{lo:.3g}, {hi:.3g}] (q90 {np.quantile(eff, 0.9):.3g})"
+        rows.append(row)
+    return rows
 
 
 def _group(records: list[dict]) -> dict:
@@ -650,6 +746,10 @@ def main(argv=None) -> int:
     ap.add_argument("--real-batch", type=int, default=500, help="rows per batch")
     ap.add_argument("--real-reference-batches", type=int, default=4, help="earlier batches in the reference")
     ap.add_argument("--real-new-labels", type=int, default=4, help="labels held out of each stream as new classes")
+    ap.add_argument("--real-new-shares", default=None,
+                    help="comma-separated new-class shares (e.g. 0.05,0.1,0.2,0.3): run only the null and one new-class "
+                    "scenario per share, with the opt-in neighbourhood detector beside the default ones, and report "
+                    "the smallest share caught in ≥ 90%% of checks per decision view")
     ap.add_argument("--tail-draws", type=int, default=16, help="real-embedding pools for the tail-accuracy check")
     ap.add_argument("--tail-permutations", type=int, default=50_000)
     ap.add_argument(
@@ -672,6 +772,15 @@ def main(argv=None) -> int:
     from monitoring.config import DriftConfig
 
     config = DriftConfig(alpha=args.alpha)
+    args.real_scenarios = None
+    if args.real_new_shares:
+        from monitoring.config import ALL_DETECTORS as SUITE_DETECTORS
+
+        try:
+            args.real_scenarios = share_scenarios(args.real_new_shares)
+        except ValueError as e:
+            ap.error(str(e))
+        config = replace(config, detectors=SUITE_DETECTORS)  # the default ones and the opt-in neighbourhood
     methods = None if args.no_evidently else evidently_methods()
     with threadpool_limits(args.trial_threads):  # numpy/scipy BLAS: one thread avoids contention
         if args.real:
@@ -682,11 +791,12 @@ def main(argv=None) -> int:
     for threads in (1, None):
         # both settings: on a loaded shared machine one thread is often faster than two
         with threadpool_limits(threads):
-            lat_rows.append({**latency(DriftConfig(alpha=args.alpha), args.latency_repeats),
+            lat_rows.append({**latency(replace(config, seed=0), args.latency_repeats),
                              "threads": threads or os.cpu_count()})
         log.info("latency: %s", lat_rows[-1])
     md += [
-        "### Latency of one full check (all 6 detectors + decision, no HTML), 10,000×384 vs 2,000×384",
+        (f"### Latency of one full check (all {len(config.detectors)} detectors + decision, no HTML), 10,000×384 "
+         "vs 2,000×384"),
         "",
         "Median over repeats (target ≤ 1 s); taken while other work shared the 2 CPU cores.",
         "",
@@ -891,6 +1001,37 @@ def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
             markdown_table(summary["evidently"]),
             "",
         ]
+    shares = {}
+    if getattr(args, "real_scenarios", None):
+        curve, curve_summary = share_curve(records, config.severity)
+        share_eff = share_effects(records)
+        reading = share_reading(curve_summary)
+        shares = {"curve": curve, "summary": curve_summary, "effects": share_eff, "reading": reading}
+        md += [
+            ("### New-class share curve: the smallest unlabelled new-class share caught (acting) in "
+             f"≥ {SHARE_TARGET:.0%} of checks"),
+            "",
+            ("Decision views replayed on the same checks: `unlabelled` = the shipped default without labels (MMD, "
+             "classifier, KS, novelty; Holm over 4); `unlabelled+neighbourhood` adds the opt-in neighbour-composition "
+             "detector (`monitoring/detectors/neighbourhood.py`; Holm over 5); `novelty alone` / `neighbourhood "
+             "alone` = one detector. `null_acting` on contiguous batches must stay ≤ "
+             f"{NULL_ACTING_TARGET:.0%} (`null_acting_ok`); `null_significant` on random batches is the false-alarm "
+             "rate (k/n = rate [Clopper–Pearson 95% CI]; `false_alarms_within_alpha`: within the binomial 95% "
+             "interval around α). `min_share_caught_90`: the smallest share whose checks acted ≥ 90% of the time."),
+            "",
+            markdown_table(reading),
+            "",
+            markdown_table(curve_summary),
+            "",
+            "Per share, acting rate with its Clopper–Pearson 95% CI:",
+            "",
+            markdown_table(curve),
+            "",
+            "Effects of the two novelty detectors (median [bootstrap 95% CI of the median] (q90) over checks):",
+            "",
+            markdown_table(share_eff),
+            "",
+        ]
     if tail:
         md += [
             f"### Tail accuracy: spectral MMD p-value vs {args.tail_permutations:,} permutations (600 vs ~300 real rows)",
@@ -901,7 +1042,7 @@ def _run_real(args, config, methods, argv) -> tuple[list[str], dict]:
     return md, {"corpus": {"name": corpus.meta.get("name"), "content_hash": corpus.meta.get("content_hash"),
                            "n": len(corpus.labels), "labels": sorted(set(corpus.labels.tolist())),
                            "raw_retrieval": raw_retrieval},
-                "real": summary, "severity_sensitivity": sensitivity, "tail_accuracy": tail,
+                "real": summary, "severity_sensitivity": sensitivity, "tail_accuracy": tail, "new_shares": shares,
                 "separation": separation, "reference_rows_median": ref_rows,
                 "train_seconds_median": float(np.median(train_s)) if train_s else None,
                 "checks": {f"{k[0]}/{k[1]}": v for k, v in n_checks.items()},

@@ -16,6 +16,8 @@ from monitoring.detectors.base import DetectorResult, check_pair, is_missing
 
 log = logging.getLogger(__name__)
 
+NOVELTY_DETECTORS = ("novelty", "neighbourhood")  # the detectors that name rows (``extra["novel_rows"]``)
+
 
 @dataclass(frozen=True)
 class SuiteResult:
@@ -30,15 +32,21 @@ class SuiteResult:
         return {k: float(v.effect) for k, v in self.detectors.items()}
 
     def novel_items(self) -> list[dict]:
-        """The current rows the novelty detector names, most novel first (item ids when known)."""
-        nov = self.detectors.get("novelty")
-        if nov is None:
-            return []
-        rows = nov.extra.get("novel_rows", [])
+        """The current rows the novelty detectors name (``novelty``, then ``neighbourhood``), most
+        novel first within each (item ids when known)."""
+        out: list[dict] = []
+        for name in NOVELTY_DETECTORS:
+            det = self.detectors.get(name)
+            if det is not None:
+                out += self._named_rows(det, start=len(out))
+        return out
+
+    def _named_rows(self, det: DetectorResult, start: int) -> list[dict]:
+        rows = det.extra.get("novel_rows", [])
         out = []
-        for i, (row, p, score) in enumerate(zip(rows, nov.extra.get("novel_row_p_values", []),
-                                                nov.extra.get("novel_row_scores", []), strict=True)):
-            item = {"rank": i + 1, "row": row, "p_value": p, "score": score}
+        for i, (row, p, score) in enumerate(zip(rows, det.extra.get("novel_row_p_values", []),
+                                                det.extra.get("novel_row_scores", []), strict=True)):
+            item = {"rank": start + i + 1, "detector": det.name, "row": row, "p_value": p, "score": score}
             if self.current_ids is not None:
                 item["item_id"] = self.current_ids[row]
             out.append(item)
@@ -81,6 +89,7 @@ def run_suite(
     from monitoring.detectors.ks import ks_test
     from monitoring.detectors.labels import label_shift_test, prototype_displacement_test
     from monitoring.detectors.mmd import mmd_test
+    from monitoring.detectors.neighbourhood import neighbourhood_test
     from monitoring.detectors.novelty import novelty_test
 
     config = config or DriftConfig()
@@ -101,6 +110,9 @@ def run_suite(
         "classifier": lambda: classifier_test(ref, cur, config.classifier, seed=int(seeds["classifier"])),
         "ks": lambda: ks_test(ref, cur, config.ks, seed=int(seeds["ks"])),
         "novelty": lambda: novelty_test(ref, cur, config.novelty, seed=int(seeds["novelty"])),
+        # permutations sized so that Holm over every configured detector can fire at config.alpha
+        "neighbourhood": lambda: neighbourhood_test(ref, cur, config.neighbourhood, seed=int(seeds["neighbourhood"]),
+                                                    alpha=config.alpha, n_tests=len(config.detectors)),
         "label_shift": lambda: label_shift_test(
             ref_lab, cur_lab, config.labels.min_expected, null_draws=config.labels.null_draws,
             seed=int(seeds["label_shift"]),

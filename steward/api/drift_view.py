@@ -25,6 +25,7 @@ DETECTORS: dict[str, tuple[str, str]] = {
     "classifier": ("classifier", "how well a classifier tells the batches apart (held-out AUC − 0.5)"),
     "ks": ("KS", "largest KS distance over PCA components, beyond its no-drift level"),
     "novelty": ("novelty", "estimated share of rows unlike the reference"),
+    "neighbourhood": ("neighbourhood", "estimated share of rows whose nearest items are all new (an emerging cluster)"),
     "label_shift": ("label shift", "largest change of one class's share of the batch"),
     "prototype_displacement": ("class centres", "mean squared class-centre shift beyond sampling noise"),
 }

@@ -133,3 +133,48 @@ def test_a_kept_model_is_trained_once_and_later_batches_join_the_reference_whole
     b1, b2 = stream.batches[1], stream.batches[2]
     at3 = {r["n_reference"] for r in recs if r["t"] == 3}
     assert at3 == {int(held[b1].sum()) + len(b2)}  # batch 1: its held-out split; batch 2: never trained on
+
+
+def test_share_scenarios_and_curve_find_the_smallest_share_caught():
+    import pytest
+
+    from benchmarks.drift import share_curve, share_scenarios
+
+    assert share_scenarios("0.05, 0.2") == ("null", "new_class_5", "new_class_20")
+    with pytest.raises(ValueError, match="1.5"):
+        share_scenarios("0.05,1.5")
+
+    def check(kind, seed, t, scen, p, effect):
+        return {"kind": kind, "seed": seed, "t": t, "scenario": scen,
+                "results": {"neighbourhood": DetectorResult("neighbourhood", 0.0, p, effect, "", 100, 50),
+                            "novelty": DetectorResult("novelty", 0.0, 0.5, 0.0, "", 100, 50)}}
+
+    # neighbourhood alone: the null never significant; 5% significant but small in half the checks; 20% always large
+    recs = []
+    for t in range(10):
+        recs.append(check("random", 0, t, "null", 0.5, 0.0))
+        recs.append(check("random", 0, t, "new_class_5", 1e-4, 0.1 if t % 2 else 0.001))
+        recs.append(check("random", 0, t, "new_class_20", 1e-4, 0.2))
+    rows, summary = share_curve(recs, SeverityConfig())
+    alone = {r["new_share"]: r for r in rows if r["view"] == "neighbourhood alone" and r["alpha"] == 0.05}
+    assert alone[0.05]["caught"] == 0.5 and alone[0.2]["caught"] == 1.0
+    top = next(s for s in summary if s["view"] == "neighbourhood alone" and s["alpha"] == 0.05)
+    assert top["min_share_caught_90"] == 0.2 and top["false_alarms_within_alpha"] is True
+    assert top["null_significant"].startswith("0/10")
+    novelty = next(s for s in summary if s["view"] == "novelty alone" and s["alpha"] == 0.05)
+    assert novelty["min_share_caught_90"] is None
+
+
+def test_share_reading_counts_a_share_only_where_the_null_holds():
+    from benchmarks.drift import share_reading
+
+    base = {"alpha": 0.05, "view": "v", "null_significant": "1/100 = 0.010 [0.000, 0.054]"}
+    summary = [
+        {**base, "kind": "contiguous", "null_acting": "80/80 = 1.000 [0.955, 1.000]", "null_acting_ok": False,
+         "false_alarms_within_alpha": None, "min_share_caught_90": 0.05},
+        {**base, "kind": "random", "null_acting": "0/100 = 0.000 [0.000, 0.036]", "null_acting_ok": None,
+         "false_alarms_within_alpha": True, "min_share_caught_90": 0.2},
+    ]
+    (row,) = share_reading(summary)
+    assert row["contiguous_min_share_caught_90"].startswith("none: the null acts (80/80")
+    assert row["random_min_share_caught_90"] == "20%"
