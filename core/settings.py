@@ -49,6 +49,10 @@ class DriftSettings:
     reference_batches: int = 3
     # How often the served ``check-drift`` deployment runs.
     check_interval_seconds: int = 3600
+    # Opt-in detectors run beside the default ones, comma-separated (e.g. "neighbourhood": finds a new
+    # class in randomly sampled batches, but acts on every batch of a stream whose batches bring new
+    # sub-populations; README "Drift")
+    extra_detectors: str = ""
 
     def __post_init__(self) -> None:
         _require(0 < self.alpha < 1, "drift.alpha", self.alpha, "strictly between 0 and 1 (e.g. 0.05)")

@@ -113,7 +113,8 @@ def check_drift(
     coll = workspace.registry.catalog.get_collection(collection)
     current, earlier = select_window(workspace, collection, batch_seq,
                                      reference_batches if reference_batches is not None else settings.reference_batches)
-    config = replace(config or DriftConfig(), alpha=alpha if alpha is not None else settings.alpha, seed=current.seq)
+    config = replace((config or DriftConfig()).with_extra_detectors(settings.extra_detectors),
+                     alpha=alpha if alpha is not None else settings.alpha, seed=current.seq)
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from core.errors import ConfigError
 
 from monitoring.decision import SeverityConfig
 from monitoring.detectors.classifier import ClassifierConfig
@@ -43,3 +45,13 @@ class DriftConfig:
     labels: LabelConfig = field(default_factory=LabelConfig)
     # when a significant detector acts (alert + retrain): floors, control-chart k, history needed
     severity: SeverityConfig = field(default_factory=SeverityConfig)
+
+    def with_extra_detectors(self, names: str) -> DriftConfig:
+        """This config with the comma-separated detectors ``names`` (the ``drift.extra_detectors``
+        setting) added to the ones it runs; unknown names are refused."""
+        extra = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in extra if n not in ALL_DETECTORS]
+        if unknown:
+            raise ConfigError(f"drift.extra_detectors names unknown detector(s) {', '.join(map(repr, unknown))}; "
+                              f"choose from {', '.join(ALL_DETECTORS)}")
+        return replace(self, detectors=self.detectors + tuple(n for n in extra if n not in self.detectors))

@@ -295,3 +295,17 @@ def test_decision_lines_name_the_status_the_acting_detectors_and_novel_ids(ws):
     lines = decision_lines(small)
     assert lines[0].startswith("status: significant, small — reported, does not act")
     assert lines[1] == "acting: none" and lines[2].startswith("significant, small: ")
+
+
+def test_extra_detectors_setting_adds_an_opt_in_detector_and_refuses_unknown_names(ws):
+    from dataclasses import replace as dc_replace
+
+    from core.errors import ConfigError
+
+    assert "neighbourhood" not in check_drift(ws, "shop", config=CONFIG, notify=False).detectors
+    opted = dc_replace(ws, settings=ws.settings.replace(**{"drift.extra_detectors": "neighbourhood"}))
+    res = check_drift(opted, "shop", config=CONFIG, notify=False)
+    assert "neighbourhood" in res.detectors and "mmd" in res.detectors
+    wrong = dc_replace(ws, settings=ws.settings.replace(**{"drift.extra_detectors": "neighborhood"}))
+    with pytest.raises(ConfigError, match="'neighborhood'"):
+        check_drift(wrong, "shop", config=CONFIG, notify=False)
