@@ -129,12 +129,27 @@ class SmallSetMapAtR:
     def __call__(self, embeddings: np.ndarray) -> float:
         if self.codes is None:
             return retrieval_metrics(embeddings, self.labels, ks=(1,), clustering=False).map_at_r
+        return float(self._map_at_r(self._knn_labels(embeddings), per_class=False))
+
+    def with_classes(self, embeddings: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """The MAP@R and each class's own (sorted label order; None where the set is scored through
+        retrieval_metrics), from one neighbour search."""
+        if self.codes is None:
+            return self(embeddings), None
+        knn_labels = self._knn_labels(embeddings)
+        return (float(self._map_at_r(knn_labels, per_class=False)),
+                np.asarray(self._map_at_r(knn_labels, per_class=True), dtype=np.float64))
+
+    def _knn_labels(self, embeddings: np.ndarray) -> torch.Tensor:
         e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
         sim = e @ e.T
         sim.fill_diagonal_(-float("inf"))  # leave-one-out: an item is not its own neighbour
-        knn_labels = self.codes[torch.topk(sim, self.k, dim=1).indices]
-        return float(ac.mean_average_precision(knn_labels, self.codes[:, None], True, self.label_counts, False,
-                                               False, ac.EQUALITY, at_r=True))
+        return self.codes[torch.topk(sim, self.k, dim=1).indices]
+
+    def _map_at_r(self, knn_labels: torch.Tensor, *, per_class: bool):
+        """The library's MAP@R: a float, or with ``per_class`` a list of each class's mean."""
+        return ac.mean_average_precision(knn_labels, self.codes[:, None], True, self.label_counts, False,
+                                         per_class, ac.EQUALITY, at_r=True)
 
 
 def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,
