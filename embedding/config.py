@@ -27,7 +27,7 @@ BUFFER_POLICIES: tuple[str, ...] = ("balanced_reservoir", "reservoir", "herding"
 SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
 HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
-GAIN_RULES: tuple[str, ...] = ("mean", "classes")  # see TrainConfig.incremental_gain_rule
+GAIN_RULES: tuple[str, ...] = ("mean", "classes", "queries")  # see TrainConfig.incremental_gain_rule
 BLEND_SKIPS: tuple[str, ...] = ("raw", "whitened")
 SKIP_WEIGHT_RULES: tuple[str, ...] = ("point", "pooled_lcb")  # see embedding/skip_weight.py
 
@@ -94,7 +94,8 @@ class TrainConfig:
     # MAP@R (beyond incremental_min_delta). "classes": a new best also needs more validation classes to
     # have improved than worsened against the previous best (a paired sign rule): on a small validation
     # set a gain carried by one or two classes is as likely noise as progress, while a small gain shared
-    # by most classes is not. A new best's weights are kept either way. Updates only.
+    # by most classes is not. "queries": the same rule on the validation queries' AP@R (finer where
+    # classes are few). A new best's weights are kept either way. Updates only.
     incremental_gain_rule: str = "mean"
     lr: float = 1e-3
     # The warm start needs room to place new classes; with the cosine schedule and the bounded rehearsal

@@ -9,6 +9,7 @@ silently wrong.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,12 @@ class _Calculator(AccuracyCalculator):
                 "p_at_1_per_query"]
 
 
+@functools.cache
+def _per_query_calculator() -> _Calculator:
+    """One calculator for SmallSetMapAtR's per-query terms (built once: only its label comparison is used)."""
+    return _Calculator(include=("map_at_r_per_query",), device=torch.device("cpu"))
+
+
 def _kmeans(x: torch.Tensor, n_clusters: int) -> torch.Tensor:
     """Cluster labels for NMI/AMI. Small sets: scikit-learn with restarts (faiss with one restart
     lands in bad local optima there, and its OpenMP threads crawl on a busy CPU); large: faiss."""
@@ -139,6 +146,17 @@ class SmallSetMapAtR:
         knn_labels = self._knn_labels(embeddings)
         return (float(self._map_at_r(knn_labels, per_class=False)),
                 np.asarray(self._map_at_r(knn_labels, per_class=True), dtype=np.float64))
+
+    def with_queries(self, embeddings: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """The MAP@R and each query's AP@R (query order; None where the set is scored through
+        retrieval_metrics), from one neighbour search: the terms the library averages."""
+        if self.codes is None:
+            return self(embeddings), None
+        knn_labels = self._knn_labels(embeddings)
+        every = torch.ones(len(self.codes), dtype=torch.bool)  # the fast path has no lone queries
+        per_query = _per_query_calculator().calculate_map_at_r_per_query(knn_labels, self.codes, every, True,
+                                                                        self.label_counts)
+        return float(self._map_at_r(knn_labels, per_class=False)), per_query
 
     def _knn_labels(self, embeddings: np.ndarray) -> torch.Tensor:
         e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))

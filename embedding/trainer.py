@@ -191,7 +191,7 @@ class _Best:
     value: float = -1.0
     epoch: int = 0
     bad_epochs: int = 0
-    per_class: np.ndarray | None = None  # the best epoch's validation MAP@R per class, for the sign rule
+    paired: np.ndarray | None = None  # the best epoch's per-class (or per-query) validation scores
 
     @property
     def unbeatable(self) -> bool:
@@ -200,25 +200,26 @@ class _Best:
         return self.value + _TIE >= 1.0
 
     def update(self, epoch: int, value: float | None, model: EmbeddingHead, bundle: LossBundle,
-               min_delta: float = 0.0, per_class: np.ndarray | None = None) -> None:
-        """``per_class`` (TrainConfig.incremental_gain_rule "classes"): this epoch's validation MAP@R per
-        class; a new best then resets the patience only if more classes improved than worsened."""
+               min_delta: float = 0.0, paired: np.ndarray | None = None) -> None:
+        """``paired`` (TrainConfig.incremental_gain_rule): this epoch's validation MAP@R per class or
+        AP@R per query; a new best then resets the patience only if more of them improved than worsened."""
         if value is None:  # no validation split: the last epoch is the best
             self.epoch, self.model_state = epoch, model.state_dict()
             self.loss_state = bundle.loss.state_dict() if bundle.parametric else None
         elif value > self.value + _TIE:
             # A new best is always kept; it resets the patience only if it is a real gain.
-            real = value > self.value + min_delta and _more_classes_gained(per_class, self.per_class)
+            real = value > self.value + min_delta and _more_gained(paired, self.paired)
             self.bad_epochs = 0 if real else self.bad_epochs + 1
-            self.value, self.epoch, self.per_class = value, epoch, per_class
+            self.value, self.epoch, self.paired = value, epoch, paired
             self.model_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
         else:
             self.bad_epochs += 1
 
 
-def _more_classes_gained(current: np.ndarray | None, best: np.ndarray | None) -> bool:
-    """The paired sign rule: more classes scored above ``best`` than below it (True without both)."""
+def _more_gained(current: np.ndarray | None, best: np.ndarray | None) -> bool:
+    """The paired sign rule: more classes (or queries) scored above ``best`` than below it (True without
+    both)."""
     if current is None or best is None or current.shape != best.shape:
         return True
     return int((current > best).sum()) > int((current < best).sum())
@@ -333,7 +334,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     patience = (config.incremental_patience or config.patience) if warm else config.patience
     schedule = config.incremental_schedule if warm else "constant"
     min_delta = config.incremental_min_delta if warm else 0.0
-    by_classes = warm and config.incremental_gain_rule == "classes"
+    paired_by = config.incremental_gain_rule if warm else "mean"
     batch_size = (config.incremental_batch_size or config.batch_size) if warm else config.batch_size
 
     # Validation split for early stopping (never trained on).
@@ -392,14 +393,16 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
                                     epoch, batch_size)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
-        per_class = None
+        paired = None  # per-class or per-query validation scores, for incremental_gain_rule
         if val_map is not None:
             val_emb = embed_array(model, x_val, device=device)
-            if by_classes:
-                row["val_map_at_r"], per_class = val_map.with_classes(val_emb)
+            if paired_by == "classes":
+                row["val_map_at_r"], paired = val_map.with_classes(val_emb)
+            elif paired_by == "queries":
+                row["val_map_at_r"], paired = val_map.with_queries(val_emb)
             else:
                 row["val_map_at_r"] = val_map(val_emb)
-        best.update(epoch, row.get("val_map_at_r"), model, bundle, min_delta, per_class)
+        best.update(epoch, row.get("val_map_at_r"), model, bundle, min_delta, paired)
         history.append(row)
         if has_val and (best.bad_epochs >= patience or best.unbeatable):
             stopped_early = True

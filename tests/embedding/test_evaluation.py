@@ -135,7 +135,7 @@ def test_small_set_scorer_built_once_scores_each_embedding_as_the_library_does()
         assert scorer(x) == pytest.approx(retrieval_metrics(x, y, ks=(1,), clustering=False).map_at_r, abs=1e-6)
 
 
-def test_small_set_scorer_gives_each_class_its_own_map_at_r_beside_the_mean():
+def test_small_set_scorer_gives_each_class_and_query_its_own_map_at_r_beside_the_mean():
     from embedding.evaluation import SmallSetMapAtR, retrieval_metrics
 
     rng = np.random.default_rng(6)
@@ -150,6 +150,8 @@ def test_small_set_scorer_gives_each_class_its_own_map_at_r_beside_the_mean():
     retrieval_metrics(x, y, ks=(1,), clustering=False, per_query=queries)
     expected = [queries["map_at_r"][y == c].mean() for c in ("p", "q", "r")]  # sorted label order
     assert per_class == pytest.approx(expected, abs=1e-9) and per_class[1] == pytest.approx(1.0)
+    same_mean, per_query = scorer.with_queries(x)
+    assert same_mean == mean and per_query == pytest.approx(queries["map_at_r"], abs=1e-9)
     # A singleton class sends the set through the fallback: the mean only.
     y[-1] = "alone"
-    assert SmallSetMapAtR.of(y).with_classes(x)[1] is None
+    assert SmallSetMapAtR.of(y).with_classes(x)[1] is None and SmallSetMapAtR.of(y).with_queries(x)[1] is None

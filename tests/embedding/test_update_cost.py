@@ -131,13 +131,13 @@ def test_epoch_pools_built_once_draw_what_epoch_pool_draws_every_epoch():
 
 
 def test_sign_rule_counts_a_new_best_as_a_gain_only_when_more_classes_improved():
-    from embedding.trainer import _more_classes_gained
+    from embedding.trainer import _more_gained
 
     best = np.array([0.5, 0.5, 0.5, 0.5])
-    assert _more_classes_gained(np.array([0.9, 0.5, 0.49, 0.5]), best) is False  # one up, one down
-    assert _more_classes_gained(np.array([0.9, 0.6, 0.49, 0.5]), best) is True  # two up, one down
-    assert _more_classes_gained(np.array([0.51, 0.51, 0.51, 0.4]), best) is True  # small but shared
-    assert _more_classes_gained(np.array([0.9, 0.5]), None) is True  # nothing to pair with yet
+    assert _more_gained(np.array([0.9, 0.5, 0.49, 0.5]), best) is False  # one up, one down
+    assert _more_gained(np.array([0.9, 0.6, 0.49, 0.5]), best) is True  # two up, one down
+    assert _more_gained(np.array([0.51, 0.51, 0.51, 0.4]), best) is True  # small but shared
+    assert _more_gained(np.array([0.9, 0.5]), None) is True  # nothing to pair with yet
 
 
 def test_classes_gain_rule_stops_sooner_and_keeps_the_best_epoch(blobs):
@@ -152,6 +152,8 @@ def test_classes_gain_rule_stops_sooner_and_keeps_the_best_epoch(blobs):
     assert sign_rule.history == mean_rule.history[:sign_rule.epochs_run]
     vals = [h["val_map_at_r"] for h in sign_rule.history]
     assert sign_rule.best_val_map == max(vals) and sign_rule.best_epoch == int(np.argmax(vals)) + 1
+    by_queries = train(xi, yi, cfg.replace(incremental_gain_rule="queries"), **kw)
+    assert by_queries.history == mean_rule.history[:by_queries.epochs_run]
     full = train(xi, yi, cfg.replace(epochs=6, patience=30, incremental_gain_rule="classes"), progress=False)
     assert full.epochs_run == 6  # a full training ignores the rule
     with pytest.raises(ConfigError):
