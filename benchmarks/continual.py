@@ -167,6 +167,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "incremental_gain_rule=classes": {"incremental_gain_rule": "classes"},
     "incremental_gain_rule=queries": {"incremental_gain_rule": "queries"},
     "incremental_gain_rule=queries,patience=3": {"incremental_gain_rule": "queries", "incremental_patience": 3},
+    "incremental_gain_rule=queries,patience=1": {"incremental_gain_rule": "queries", "incremental_patience": 1},
     "lr=8e-3,epochs=8": {"incremental_lr": 8e-3, "incremental_epochs": 8},
     "distill_adaptive": {"distill_adaptive": True},
     "bct_weight=1": {"bct_weight": 1.0},  # the old prototypes as a frozen classifier
