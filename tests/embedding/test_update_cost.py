@@ -161,7 +161,7 @@ def test_classes_gain_rule_stops_sooner_and_keeps_the_best_epoch(blobs):
 
 
 def test_a_continual_steps_embedding_passes_run_under_the_training_thread_limit(blobs, monkeypatch):
-    import embedding.continual as continual
+    from embedding import continual
 
     x, y = blobs
     seen: list[int] = []
