@@ -162,6 +162,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "batch=256,lr=4e-3,anchor=0.3": {"incremental_batch_size": 256, "incremental_lr": 4e-3, "anchor_weight": 0.3},
     "draw=0.5,lr=4e-3,cosine": {"rehearsal_draw": 0.5, "incremental_lr": 4e-3, "incremental_schedule": "cosine"},
     "incremental_epochs=6": {"incremental_epochs": 6},
+    # Issue 12's update-cost screen: a paired sign rule on the validation classes decides what resets the
+    # update's patience; a larger rate over a shorter cosine horizon.
+    "incremental_gain_rule=classes": {"incremental_gain_rule": "classes"},
+    "incremental_gain_rule=queries": {"incremental_gain_rule": "queries"},
+    "incremental_gain_rule=queries,patience=3": {"incremental_gain_rule": "queries", "incremental_patience": 3},
+    "incremental_gain_rule=queries,patience=1": {"incremental_gain_rule": "queries", "incremental_patience": 1},
+    "lr=8e-3,epochs=8": {"incremental_lr": 8e-3, "incremental_epochs": 8},
     "distill_adaptive": {"distill_adaptive": True},
     "bct_weight=1": {"bct_weight": 1.0},  # the old prototypes as a frozen classifier
     "buffer_policy=herding": {"buffer_policy": "herding"},
@@ -176,7 +183,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 # Fields only an incremental update reads: strategies that differ only in these share a first model.
 _INCREMENTAL_ONLY = ("incremental_epochs", "incremental_batch_size", "incremental_lr", "incremental_patience",
-                     "incremental_min_delta", "incremental_schedule", "rehearsal_min_quota", "anchor_weight",
+                     "incremental_min_delta", "incremental_gain_rule", "incremental_schedule", "rehearsal_min_quota", "anchor_weight",
                      "anchor_temperature", "buffer_budget", "buffer_mib", "buffer_policy", "buffer_min_quota",
                      "rehearsal_draw", "distill_feature", "distill_relational", "distill_adaptive", "bct_weight",
                      "bct_temperature")

@@ -27,6 +27,7 @@ BUFFER_POLICIES: tuple[str, ...] = ("balanced_reservoir", "reservoir", "herding"
 SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
 HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+GAIN_RULES: tuple[str, ...] = ("mean", "classes", "queries")  # see TrainConfig.incremental_gain_rule
 BLEND_SKIPS: tuple[str, ...] = ("raw", "whitened")
 SKIP_WEIGHT_RULES: tuple[str, ...] = ("point", "pooled_lcb")  # see embedding/skip_weight.py
 
@@ -89,6 +90,13 @@ class TrainConfig:
     # than this: on an easy stream (the score already near its ceiling) the update stops after a few
     # epochs, on a hard one it keeps going. 0 = any improvement resets the patience. Updates only.
     incremental_min_delta: float = 0.0
+    # What counts as an update's real gain (one that resets its patience). "mean": any new best validation
+    # MAP@R (beyond incremental_min_delta). "classes": a new best also needs more validation classes to
+    # have improved than worsened against the previous best (a paired sign rule): on a small validation
+    # set a gain carried by one or two classes is as likely noise as progress, while a small gain shared
+    # by most classes is not. "queries": the same rule on the validation queries' AP@R (finer where
+    # classes are few). A new best's weights are kept either way. Updates only.
+    incremental_gain_rule: str = "mean"
     lr: float = 1e-3
     # The warm start needs room to place new classes; with the cosine schedule and the bounded rehearsal
     # draw below, 6e-3 kept >= 95% of joint retraining at ~27% of its time on the text and synthetic
@@ -157,8 +165,9 @@ class TrainConfig:
     # Misc
     seed: int = 0
     device: str = "cpu"
-    # torch CPU threads while training (None: leave torch's setting). Small heads train fastest on
-    # one thread; on a shared CPU more intra-op threads were ~10x slower (measured here).
+    # torch (and BLAS) CPU threads while training and for the rest of a continual step's embedding
+    # passes (None: leave the process's setting). Small heads train fastest on one thread; on a shared
+    # CPU more intra-op threads were ~10x slower (measured here).
     cpu_threads: int | None = 1
     text_encoder: str | None = None  # "all-MiniLM-L6-v2" for text collections
 
@@ -212,6 +221,9 @@ class TrainConfig:
             raise ConfigError(f"incremental_patience must be >= 1 (or unset for patience), got {self.incremental_patience}")
         if not 0.0 <= self.incremental_min_delta < 1.0:
             raise ConfigError(f"incremental_min_delta must be in [0, 1), got {self.incremental_min_delta}")
+        if self.incremental_gain_rule not in GAIN_RULES:
+            raise ConfigError(f"unknown incremental_gain_rule {self.incremental_gain_rule!r}; choose one of "
+                              f"{', '.join(GAIN_RULES)}")
         if self.rehearsal_min_quota < 0:
             raise ConfigError(f"rehearsal_min_quota must be >= 0, got {self.rehearsal_min_quota}")
         if self.anchor_weight < 0 or self.anchor_temperature <= 0:

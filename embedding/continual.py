@@ -29,6 +29,7 @@ from embedding.skip_weight import (
     choose_skip_weight_pooled,
     skip_weight_trials,
 )
+from embedding.threads import limited_threads
 
 if TYPE_CHECKING:  # pragma: no cover
     from embedding.model import EmbeddingHead
@@ -118,11 +119,21 @@ def continual_step(data: LabelledData, config: TrainConfig, *, previous: ModelSt
     both; none of them may be in ``data``. ``sample_weight``: per item of ``data``, the weight of its
     loss terms (rehearsal items weigh 1). ``group_column``: the name of ``evaluation.groups``.
     """
+    if len(data) == 0:
+        raise ValidationError("a training step needs at least one labelled item")
+    # The embedding passes after training (buffer, prototypes, evaluation) run under the training's
+    # thread limit too: on two spinning torch threads they cost more CPU than a digits update's training.
+    with limited_threads(config.cpu_threads):
+        return _step(data, config, previous=previous, full=full, evaluation=evaluation, progress=progress,
+                     desc=desc, sample_weight=sample_weight, group_column=group_column)
+
+
+def _step(data: LabelledData, config: TrainConfig, *, previous: ModelState | None, full: bool,
+          evaluation: LabelledData | None, progress: bool, desc: str, sample_weight: np.ndarray | None,
+          group_column: str | None) -> StepOutcome:
     from embedding.model import embed_array
     from embedding.trainer import train
 
-    if len(data) == 0:
-        raise ValidationError("a training step needs at least one labelled item")
     incremental = previous is not None and not full
     if incremental:
         buffer = previous.buffer if previous.buffer is not None else _fresh_buffer(data.features.shape[1], config)

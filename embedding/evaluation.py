@@ -9,6 +9,7 @@ silently wrong.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,12 @@ class _Calculator(AccuracyCalculator):
                 "p_at_1_per_query"]
 
 
+@functools.cache
+def _per_query_calculator() -> _Calculator:
+    """One calculator for SmallSetMapAtR's per-query terms (built once: only its label comparison is used)."""
+    return _Calculator(include=("map_at_r_per_query",), device=torch.device("cpu"))
+
+
 def _kmeans(x: torch.Tensor, n_clusters: int) -> torch.Tensor:
     """Cluster labels for NMI/AMI. Small sets: scikit-learn with restarts (faiss with one restart
     lands in bad local optima there, and its OpenMP threads crawl on a busy CPU); large: faiss."""
@@ -129,12 +136,38 @@ class SmallSetMapAtR:
     def __call__(self, embeddings: np.ndarray) -> float:
         if self.codes is None:
             return retrieval_metrics(embeddings, self.labels, ks=(1,), clustering=False).map_at_r
+        return float(self._map_at_r(self._knn_labels(embeddings), per_class=False))
+
+    def with_classes(self, embeddings: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """The MAP@R and each class's own (sorted label order; None where the set is scored through
+        retrieval_metrics), from one neighbour search."""
+        if self.codes is None:
+            return self(embeddings), None
+        knn_labels = self._knn_labels(embeddings)
+        return (float(self._map_at_r(knn_labels, per_class=False)),
+                np.asarray(self._map_at_r(knn_labels, per_class=True), dtype=np.float64))
+
+    def with_queries(self, embeddings: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """The MAP@R and each query's AP@R (query order; None where the set is scored through
+        retrieval_metrics), from one neighbour search: the terms the library averages."""
+        if self.codes is None:
+            return self(embeddings), None
+        knn_labels = self._knn_labels(embeddings)
+        every = torch.ones(len(self.codes), dtype=torch.bool)  # the fast path has no lone queries
+        per_query = _per_query_calculator().calculate_map_at_r_per_query(knn_labels, self.codes, every, True,
+                                                                        self.label_counts)
+        return float(self._map_at_r(knn_labels, per_class=False)), per_query
+
+    def _knn_labels(self, embeddings: np.ndarray) -> torch.Tensor:
         e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
         sim = e @ e.T
         sim.fill_diagonal_(-float("inf"))  # leave-one-out: an item is not its own neighbour
-        knn_labels = self.codes[torch.topk(sim, self.k, dim=1).indices]
-        return float(ac.mean_average_precision(knn_labels, self.codes[:, None], True, self.label_counts, False,
-                                               False, ac.EQUALITY, at_r=True))
+        return self.codes[torch.topk(sim, self.k, dim=1).indices]
+
+    def _map_at_r(self, knn_labels: torch.Tensor, *, per_class: bool):
+        """The library's MAP@R: a float, or with ``per_class`` a list of each class's mean."""
+        return ac.mean_average_precision(knn_labels, self.codes[:, None], True, self.label_counts, False,
+                                         per_class, ac.EQUALITY, at_r=True)
 
 
 def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,

@@ -7,13 +7,11 @@ run bounded epochs and stop early when validation MAP@R stops improving, keeping
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,9 +42,7 @@ from embedding.losses import (
 from embedding.model import EmbeddingHead, HeadOnly, HeadSpec, build_head, embed_array, resolve_device
 from embedding.prototypes import compute_prototypes
 from embedding.sampling import make_batches
-
-if TYPE_CHECKING:  # pragma: no cover
-    from threadpoolctl import ThreadpoolController
+from embedding.threads import limited_threads
 
 log = logging.getLogger(__name__)
 
@@ -87,31 +83,6 @@ def _trained_view(model: EmbeddingHead, config: TrainConfig) -> torch.nn.Module:
     return model
 
 
-@functools.cache
-def _thread_pools() -> ThreadpoolController:
-    """The process's thread pools, found at the first training: threadpoolctl's lookup reads every
-    loaded library, milliseconds per training otherwise (a BLAS loaded later is left as it is)."""
-    from threadpoolctl import ThreadpoolController  # installed with scikit-learn
-
-    return ThreadpoolController()
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """torch's threads, and numpy's BLAS pool (validation runs through numpy), limited to ``n``: on a
-    shared CPU an idle BLAS pool's spinning threads cost CPU time for no speed at these sizes."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with _thread_pools().limit(limits=n, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
           init_model: EmbeddingHead | None = None, init_classes: tuple[str, ...] = (),
           init_loss_state: dict[str, Any] | None = None, teacher: EmbeddingHead | None = None,
@@ -127,7 +98,7 @@ def train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     item with that probability, so in expectation every loss term it takes part in (as anchor,
     positive or negative) counts w times, and weight 0 leaves it out.
     """
-    with _torch_threads(config.cpu_threads):
+    with limited_threads(config.cpu_threads):
         return _train(features, labels, config, init_model=init_model, init_classes=init_classes,
                       init_loss_state=init_loss_state, teacher=teacher, rehearsal_mask=rehearsal_mask,
                       epochs=epochs, lr=lr, progress=progress, desc=desc, sample_weight=sample_weight)
@@ -220,6 +191,7 @@ class _Best:
     value: float = -1.0
     epoch: int = 0
     bad_epochs: int = 0
+    paired: np.ndarray | None = None  # the best epoch's per-class (or per-query) validation scores
 
     @property
     def unbeatable(self) -> bool:
@@ -228,18 +200,29 @@ class _Best:
         return self.value + _TIE >= 1.0
 
     def update(self, epoch: int, value: float | None, model: EmbeddingHead, bundle: LossBundle,
-               min_delta: float = 0.0) -> None:
+               min_delta: float = 0.0, paired: np.ndarray | None = None) -> None:
+        """``paired`` (TrainConfig.incremental_gain_rule): this epoch's validation MAP@R per class or
+        AP@R per query; a new best then resets the patience only if more of them improved than worsened."""
         if value is None:  # no validation split: the last epoch is the best
             self.epoch, self.model_state = epoch, model.state_dict()
             self.loss_state = bundle.loss.state_dict() if bundle.parametric else None
         elif value > self.value + _TIE:
             # A new best is always kept; it resets the patience only if it is a real gain.
-            self.bad_epochs = 0 if value > self.value + min_delta else self.bad_epochs + 1
-            self.value, self.epoch = value, epoch
+            real = value > self.value + min_delta and _more_gained(paired, self.paired)
+            self.bad_epochs = 0 if real else self.bad_epochs + 1
+            self.value, self.epoch, self.paired = value, epoch, paired
             self.model_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self.loss_state = copy.deepcopy(bundle.loss.state_dict()) if bundle.parametric else None
         else:
             self.bad_epochs += 1
+
+
+def _more_gained(current: np.ndarray | None, best: np.ndarray | None) -> bool:
+    """The paired sign rule: more classes (or queries) scored above ``best`` than below it (True without
+    both)."""
+    if current is None or best is None or current.shape != best.shape:
+        return True
+    return int((current > best).sum()) > int((current < best).sum())
 
 
 def epoch_pool(rehearsal: np.ndarray, draw: float | None, rng: np.random.Generator,
@@ -351,6 +334,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     patience = (config.incremental_patience or config.patience) if warm else config.patience
     schedule = config.incremental_schedule if warm else "constant"
     min_delta = config.incremental_min_delta if warm else 0.0
+    paired_by = config.incremental_gain_rule if warm else "mean"
     batch_size = (config.incremental_batch_size or config.batch_size) if warm else config.batch_size
 
     # Validation split for early stopping (never trained on).
@@ -409,9 +393,16 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
                                     epoch, batch_size)
         total_steps += n_steps
         row = {"epoch": epoch, "loss": mean_loss}
+        paired = None  # per-class or per-query validation scores, for incremental_gain_rule
         if val_map is not None:
-            row["val_map_at_r"] = val_map(embed_array(model, x_val, device=device))
-        best.update(epoch, row.get("val_map_at_r"), model, bundle, min_delta)
+            val_emb = embed_array(model, x_val, device=device)
+            if paired_by == "classes":
+                row["val_map_at_r"], paired = val_map.with_classes(val_emb)
+            elif paired_by == "queries":
+                row["val_map_at_r"], paired = val_map.with_queries(val_emb)
+            else:
+                row["val_map_at_r"] = val_map(val_emb)
+        best.update(epoch, row.get("val_map_at_r"), model, bundle, min_delta, paired)
         history.append(row)
         if has_val and (best.bad_epochs >= patience or best.unbeatable):
             stopped_early = True

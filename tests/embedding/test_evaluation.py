@@ -133,3 +133,25 @@ def test_small_set_scorer_built_once_scores_each_embedding_as_the_library_does()
         x = np.repeat(rng.normal(size=(3, 6)), 12, axis=0) + rng.normal(scale=scale, size=(36, 6))
         x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
         assert scorer(x) == pytest.approx(retrieval_metrics(x, y, ks=(1,), clustering=False).map_at_r, abs=1e-6)
+
+
+def test_small_set_scorer_gives_each_class_and_query_its_own_map_at_r_beside_the_mean():
+    from embedding.evaluation import SmallSetMapAtR, retrieval_metrics
+
+    rng = np.random.default_rng(6)
+    y = np.repeat(["p", "q", "r"], [10, 12, 14])
+    x = rng.normal(size=(36, 6)).astype(np.float32)
+    x[y == "q"] = x[y == "q"] * 0.1 + 3.0  # class q tight and apart: perfect; p and r mixed
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    scorer = SmallSetMapAtR.of(y)
+    mean, per_class = scorer.with_classes(x)
+    assert mean == scorer(x)
+    queries: dict[str, np.ndarray] = {}
+    retrieval_metrics(x, y, ks=(1,), clustering=False, per_query=queries)
+    expected = [queries["map_at_r"][y == c].mean() for c in ("p", "q", "r")]  # sorted label order
+    assert per_class == pytest.approx(expected, abs=1e-9) and per_class[1] == pytest.approx(1.0)
+    same_mean, per_query = scorer.with_queries(x)
+    assert same_mean == mean and per_query == pytest.approx(queries["map_at_r"], abs=1e-9)
+    # A singleton class sends the set through the fallback: the mean only.
+    y[-1] = "alone"
+    assert SmallSetMapAtR.of(y).with_classes(x)[1] is None and SmallSetMapAtR.of(y).with_queries(x)[1] is None

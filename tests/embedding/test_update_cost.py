@@ -128,3 +128,55 @@ def test_epoch_pools_built_once_draw_what_epoch_pool_draws_every_epoch():
     for _ in range(3):  # same generator state, same draw, epoch after epoch
         assert np.array_equal(pools.draw(a), epoch_pool(reh, 1.5, b, labels, min_quota=4))
     assert np.array_equal(EpochPools.of(reh, None).draw(a), np.arange(len(labels)))
+
+
+def test_sign_rule_counts_a_new_best_as_a_gain_only_when_more_classes_improved():
+    from embedding.trainer import _more_gained
+
+    best = np.array([0.5, 0.5, 0.5, 0.5])
+    assert _more_gained(np.array([0.9, 0.5, 0.49, 0.5]), best) is False  # one up, one down
+    assert _more_gained(np.array([0.9, 0.6, 0.49, 0.5]), best) is True  # two up, one down
+    assert _more_gained(np.array([0.51, 0.51, 0.51, 0.4]), best) is True  # small but shared
+    assert _more_gained(np.array([0.9, 0.5]), None) is True  # nothing to pair with yet
+
+
+def test_classes_gain_rule_stops_sooner_and_keeps_the_best_epoch(blobs):
+    _, _, _, r1, xi, yi, mask = _old_then_new(blobs)
+    kw = {"init_model": r1.model, "init_classes": r1.classes, "teacher": r1.model, "rehearsal_mask": mask,
+          "progress": False}
+    cfg = CFG.replace(incremental_epochs=20, incremental_patience=2, incremental_lr=2e-2)
+    mean_rule, sign_rule = train(xi, yi, cfg, **kw), train(xi, yi, cfg.replace(incremental_gain_rule="classes"), **kw)
+    # Same seed, same epochs until one of them stops: the sign rule only withholds patience resets (here
+    # epochs whose gain is carried by fewer classes than lost ground stop the update 5 epochs sooner).
+    assert sign_rule.epochs_run < mean_rule.epochs_run
+    assert sign_rule.history == mean_rule.history[:sign_rule.epochs_run]
+    vals = [h["val_map_at_r"] for h in sign_rule.history]
+    assert sign_rule.best_val_map == max(vals) and sign_rule.best_epoch == int(np.argmax(vals)) + 1
+    by_queries = train(xi, yi, cfg.replace(incremental_gain_rule="queries"), **kw)
+    assert by_queries.history == mean_rule.history[:by_queries.epochs_run]
+    full = train(xi, yi, cfg.replace(epochs=6, patience=30, incremental_gain_rule="classes"), progress=False)
+    assert full.epochs_run == 6  # a full training ignores the rule
+    with pytest.raises(ConfigError):
+        TrainConfig(incremental_gain_rule="median")
+
+
+def test_a_continual_steps_embedding_passes_run_under_the_training_thread_limit(blobs, monkeypatch):
+    from embedding import continual
+
+    x, y = blobs
+    seen: list[int] = []
+
+    def recording(embed_fn, features, labels):
+        seen.append(torch.get_num_threads())
+        return refresh(embed_fn, features, labels)
+
+    refresh = continual.refresh_prototypes
+    monkeypatch.setattr(continual, "refresh_prototypes", recording)
+    data = continual.LabelledData(np.array([f"i{i}" for i in range(len(y))]), y, x)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        continual.continual_step(data, CFG.replace(cpu_threads=1, epochs=1), full=True)
+        assert seen == [1] and torch.get_num_threads() == 2  # limited inside, restored after
+    finally:
+        torch.set_num_threads(before)
