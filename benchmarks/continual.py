@@ -164,6 +164,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "incremental_epochs=6": {"incremental_epochs": 6},
     # Issue 12's update-cost screen: a paired sign rule on the validation classes decides what resets the
     # update's patience; a larger rate over a shorter cosine horizon.
+    "incremental_gain_rule=mean": {"incremental_gain_rule": "mean"},
     "incremental_gain_rule=classes": {"incremental_gain_rule": "classes"},
     "incremental_gain_rule=queries": {"incremental_gain_rule": "queries"},
     "incremental_gain_rule=queries,patience=3": {"incremental_gain_rule": "queries", "incremental_patience": 3},
