@@ -363,6 +363,33 @@ def vs_raw_interval(model: np.ndarray, raw: np.ndarray, rng: np.random.Generator
     return (None, None) if d.low is None else (-d.high, -d.low)
 
 
+def forgetting_ratio_interval(strategy_final: list[dict], naive_final: list[dict], rng: np.random.Generator,
+                              samples: int = BOOTSTRAP_SAMPLES) -> tuple[float | None, float | None]:
+    """Interval (CI_LEVEL, two-sided) of mean forgetting / naive's mean forgetting, the target's ratio,
+    by a paired bootstrap over (seed, class) units: each unit's final forgetting under the strategy and
+    under naive fine-tuning on the same seed. Rows: the final step's row of each seed."""
+    pairs = [(f, nv["forgetting_per_class"][c])
+             for st, nv in zip(strategy_final, naive_final, strict=True)
+             if st.get("forgetting_per_class") and nv.get("forgetting_per_class")
+             for c, f in st["forgetting_per_class"].items() if c in nv["forgetting_per_class"]]
+    if len(pairs) < 2:
+        return None, None
+    units = np.asarray(pairs, np.float64)
+    idx = rng.integers(0, len(units), size=(samples, len(units)))
+    drawn = units[idx]  # (samples, units, 2)
+    naive_mean = drawn[..., 1].mean(1)
+    ratios = drawn[..., 0].mean(1) / np.where(naive_mean > 0, naive_mean, np.nan)
+    low, high = np.nanquantile(ratios, [(1 - CI_LEVEL) / 2, 1 - (1 - CI_LEVEL) / 2])
+    return float(low), float(high)
+
+
+def ratio_verdict(low: float | None, high: float | None, bar: float) -> str | None:
+    """Where an interval of a ratio that must stay at or below ``bar`` lies against it."""
+    if low is None or high is None:
+        return None
+    return "below the bar" if high <= bar else "above the bar" if low > bar else "not distinguishable from the bar"
+
+
 def raw_verdict(low: float | None, high: float | None) -> str | None:
     """Where an interval of model - raw MAP@R lies against 0."""
     if low is None or high is None:
@@ -455,6 +482,7 @@ def run_stream(name: str, steps: list[Step], cfg: TrainConfig, strategies: tuple
                 row["compat_old_vs_old"] = comp.get("old_vs_old_map_at_r")
             f = forgetting(per_class, st["per_class_history"]) if st["per_class_history"] else {}
             row["forgetting"] = float(np.mean(list(f.values()))) if f else None
+            row["forgetting_per_class"] = f or None  # for the target's interval (forgetting_ratio_interval)
             st["per_class_history"].append(per_class)
             st["rows"].append(row)
             log.info("%s seed %d step %d %-11s MAP@R all %.3f (raw %.3f) old %s  %.2fs", name, seed, t, s,
@@ -626,7 +654,9 @@ def _targets_line(tg: dict[str, Any], label: str = "steward") -> str:
     unseen = tg["min_vs_raw_unseen"]
     return (f"Targets ({label}): MAP@R = {tg['map_vs_joint']:.1%} of joint (>= 95%: {met(tg['map_target_met'])}); "
             f"forgetting {tg['forgetting_steward']:.4f} vs naive {tg['forgetting_naive']:.4f} (<= 1/3: "
-            f"{met(tg['forgetting_target_met'])}); time per update = {tg['time_vs_joint']:.1%} of joint (<= 30%: "
+            f"{met(tg['forgetting_target_met'])}; ratio {tg['forgetting_steward'] / max(tg['forgetting_naive'], 1e-12):.3f}, "
+            f"{CI_LEVEL:.0%} interval over seeds x classes {tg.get('forgetting_ratio_ci')}: "
+            f"{tg.get('forgetting_ratio_verdict')}); time per update = {tg['time_vs_joint']:.1%} of joint (<= 30%: "
             f"{met(tg['time_target_met'])}; CPU seconds; wall seconds {tg.get('wall_time_vs_joint', tg['time_vs_joint']):.1%}; "
             f"optimizer steps {tg['steps_vs_joint']:.1%} of joint's); worst step vs raw "
             f"features {tg['min_vs_raw_all']:+.4f} {tg['vs_raw_all_ci']} ({tg['all_verdict']}) on seen classes, "
@@ -1015,6 +1045,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         summary = _mean_over_seeds(summaries)
         judged = [s for s in strategies if s not in ("naive", "joint", "frozen")]
         tgs = {s: targets(summary, s) for s in judged}
+        for s in judged:  # the forgetting target under noise: is the ratio's interval below 1/3?
+            low, high = forgetting_ratio_interval(
+                [r for r in all_rows if r["dataset"] == ds_name and r["strategy"] == s and r["step"] == n_steps - 1],
+                [r for r in all_rows if r["dataset"] == ds_name and r["strategy"] == "naive" and r["step"] == n_steps - 1],
+                np.random.default_rng(0)) if "naive" in strategies else (None, None)
+            tgs[s].update(forgetting_ratio_ci=None if low is None else f"[{low:.3f}, {high:.3f}]", forgetting_ratio_verdict=ratio_verdict(low, high, 1 / 3))
         results[ds_name] = {"summary": summary, "targets": tgs.get("steward"), "targets_by_strategy": tgs,
                             "config": cfg.to_dict(), "seeds": seeds, "wall_seconds": time.perf_counter() - t0}
         table = []

@@ -211,7 +211,7 @@ def score_model(cli: Cli, version: int, test_file: Path, out: Path, split: dict[
     all_ids = np.concatenate([split["ids"]] + ([split["unseen_ids"]] if split["unseen_ids"] is not None else []))
     emb = read_embeddings(out, all_ids)
     n = len(split["ids"])
-    row, ev = _scores(emb[:n], split["y"], split["old"], emb[n:] if split["unseen_ids"] is not None else None,
+    row, ev, _ = _scores(emb[:n], split["y"], split["old"], emb[n:] if split["unseen_ids"] is not None else None,
                       split["unseen_y"])
     row["embed_s"] = res.seconds
     return row, {c: v.map_at_r for c, v in ev.per_class.items()}
@@ -247,7 +247,7 @@ def run_seed(seed: int, steps: list[Step], root: Path, strategies: tuple[str, ..
     raw_rows = []
     for t, step in enumerate(steps):
         split = seen_split(steps, ids, t)
-        raw, _ = _scores(_l2(split["x"]), split["y"], split["old"],
+        raw, _, _ = _scores(_l2(split["x"]), split["y"], split["old"],
                          _l2(split["unseen_x"]) if split["unseen_x"] is not None else None, split["unseen_y"])
         raw_rows.append({"seed": seed, "step": t, "strategy": "raw", **raw})
         batch = write_batch(root / f"batch-{t}.parquet", [f"{t}-{i}" for i in range(len(step.y_train))],

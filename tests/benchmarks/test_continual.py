@@ -138,3 +138,22 @@ def test_over_seeds_the_worst_seed_brings_its_own_interval():
     assert (got["min_vs_raw_unseen"], got["min_vs_raw_unseen_low"], got["min_vs_raw_unseen_high"]) == (
         -0.2, -0.25, -0.15)
     assert got["final_map_at_r_all"] == 0.5
+
+
+def test_forgetting_ratio_interval_brackets_the_ratio_and_the_verdict_reads_it_against_the_bar():
+    import numpy as np
+
+    from benchmarks.continual import forgetting_ratio_interval, ratio_verdict
+
+    naive = [{"forgetting_per_class": {c: 0.3 + 0.01 * i for i, c in enumerate("abcdefgh")}} for _ in range(2)]
+    steward = [{"forgetting_per_class": {c: v / 10 for c, v in row["forgetting_per_class"].items()}} for row in naive]
+    low, high = forgetting_ratio_interval(steward, naive, np.random.default_rng(0), samples=500)
+    assert low <= 0.1 <= high and high - low < 0.01  # every class at a tenth of naive's: a tight interval at 0.1
+    assert ratio_verdict(low, high, 1 / 3) == "below the bar"
+    noisy = [{"forgetting_per_class": {c: (0.0 if i % 2 else 2 * v / 3) for i, (c, v) in
+                                       enumerate(row["forgetting_per_class"].items())}} for row in naive]
+    low, high = forgetting_ratio_interval(noisy, naive, np.random.default_rng(0), samples=500)
+    assert low < 1 / 3 < high and ratio_verdict(low, high, 1 / 3) == "not distinguishable from the bar"
+    assert ratio_verdict(0.5, 0.6, 1 / 3) == "above the bar"
+    assert forgetting_ratio_interval([{"forgetting_per_class": None}], [{"forgetting_per_class": None}],
+                                     np.random.default_rng(0)) == (None, None)
