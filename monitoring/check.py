@@ -164,7 +164,6 @@ def _reference_embeddings(workspace: Workspace, collection: str, emb: _Embedding
                           earlier: list[Batch], ref_tables: list[pa.Table]) -> tuple[np.ndarray, int, int | None]:
     """The reference rows' embeddings: those stored with the model's index (computed when it was
     built, embedding/index/reference.py) where a row matches by id and input hash; the rest embedded."""
-    import pyarrow as pa
 
     stored = None
     if emb.model_version is not None:
@@ -174,6 +173,7 @@ def _reference_embeddings(workspace: Workspace, collection: str, emb: _Embedding
     if stored is None:
         return np.concatenate([emb.embed(t) for t in ref_tables]), 0, None
     from embedding.index.reference import input_digests
+    from storage.parquet_store import filter_rows
 
     iv, ref = stored
     parts, reused = [], 0
@@ -183,7 +183,7 @@ def _reference_embeddings(workspace: Workspace, collection: str, emb: _Embedding
         if found.all() and vectors is not None:
             parts.append(vectors)
             continue
-        missing = table.filter(pa.array(~found))  # an Arrow mask: a numpy one makes pyarrow import pandas
+        missing = filter_rows(table, ~found)
         embedded = emb.embed(missing)
         out = np.zeros((table.num_rows, embedded.shape[1]), dtype=np.float32) if vectors is None else vectors
         out[~found] = embedded
@@ -282,19 +282,18 @@ def _unseen_reference(workspace: Workspace, collection: str, model_version: int 
     batches after the model's training data are unseen; of earlier batches, only the retrain
     service's held-out split (a stable hash of item_id) is.
     """
-    import pyarrow as pa
-
     if model_version is None:
         return ref_tables, "all (raw features, no model)"
     trained_on = workspace.registry.models.get_model(collection, model_version).trained_on_batch
     if trained_on is None:
         return ref_tables, "all"
     from embedding.holdout import holdout_mask
+    from storage.parquet_store import filter_rows
 
     kept = []
     for batch, table in zip(earlier, ref_tables, strict=True):
         if batch.seq <= trained_on and table.num_rows:
-            table = table.filter(pa.array(holdout_mask(np.asarray(table.column("item_id").to_pylist(), dtype=str))))
+            table = filter_rows(table, holdout_mask(np.asarray(table.column("item_id").to_pylist(), dtype=str)))
         kept.append(table)
     n_kept = sum(t.num_rows for t in kept)
     if n_kept < MIN_UNSEEN_REFERENCE:

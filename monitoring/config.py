@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from core.errors import ConfigError
-
 from monitoring.decision import SeverityConfig
 from monitoring.detectors.classifier import ClassifierConfig
 from monitoring.detectors.ks import KSConfig

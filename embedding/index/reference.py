@@ -110,12 +110,13 @@ class ReferenceEmbeddings:
     def from_bytes(cls, data: bytes) -> ReferenceEmbeddings:
         import pyarrow.parquet as pq
 
-        from storage.parquet_store import features_to_numpy
+        from storage.parquet_store import arrow_to_numpy, features_to_numpy
 
-        table = pq.read_table(io.BytesIO(data))
+        # ParquetFile, not read_table: read_table goes through pyarrow.dataset, which imports pandas
+        table = pq.ParquetFile(io.BytesIO(data)).read()
         digests = np.frombuffer(b"".join(table.column("digest").to_pylist()), dtype=np.uint8).reshape(-1, 32)
         return cls(np.array(table.column("item_id").to_pylist(), dtype=str),
-                   np.asarray(table.column("batch").to_numpy(), dtype=np.int64), digests,
+                   np.asarray(arrow_to_numpy(table.column("batch")), dtype=np.int64), digests,
                    features_to_numpy(table, "embedding"))
 
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.errors import NotFoundError, ValidationError
-from storage.parquet_store import features_to_numpy
+from storage.parquet_store import arrow_to_numpy, features_to_numpy, filter_rows
 from tests.factories import feature_table, kill_when_ready
 
 REPO = Path(__file__).resolve().parents[2]
@@ -323,3 +323,47 @@ def test_abandoned_temporaries_are_swept_by_a_rerun_and_by_gc(workspace, tmp_pat
     assert sorted(Path(p).name for p in result.temporaries_removed) == [name, name]
     assert "removed 2 temporary files left by killed writers" in result.describe()
     assert not (batches / name).exists() and not (art / name).exists()
+
+
+@pytest.mark.parametrize("values,arrow_type", [
+    ([0.5, 1.5, -2.0, 3.25, 4.0], pa.float32()),
+    ([0.5, 1.5, -2.0, 3.25, 4.0], pa.float64()),
+    ([3, -1, 7, 0, 9], pa.int64()),
+    ([3, 1, 7, 0, 9], pa.int32()),
+])
+def test_arrow_to_numpy_reads_the_buffer_as_to_numpy_does_including_slices_and_chunks(values, arrow_type):
+    arr = pa.array(values, type=arrow_type)
+    for piece, expected in ((arr, values), (arr.slice(2), values[2:]), (arr.slice(1, 3), values[1:4]),
+                            (pa.chunked_array([arr.slice(0, 2), arr.slice(2)]), values)):
+        got = arrow_to_numpy(piece)
+        assert got.tolist() == expected and got.dtype == arr.to_numpy().dtype
+    assert arrow_to_numpy(arr.slice(5)).tolist() == []
+    with_null = pa.array([1.0, None, 2.0], type=arrow_type if arrow_type in (pa.float32(), pa.float64()) else None)
+    assert np.isnan(arrow_to_numpy(with_null)[1])  # nulls go through Arrow's own conversion
+
+
+def test_filter_rows_keeps_the_masked_rows_in_order_and_refuses_a_mask_of_another_length():
+    table = pa.table({"item_id": [f"i{k}" for k in range(11)], "x": list(range(11))})
+    mask = np.array([k % 3 == 0 for k in range(11)])
+    assert filter_rows(table, mask).column("item_id").to_pylist() == ["i0", "i3", "i6", "i9"]
+    assert filter_rows(table, np.zeros(11, bool)).num_rows == 0
+    with pytest.raises(ValidationError, match="10 values for a table of 11 rows"):
+        filter_rows(table, mask[:10])
+
+
+def test_reading_filtering_and_converting_features_does_not_import_pandas(tmp_path):
+    # pandas costs a short command 0.2-0.3 s; the drift path reads, filters and converts without it.
+    path = tmp_path / "t.parquet"
+    pq.write_table(feature_table(9, 4), path)
+    code = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import pyarrow.parquet as pq
+        from storage.parquet_store import arrow_to_numpy, features_to_numpy, filter_rows
+        t = pq.ParquetFile({str(path)!r}).read()
+        x = features_to_numpy(filter_rows(t, np.arange(t.num_rows) % 2 == 0))
+        assert x.shape == (5, 4), x.shape
+        print('pandas' in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
