@@ -171,6 +171,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "incremental_gain_rule=queries,patience=1": {"incremental_gain_rule": "queries", "incremental_patience": 1},
     "lr=8e-3,epochs=8": {"incremental_lr": 8e-3, "incremental_epochs": 8},
     "distill_adaptive": {"distill_adaptive": True},
+    # the distillation terms one at a time (an update step's extra cost over a joint step is mostly theirs)
+    "distill_relational=0": {"distill_relational": 0.0},
+    "distill_feature=0": {"distill_feature": 0.0},
     "bct_weight=1": {"bct_weight": 1.0},  # the old prototypes as a frozen classifier
     "buffer_policy=herding": {"buffer_policy": "herding"},
     "aug_noise=0.1": {"aug_noise": 0.1},
