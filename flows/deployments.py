@@ -103,9 +103,9 @@ def run_until_signalled(runner: Any, grace_seconds: float) -> int:
         thread.start()
         while thread.is_alive() and not stop.wait(0.5):
             pass
+        late = f"Prefect did not stop within {grace_seconds:.0f} s (is its server gone?); exiting anyway"
         if stop.is_set():
             # From here the process ends within the grace period, however Prefect's exit hooks behave.
-            late = f"Prefect did not stop within {grace_seconds:.0f} s (is its server gone?); exiting anyway"
             watchdog = threading.Timer(grace_seconds, _hard_exit, args=(late, 1))
             watchdog.daemon = True
             watchdog.start()
@@ -115,6 +115,10 @@ def run_until_signalled(runner: Any, grace_seconds: float) -> int:
             print(f"stopping (up to {grace_seconds:.0f} s) ...", file=sys.stderr, flush=True)
             _request_stop(runner)
             thread.join(grace_seconds)
+            if thread.is_alive():
+                # Decided here, not left to the watchdog: both wake after grace_seconds, and a return
+                # that won the race would exit 0 for a runner that never stopped.
+                _hard_exit(late, 1)
     finally:
         for signum, previous in signals.items():
             signal.signal(signum, previous)
