@@ -164,7 +164,6 @@ def _reference_embeddings(workspace: Workspace, collection: str, emb: _Embedding
                           earlier: list[Batch], ref_tables: list[pa.Table]) -> tuple[np.ndarray, int, int | None]:
     """The reference rows' embeddings: those stored with the model's index (computed when it was
     built, embedding/index/reference.py) where a row matches by id and input hash; the rest embedded."""
-
     stored = None
     if emb.model_version is not None:
         from embedding.index.reference import reference_for_check

@@ -135,9 +135,7 @@ def iter_input_file(path: str | Path, chunk_rows: int = 8192) -> Iterator[pa.Tab
 
 def features_to_numpy(data: pa.Table | pa.RecordBatch, column: str = "features") -> np.ndarray:
     """The fixed-size-list ``features`` column as a float32 (n, dim) matrix (zero-copy when possible)."""
-    col = data.column(column)
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    col = _one_array(data.column(column))
     dim = col.type.list_size
     if len(col) == 0:
         return np.zeros((0, dim), np.float32)
@@ -151,8 +149,7 @@ _NUMPY_DTYPES = {pa.float16(): np.float16, pa.float32(): np.float32, pa.float64(
 def arrow_to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A flat Arrow column as numpy: numbers without nulls read straight from the data buffer, since
     ``to_numpy`` imports pandas on its first call (0.2-0.3 s a short command would pay)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    values = _one_array(values)
     dtype = _NUMPY_DTYPES.get(values.type)
     if dtype is None or values.null_count:
         return values.to_numpy(zero_copy_only=False)
@@ -160,6 +157,13 @@ def arrow_to_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if data is None:  # an empty array may have no data buffer
         return np.zeros(0, dtype=dtype)
     return np.frombuffer(data, dtype=dtype, count=len(values), offset=values.offset * np.dtype(dtype).itemsize)
+
+
+def _one_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one contiguous Arrow array (a single chunk is taken as it is, without a copy)."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    return values
 
 
 def filter_rows(table: pa.Table, mask: np.ndarray) -> pa.Table:
