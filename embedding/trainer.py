@@ -128,7 +128,7 @@ class _Teacher:
     and, with a BCT weight, its prototypes as a frozen cosine classifier."""
 
     config: TrainConfig
-    embeddings: torch.Tensor  # the previous model's embeddings of every training item
+    embeddings: torch.Tensor  # the previous model's embeddings of the training items (rehearsed ones only without BCT)
     rehearsal: np.ndarray  # bool per training item
     prototypes: torch.Tensor | None = None
     targets: torch.Tensor | None = None
@@ -142,8 +142,20 @@ class _Teacher:
         if next(teacher.parameters()).device != torch.device(device):
             # embed_array leaves the caller's model as it found it; a copy only to move it.
             teacher = copy.deepcopy(teacher).to(device)
-        emb = torch.as_tensor(embed_array(_trained_view(teacher, config), x, device=device), device=device)
-        out = cls(config, emb, np.asarray(rehearsal, bool))
+        rehearsal = np.asarray(rehearsal, bool)
+        view = _trained_view(teacher, config)
+        if config.bct_weight > 0:
+            emb = torch.as_tensor(embed_array(view, x, device=device), device=device)
+        else:
+            # Distillation and anchoring read the rehearsed rows only (a third of a digits update's
+            # items are new): the others stay zero. Each row's embedding does not depend on which
+            # rows are embedded beside it (row-wise layers; bit for bit here but for a lone row, which BLAS
+            # computes with another kernel), so the rows read are what embedding every item gives.
+            emb = torch.zeros((len(x), view.spec.embedding_dim), device=device)
+            if rehearsal.any():
+                at = torch.as_tensor(np.flatnonzero(rehearsal), device=device)
+                emb[at] = torch.as_tensor(embed_array(view, x[rehearsal], device=device), device=device)
+        out = cls(config, emb, rehearsal)
         if config.distill_adaptive:
             n_new = len(set(y.tolist()) - set(old_classes))
             out.distill_scale = float(np.sqrt(max(len(old_classes), 1) / max(n_new, 1)))
