@@ -190,7 +190,7 @@ _INCREMENTAL_ONLY = ("incremental_epochs", "incremental_batch_size", "incrementa
                      "incremental_min_delta", "incremental_gain_rule", "incremental_schedule", "rehearsal_min_quota", "anchor_weight",
                      "anchor_temperature", "buffer_budget", "buffer_mib", "buffer_policy", "buffer_min_quota",
                      "rehearsal_draw", "distill_feature", "distill_relational", "distill_adaptive", "bct_weight",
-                     "bct_temperature")
+                     "bct_temperature", "interpolate_previous")
 
 
 def strategy_config(strategy: str, cfg: TrainConfig, in_dim: int | None = None) -> TrainConfig:

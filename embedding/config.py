@@ -140,6 +140,11 @@ class TrainConfig:
     anchor_weight: float = 0.0
     anchor_temperature: float = 0.1
     bct_weight: float = 0.0
+    # Weight-space interpolation after an update (WiSE-FT, Wortsman et al. CVPR 2022; model averaging
+    # against forgetting): the candidate's parameters become (1 - share) * updated + share * previous.
+    # A warm-started update stays in the previous model's basin, so the average keeps most of what the
+    # update learnt while pulling every old class back towards where it was. 0 = off. Updates only.
+    interpolate_previous: float = 0.0
     # Keep what the input knows (issue 12): weight of 1 - the row-wise correlation between the batch's
     # cosines under the head and under the raw input features (distillation.raw_structure_loss),
     # on every item of every batch, new and rehearsed, in full and incremental training. 0 = off.
@@ -237,6 +242,9 @@ class TrainConfig:
         for name in ("aug_dropout", "aug_mixup"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.interpolate_previous < 1.0:
+            raise ConfigError(f"interpolate_previous must be in [0, 1) (0 = off; 1 would discard the update), "
+                              f"got {self.interpolate_previous}")
         if self.raw_structure_weight < 0:
             raise ConfigError(f"raw_structure_weight must be >= 0 (0 = off), got {self.raw_structure_weight}")
         if self.aug_noise < 0 or self.compact_weight < 0:

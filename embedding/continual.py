@@ -148,6 +148,8 @@ def _step(data: LabelledData, config: TrainConfig, *, previous: ModelState | Non
         result = train(x, y, config, init_model=previous.model, init_classes=previous.classes,
                        init_loss_state=previous.loss_state, teacher=previous.model,
                        rehearsal_mask=is_rehearsal, progress=progress, desc=desc, sample_weight=weights)
+        if config.interpolate_previous > 0:
+            interpolate_weights(result.model, previous.model, config.interpolate_previous)
         kept = buffer.select(rehearse)
     else:
         buffer = kept = _fresh_buffer(data.features.shape[1], config)
@@ -175,6 +177,21 @@ def _step(data: LabelledData, config: TrainConfig, *, previous: ModelState | Non
     if evaluation is not None and len(set(evaluation.labels.tolist())) >= 2:
         outcome = _evaluated(outcome, evaluation, previous, embed, group_column)
     return outcome
+
+
+def interpolate_weights(model: EmbeddingHead, previous: EmbeddingHead, share: float) -> None:
+    """``model``'s parameters (in place) := (1 - share) * its own + share * ``previous``'s
+    (TrainConfig.interpolate_previous). Buffers (the standardiser, a skip path) are left alone: an update
+    keeps or refits them, and averaging a refitted skip path would match neither version."""
+    import torch
+
+    old = dict(previous.named_parameters())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name not in old or old[name].shape != p.shape:
+                raise ValidationError(f"cannot interpolate {name}: the previous model has no parameter of shape "
+                                      f"{tuple(p.shape)} there (architectures differ)")
+            p.mul_(1.0 - share).add_(old[name].to(p.device), alpha=share)
 
 
 def _choose_skip_weight(data: LabelledData, config: TrainConfig, previous: ModelState | None) -> SkipWeightChoice | None:

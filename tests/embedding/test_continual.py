@@ -1,0 +1,45 @@
+"""embedding.continual: weight-space interpolation of an update towards the previous version
+(TrainConfig.interpolate_previous)."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import ConfigError, ValidationError
+from embedding.config import TrainConfig
+from embedding.continual import LabelledData, continual_step, interpolate_weights
+from embedding.model import HeadSpec, build_head
+
+CFG = TrainConfig(hidden_dims=(16,), out_dim=8, epochs=3, incremental_epochs=2, batch_size=64)
+
+
+def _two_steps(blobs, share: float):
+    x, y = blobs
+    ids = np.array([f"i{i}" for i in range(len(y))])
+    first = np.isin(y, ["c0", "c1", "c2"])
+    full = continual_step(LabelledData(ids[first], y[first], x[first]), CFG, full=True)
+    upd = continual_step(LabelledData(ids[~first], y[~first], x[~first]), CFG.replace(interpolate_previous=share),
+                         previous=full.candidate)
+    return full.candidate.model, upd.candidate.model
+
+
+def test_interpolated_update_is_the_weighted_average_of_the_plain_update_and_the_previous_model(blobs):
+    previous, plain = _two_steps(blobs, 0.0)
+    _, mixed = _two_steps(blobs, 0.4)  # same seed, same data: the same update before the average
+    old = dict(previous.named_parameters())
+    new = dict(plain.named_parameters())
+    for name, p in mixed.named_parameters():
+        assert torch.allclose(p, 0.6 * new[name] + 0.4 * old[name], atol=1e-6), name
+    for name, b in mixed.named_buffers():  # the standardiser is the update's, not averaged
+        assert torch.equal(b, dict(plain.named_buffers())[name])
+
+
+def test_interpolation_refuses_other_architectures_and_bad_shares():
+    a = build_head(HeadSpec(16, (16,), 8), 0)
+    b = build_head(HeadSpec(16, (32,), 8), 0)
+    with pytest.raises(ValidationError):
+        interpolate_weights(a, b, 0.5)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError):
+            TrainConfig(interpolate_previous=bad)
+    assert TrainConfig.from_dict(CFG.replace(interpolate_previous=0.3).to_dict()).interpolate_previous == 0.3
