@@ -171,6 +171,12 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "incremental_gain_rule=queries,patience=1": {"incremental_gain_rule": "queries", "incremental_patience": 1},
     "lr=8e-3,epochs=8": {"incremental_lr": 8e-3, "incremental_epochs": 8},
     "distill_adaptive": {"distill_adaptive": True},
+    # Issue 12, forgetting on the text stream: weight-space interpolation of each update towards the
+    # previous version (WiSE-FT), alone and with a larger update rate to make up for the pulled-back step
+    "interpolate_previous=0.2": {"interpolate_previous": 0.2},
+    "incremental_lr=1e-2": {"incremental_lr": 1e-2},
+    "interpolate_previous=0.15,incremental_lr=1e-2": {"interpolate_previous": 0.15, "incremental_lr": 1e-2},
+    "interpolate_previous=0.25,incremental_lr=1.2e-2": {"interpolate_previous": 0.25, "incremental_lr": 1.2e-2},
     # the distillation terms one at a time (an update step's extra cost over a joint step is mostly theirs)
     "distill_relational=0": {"distill_relational": 0.0},
     "distill_feature=0": {"distill_feature": 0.0},
