@@ -177,6 +177,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "incremental_lr=1e-2": {"incremental_lr": 1e-2},
     "interpolate_previous=0.15,incremental_lr=1e-2": {"interpolate_previous": 0.15, "incremental_lr": 1e-2},
     "interpolate_previous=0.25,incremental_lr=1.2e-2": {"interpolate_previous": 0.25, "incremental_lr": 1.2e-2},
+    # ... the share picked per update on the validation items among 0, half and all of it
+    "interpolate_previous=0.2,validated": {"interpolate_previous": 0.2, "interpolate_rule": "validated"},
+    "interpolate_previous=0.3,validated": {"interpolate_previous": 0.3, "interpolate_rule": "validated"},
+    "interpolate_previous=0.3,validated,incremental_lr=1e-2": {"interpolate_previous": 0.3,
+                                                               "interpolate_rule": "validated", "incremental_lr": 1e-2},
     # the distillation terms one at a time (an update step's extra cost over a joint step is mostly theirs)
     "distill_relational=0": {"distill_relational": 0.0},
     "distill_feature=0": {"distill_feature": 0.0},
@@ -196,7 +201,7 @@ _INCREMENTAL_ONLY = ("incremental_epochs", "incremental_batch_size", "incrementa
                      "incremental_min_delta", "incremental_gain_rule", "incremental_schedule", "rehearsal_min_quota", "anchor_weight",
                      "anchor_temperature", "buffer_budget", "buffer_mib", "buffer_policy", "buffer_min_quota",
                      "rehearsal_draw", "distill_feature", "distill_relational", "distill_adaptive", "bct_weight",
-                     "bct_temperature", "interpolate_previous")
+                     "bct_temperature", "interpolate_previous", "interpolate_rule")
 
 
 def strategy_config(strategy: str, cfg: TrainConfig, in_dim: int | None = None) -> TrainConfig:

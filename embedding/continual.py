@@ -149,7 +149,10 @@ def _step(data: LabelledData, config: TrainConfig, *, previous: ModelState | Non
                        init_loss_state=previous.loss_state, teacher=previous.model,
                        rehearsal_mask=is_rehearsal, progress=progress, desc=desc, sample_weight=weights)
         if config.interpolate_previous > 0:
-            interpolate_weights(result.model, previous.model, config.interpolate_previous)
+            share = (validated_share(result.model, previous.model, x, y, config)
+                     if config.interpolate_rule == "validated" else config.interpolate_previous)
+            if share > 0:
+                interpolate_weights(result.model, previous.model, share)
         kept = buffer.select(rehearse)
     else:
         buffer = kept = _fresh_buffer(data.features.shape[1], config)
@@ -192,6 +195,33 @@ def interpolate_weights(model: EmbeddingHead, previous: EmbeddingHead, share: fl
                 raise ValidationError(f"cannot interpolate {name}: the previous model has no parameter of shape "
                                       f"{tuple(p.shape)} there (architectures differ)")
             p.mul_(1.0 - share).add_(old[name].to(p.device), alpha=share)
+
+
+def validated_share(model: EmbeddingHead, previous: EmbeddingHead, x: np.ndarray, y: np.ndarray,
+                    config: TrainConfig) -> float:
+    """TrainConfig.interpolate_rule="validated": of 0, half and all of interpolate_previous, the share
+    whose interpolated model scores the highest MAP@R on the update's validation items (``x``, ``y``: the
+    update's training set; the trainer's split, same fraction and seed), ties to the larger share.
+    Fewer than two validation classes: the configured share."""
+    import copy
+
+    from embedding.evaluation import SmallSetMapAtR
+    from embedding.model import embed_array
+    from embedding.trainer import stratified_split
+
+    val = stratified_split(y, config.val_fraction, config.seed)
+    if len(np.unique(y[val])) < 2:
+        return config.interpolate_previous
+    score = SmallSetMapAtR.of(y[val])
+    best, best_value = 0.0, score(embed_array(model, x[val]))
+    for share in (config.interpolate_previous / 2, config.interpolate_previous):
+        mixed = copy.deepcopy(model)
+        interpolate_weights(mixed, previous, share)
+        value = score(embed_array(mixed, x[val]))
+        if value >= best_value:
+            best, best_value = share, value
+    log.info("interpolation share %.3f (validation MAP@R %.4f)", best, best_value)
+    return best
 
 
 def _choose_skip_weight(data: LabelledData, config: TrainConfig, previous: ModelState | None) -> SkipWeightChoice | None:
