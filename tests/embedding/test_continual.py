@@ -7,7 +7,7 @@ import torch
 
 from core.errors import ConfigError, ValidationError
 from embedding.config import TrainConfig
-from embedding.continual import LabelledData, continual_step, interpolate_weights
+from embedding.continual import LabelledData, continual_step, interpolate_weights, validated_share
 from embedding.model import HeadSpec, build_head
 
 CFG = TrainConfig(hidden_dims=(16,), out_dim=8, epochs=3, incremental_epochs=2, batch_size=64)
@@ -46,36 +46,30 @@ def test_interpolation_refuses_other_architectures_and_bad_shares():
 
 
 def test_validated_rule_keeps_the_share_with_the_best_validation_score(blobs, monkeypatch):
-    import embedding.continual as continual
+    from embedding.model import embed_array
+    from embedding.trainer import stratified_split
 
     x, y = blobs
     previous, plain = _two_steps(blobs, 0.0)
     cfg = CFG.replace(interpolate_previous=0.4, interpolate_rule="validated")
-    # The share is one of the grid, and the model it gives scores at least as well as the plain update.
-    share = continual.validated_share(plain, previous, x, y, cfg)
-    assert share in (0.0, 0.2, 0.4)
-    # A scorer that prefers the previous model's weights picks the whole share; one that prefers the
-    # update's picks none.
-    class Prefer:
-        def __init__(self, sign: float) -> None:
-            self.sign = sign
+    assert validated_share(plain, previous, x, y, cfg) in (0.0, 0.2, 0.4)  # the grid
+    # A stand-in for the validation MAP@R that scores distance from the plain update: rewarded, the whole
+    # share wins; penalised, none (the update's validation items: the trainer's split).
+    plain_emb = embed_array(plain, x[stratified_split(y, cfg.val_fraction, cfg.seed)])
+
+    class Distance:
+        sign = 1.0
 
         @classmethod
-        def of(cls, labels):  # noqa: ARG003 - same signature as SmallSetMapAtR.of
-            return cls(Prefer.sign)
+        def of(cls, labels):  # SmallSetMapAtR.of's signature
+            return cls()
 
         def __call__(self, emb):
-            return self.sign * float(np.abs(emb - plain_emb).sum())
+            return Distance.sign * float(np.abs(emb - plain_emb).sum())
 
-    from embedding.model import embed_array
-    from embedding.trainer import stratified_split
-
-    val = stratified_split(y, cfg.val_fraction, cfg.seed)
-    plain_emb = embed_array(plain, x[val])
-    monkeypatch.setattr("embedding.evaluation.SmallSetMapAtR", Prefer)
-    Prefer.sign = 1.0  # farther from the plain update scores higher
-    assert continual.validated_share(plain, previous, x, y, cfg) == 0.4
-    Prefer.sign = -1.0
-    assert continual.validated_share(plain, previous, x, y, cfg) == 0.0
+    monkeypatch.setattr("embedding.evaluation.SmallSetMapAtR", Distance)
+    assert validated_share(plain, previous, x, y, cfg) == 0.4
+    Distance.sign = -1.0
+    assert validated_share(plain, previous, x, y, cfg) == 0.0
     with pytest.raises(ConfigError):
         TrainConfig(interpolate_rule="best")
