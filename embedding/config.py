@@ -27,8 +27,8 @@ BUFFER_POLICIES: tuple[str, ...] = ("balanced_reservoir", "reservoir", "herding"
 SAMPLERS: tuple[str, ...] = ("m_per_class", "long_tail", "random")
 HEAD_KINDS: tuple[str, ...] = ("mlp", "residual", "blend")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
-GAIN_RULES: tuple[str, ...] = ("mean", "classes", "queries")
-INTERPOLATE_RULES: tuple[str, ...] = ("fixed", "validated")  # see TrainConfig.interpolate_rule  # see TrainConfig.incremental_gain_rule
+GAIN_RULES: tuple[str, ...] = ("mean", "classes", "queries")  # see TrainConfig.incremental_gain_rule
+INTERPOLATE_RULES: tuple[str, ...] = ("fixed", "validated")  # see TrainConfig.interpolate_rule
 BLEND_SKIPS: tuple[str, ...] = ("raw", "whitened")
 SKIP_WEIGHT_RULES: tuple[str, ...] = ("point", "pooled_lcb")  # see embedding/skip_weight.py
 
