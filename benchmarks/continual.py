@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -904,6 +905,15 @@ def render_per_seed(names: list[str], out_name: str, title: str, notes: list[str
     return {"per_seed": table}
 
 
+_DELTA_TABLE = re.compile(r"#### Per-seed deltas[^\n]*\n\n(?:\|[^\n]*\n)*\n?")
+
+
+def strip_delta_tables(section: str) -> str:
+    """``section`` without its per-seed delta tables, wherever they stand: an ablation run writes one
+    after each stream's table, so cutting at the first would drop every later stream."""
+    return _DELTA_TABLE.sub("", section)
+
+
 def render_deltas(name: str) -> None:
     """Add the per-seed delta table to an ablation section already in RESULTS.md (from its JSON)."""
     import json
@@ -914,7 +924,7 @@ def render_deltas(name: str) -> None:
     text = RESULTS_MD.read_text()
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     section = text.split(start, 1)[1].split(end, 1)[0]
-    section = section.split("_Raw numbers:", 1)[0].split("#### Per-seed deltas", 1)[0].strip()
+    section = strip_delta_tables(section.split("_Raw numbers:", 1)[0]).strip()
     table = markdown_table(seed_deltas(data["rows"], data["strategies"]),
                            ["stream", "strategy", "delta_map_at_r_by_seed", "mean_delta", "same_sign"])
     section = section.split(ABLATION_NOTES[0], 1)[0].strip()

@@ -16,6 +16,7 @@ from benchmarks.continual import (
     run_stream,
     seed_targets,
     strategy_config,
+    strip_delta_tables,
     summarise,
     synthetic_stream,
 )
@@ -157,3 +158,13 @@ def test_forgetting_ratio_interval_brackets_the_ratio_and_the_verdict_reads_it_a
     assert ratio_verdict(0.5, 0.6, 1 / 3) == "above the bar"
     assert forgetting_ratio_interval([{"forgetting_per_class": None}], [{"forgetting_per_class": None}],
                                      np.random.default_rng(0)) == (None, None)
+
+
+def test_strip_delta_tables_keeps_every_stream_of_a_multi_stream_section():
+    section = ("### digits\n\n| a |\n|---|\n| 1 |\n\n#### Per-seed deltas of final MAP@R against the steward row\n\n"
+               "| stream | d |\n|---|---|\n| digits | +0.1 |\n\n### text\n\n| a |\n|---|\n| 2 |\n\n"
+               "#### Per-seed deltas of final MAP@R against the steward row\n\n| stream | d |\n|---|---|\n"
+               "| text | -0.1 |\n\nNotes:\n- kept\n")
+    out = strip_delta_tables(section)
+    assert "Per-seed deltas" not in out and "| digits | +0.1 |" not in out and "| text | -0.1 |" not in out
+    assert "### text" in out and "| 2 |" in out and out.endswith("Notes:\n- kept\n")
