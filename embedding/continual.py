@@ -148,6 +148,11 @@ def _step(data: LabelledData, config: TrainConfig, *, previous: ModelState | Non
         result = train(x, y, config, init_model=previous.model, init_classes=previous.classes,
                        init_loss_state=previous.loss_state, teacher=previous.model,
                        rehearsal_mask=is_rehearsal, progress=progress, desc=desc, sample_weight=weights)
+        if config.interpolate_previous > 0:
+            share = (validated_share(result.model, previous.model, x, y, config)
+                     if config.interpolate_rule == "validated" else config.interpolate_previous)
+            if share > 0:
+                interpolate_weights(result.model, previous.model, share)
         kept = buffer.select(rehearse)
     else:
         buffer = kept = _fresh_buffer(data.features.shape[1], config)
@@ -175,6 +180,48 @@ def _step(data: LabelledData, config: TrainConfig, *, previous: ModelState | Non
     if evaluation is not None and len(set(evaluation.labels.tolist())) >= 2:
         outcome = _evaluated(outcome, evaluation, previous, embed, group_column)
     return outcome
+
+
+def interpolate_weights(model: EmbeddingHead, previous: EmbeddingHead, share: float) -> None:
+    """``model``'s parameters (in place) := (1 - share) * its own + share * ``previous``'s
+    (TrainConfig.interpolate_previous). Buffers (the standardiser, a skip path) are left alone: an update
+    keeps or refits them, and averaging a refitted skip path would match neither version."""
+    import torch
+
+    old = dict(previous.named_parameters())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name not in old or old[name].shape != p.shape:
+                raise ValidationError(f"cannot interpolate {name}: the previous model has no parameter of shape "
+                                      f"{tuple(p.shape)} there (architectures differ)")
+            p.mul_(1.0 - share).add_(old[name].to(p.device), alpha=share)
+
+
+def validated_share(model: EmbeddingHead, previous: EmbeddingHead, x: np.ndarray, y: np.ndarray,
+                    config: TrainConfig) -> float:
+    """TrainConfig.interpolate_rule="validated": of 0, half and all of interpolate_previous, the share
+    whose interpolated model scores the highest MAP@R on the update's validation items (``x``, ``y``: the
+    update's training set; the trainer's split, same fraction and seed), ties to the larger share.
+    Fewer than two validation classes: the configured share."""
+    import copy
+
+    from embedding.evaluation import SmallSetMapAtR
+    from embedding.model import embed_array
+    from embedding.trainer import stratified_split
+
+    val = stratified_split(y, config.val_fraction, config.seed)
+    if len(np.unique(y[val])) < 2:
+        return config.interpolate_previous
+    score = SmallSetMapAtR.of(y[val])
+    best, best_value = 0.0, score(embed_array(model, x[val]))
+    for share in (config.interpolate_previous / 2, config.interpolate_previous):
+        mixed = copy.deepcopy(model)
+        interpolate_weights(mixed, previous, share)
+        value = score(embed_array(mixed, x[val]))
+        if value >= best_value:
+            best, best_value = share, value
+    log.info("interpolation share %.3f (validation MAP@R %.4f)", best, best_value)
+    return best
 
 
 def _choose_skip_weight(data: LabelledData, config: TrainConfig, previous: ModelState | None) -> SkipWeightChoice | None:

@@ -37,7 +37,6 @@ import json
 import logging
 import shutil
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -48,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.datasets import cache
-from benchmarks.datasets.text_corpus import Encoder, TextCorpus, cached_embeddings, sanity_figures
+from benchmarks.datasets.text_corpus import Encoder, TextCorpus, cached_embeddings, run_script, sanity_figures
 from core.errors import ConfigError, ValidationError
 from embedding.model import TEXT_ENCODER_NAME
 
@@ -239,8 +238,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, ValidationError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+    run_script(main)

@@ -22,7 +22,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -424,9 +424,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-if __name__ == "__main__":
+def run_script(entry: Callable[[], Any]) -> None:
+    """Run a corpus builder's ``main``: a bad setting or input ends in one line and its exit code,
+    not a traceback (as ``steward`` does)."""
     try:
-        main()
+        entry()
     except (ConfigError, ValidationError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    run_script(main)

@@ -11,11 +11,14 @@ from benchmarks.continual import (
     _first_model_key,
     _mean_over_seeds,
     _parse_overrides,
+    fixed_gallery_per_class,
+    forgetting_figures,
     per_seed_rows,
     raw_verdict,
     run_stream,
     seed_targets,
     strategy_config,
+    strip_delta_tables,
     summarise,
     synthetic_stream,
 )
@@ -157,3 +160,42 @@ def test_forgetting_ratio_interval_brackets_the_ratio_and_the_verdict_reads_it_a
     assert ratio_verdict(0.5, 0.6, 1 / 3) == "above the bar"
     assert forgetting_ratio_interval([{"forgetting_per_class": None}], [{"forgetting_per_class": None}],
                                      np.random.default_rng(0)) == (None, None)
+
+
+def test_strip_delta_tables_keeps_every_stream_of_a_multi_stream_section():
+    section = ("### digits\n\n| a |\n|---|\n| 1 |\n\n#### Per-seed deltas of final MAP@R against the steward row\n\n"
+               "| stream | d |\n|---|---|\n| digits | +0.1 |\n\n### text\n\n| a |\n|---|\n| 2 |\n\n"
+               "#### Per-seed deltas of final MAP@R against the steward row\n\n| stream | d |\n|---|---|\n"
+               "| text | -0.1 |\n\nNotes:\n- kept\n")
+    out = strip_delta_tables(section)
+    assert "Per-seed deltas" not in out and "| digits | +0.1 |" not in out and "| text | -0.1 |" not in out
+    assert "### text" in out and "| 2 |" in out and out.endswith("Notes:\n- kept\n")
+
+
+def test_fixed_gallery_scores_seen_classes_against_every_class():
+    rng = np.random.default_rng(0)
+    y = np.repeat(["a", "b", "c"], 6)
+    emb = rng.normal(size=(18, 4)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    out = fixed_gallery_per_class(emb, y, {"a", "b"})
+    assert set(out) == {"a", "b"}
+    # "c" stays in the gallery as a distractor: scores equal those of the full three-class search
+    from embedding.evaluation import per_class_metrics
+    full = per_class_metrics(emb, y)
+    assert out["a"] == full["a"].map_at_r and out["b"] == full["b"].map_at_r
+
+
+def test_forgetting_figures_give_both_ratios_and_joints_own():
+    def final(strategy, grow, fixed):
+        return {"dataset": "s", "strategy": strategy, "step": 2, "seed": 0,
+                "forgetting_per_class": {"a": grow, "b": grow}, "forgetting_fixed_per_class": {"a": fixed, "b": fixed}}
+    rows = [final("steward", 0.1, 0.02), final("naive", 0.4, 0.2), final("joint", 0.2, 0.01)]
+    summary = {"steward": {"final_forgetting": 0.1, "final_forgetting_fixed_gallery": 0.02},
+               "naive": {"final_forgetting": 0.4, "final_forgetting_fixed_gallery": 0.2},
+               "joint": {"final_forgetting": 0.2, "final_forgetting_fixed_gallery": 0.01}}
+    out = forgetting_figures(rows, "s", "steward", 3, summary, ("naive", "steward", "joint"))
+    assert out["forgetting_ratio"] == pytest.approx(0.25) and out["forgetting_ratio_joint"] == pytest.approx(0.5)
+    assert out["forgetting_fixed_ratio"] == pytest.approx(0.1)
+    assert out["forgetting_fixed_ratio_joint"] == pytest.approx(0.05)
+    assert out["forgetting_ratio_verdict"] == "below the bar" and out["forgetting_ratio_ci"] == "[0.250, 0.250]"
+    assert forgetting_figures(rows, "s", "steward", 3, summary, ("steward", "joint"))["forgetting_ratio_ci"] is None

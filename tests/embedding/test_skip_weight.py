@@ -62,6 +62,26 @@ def test_trials_score_the_blend_and_the_raw_features():
     np.testing.assert_allclose(e @ e.T, 0.7 * r @ r.T + 0.3 * head @ head.T, atol=1e-5)
 
 
+def test_trials_overall_map_is_the_query_mean_of_the_library():
+    """The overall MAP@R is rebuilt from per-class means; it must be the library's query mean,
+    classes of unequal size and a lone item (no query) included."""
+    from embedding.evaluation import retrieval_metrics
+
+    rng = np.random.default_rng(1)
+    labels = np.array(["a"] * 12 + ["b"] * 5 + ["c"] * 8 + ["d"])
+    raw = rng.normal(size=(26, 6)) + np.eye(6)[np.unique(labels, return_inverse=True)[1]] * 1.5
+    head = rng.normal(size=(26, 4))
+    head /= np.linalg.norm(head, axis=1, keepdims=True)
+    trials, raw_map = skip_weight_trials(raw, head, labels, grid=(0.0, 0.6))
+    r = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    assert raw_map == pytest.approx(retrieval_metrics(r.astype(np.float32), labels, ks=(1,),
+                                                      clustering=False).map_at_r, abs=1e-9)
+    for t in trials:
+        expected = retrieval_metrics(blend_embeddings(raw, head, t.skip_weight), labels, ks=(1,), clustering=False)
+        assert t.heldout_map_at_r == pytest.approx(expected.map_at_r, abs=1e-9)
+        assert len(t.heldout_class_gains) == 3  # the lone class has no query
+
+
 def G(w: float, *gains: float) -> SkipWeightTrial:
     """A trial with per-class gains over raw (its MAP@R is not what the pooled rule reads)."""
     return T(w, 0.0, heldout_class_gains=gains)
