@@ -9,7 +9,6 @@ silently wrong.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,12 +77,6 @@ class _Calculator(AccuracyCalculator):
                 "p_at_1_per_query"]
 
 
-@functools.cache
-def _per_query_calculator() -> _Calculator:
-    """One calculator for SmallSetMapAtR's per-query terms (built once: only its label comparison is used)."""
-    return _Calculator(include=("map_at_r_per_query",), device=torch.device("cpu"))
-
-
 def _kmeans(x: torch.Tensor, n_clusters: int) -> torch.Tensor:
     """Cluster labels for NMI/AMI. Small sets: scikit-learn with restarts (faiss with one restart
     lands in bad local optima there, and its OpenMP threads crawl on a busy CPU); large: faiss."""
@@ -117,12 +110,16 @@ def small_set_map_at_r(embeddings: np.ndarray, labels: np.ndarray) -> float:
 @dataclass(frozen=True)
 class SmallSetMapAtR:
     """:func:`small_set_map_at_r` for one fixed set of labels: training scores the same validation
-    items after every epoch, so their codes and per-class counts are worked out once."""
+    items after every epoch, so their codes, per-class counts and the library's relevance mask (which
+    of each query's k neighbours count towards its AP@R: the first R, R = its class size - 1) are
+    worked out once. Only the neighbours' labels change between epochs."""
 
     labels: np.ndarray  # str (n,)
     codes: torch.Tensor | None  # int64 (n,); None: the set is scored through retrieval_metrics
     label_counts: tuple[torch.Tensor, torch.Tensor] | None  # the library's (labels, counts) pair
     k: int  # neighbours per query: the largest class size minus the query itself
+    relevance: torch.Tensor | None = None  # bool (n, k): ac.get_relevance_mask's, for these labels
+    count_per_query: torch.Tensor | None = None  # int64 (n,): R per query
 
     @classmethod
     def of(cls, labels: np.ndarray) -> SmallSetMapAtR:
@@ -131,32 +128,32 @@ class SmallSetMapAtR:
         if len(labels) > EXACT_MAP_MAX_ITEMS or counts.min() < 2:
             return cls(labels, None, None, 0)
         lab = torch.from_numpy(codes.astype(np.int64))
-        return cls(labels, lab, ac.get_label_match_counts(lab, lab, ac.EQUALITY), int(counts.max()) - 1)
+        label_counts = ac.get_label_match_counts(lab, lab, ac.EQUALITY)
+        k = int(counts.max()) - 1
+        relevance, count_per_query = ac.get_relevance_mask((len(lab), k), lab[:, None], True, label_counts)
+        return cls(labels, lab, label_counts, k, relevance, count_per_query)
 
     def __call__(self, embeddings: np.ndarray) -> float:
         if self.codes is None:
             return retrieval_metrics(embeddings, self.labels, ks=(1,), clustering=False).map_at_r
-        return float(self._map_at_r(self._knn_labels(embeddings), per_class=False))
+        return self._mean(self._average_precisions(self._knn_labels(embeddings)))
 
     def with_classes(self, embeddings: np.ndarray) -> tuple[float, np.ndarray | None]:
         """The MAP@R and each class's own (sorted label order; None where the set is scored through
         retrieval_metrics), from one neighbour search."""
         if self.codes is None:
             return self(embeddings), None
-        knn_labels = self._knn_labels(embeddings)
-        return (float(self._map_at_r(knn_labels, per_class=False)),
-                np.asarray(self._map_at_r(knn_labels, per_class=True), dtype=np.float64))
+        ap = self._average_precisions(self._knn_labels(embeddings))
+        per_class = ac.maybe_get_avg_of_avgs(ap, self.codes[:, None], False, True)
+        return self._mean(ap), np.asarray(per_class, dtype=np.float64)
 
     def with_queries(self, embeddings: np.ndarray) -> tuple[float, np.ndarray | None]:
         """The MAP@R and each query's AP@R (query order; None where the set is scored through
         retrieval_metrics), from one neighbour search: the terms the library averages."""
         if self.codes is None:
             return self(embeddings), None
-        knn_labels = self._knn_labels(embeddings)
-        every = torch.ones(len(self.codes), dtype=torch.bool)  # the fast path has no lone queries
-        per_query = _per_query_calculator().calculate_map_at_r_per_query(knn_labels, self.codes, every, True,
-                                                                        self.label_counts)
-        return float(self._map_at_r(knn_labels, per_class=False)), per_query
+        ap = self._average_precisions(self._knn_labels(embeddings))
+        return self._mean(ap), ap.numpy()
 
     def _knn_labels(self, embeddings: np.ndarray) -> torch.Tensor:
         e = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
@@ -164,10 +161,17 @@ class SmallSetMapAtR:
         sim.fill_diagonal_(-float("inf"))  # leave-one-out: an item is not its own neighbour
         return self.codes[torch.topk(sim, self.k, dim=1).indices]
 
-    def _map_at_r(self, knn_labels: torch.Tensor, *, per_class: bool):
-        """The library's MAP@R: a float, or with ``per_class`` a list of each class's mean."""
-        return ac.mean_average_precision(knn_labels, self.codes[:, None], True, self.label_counts, False,
-                                         per_class, ac.EQUALITY, at_r=True)
+    def _average_precisions(self, knn_labels: torch.Tensor) -> torch.Tensor:
+        """Each query's AP@R, float64: ac.mean_average_precision's per-query terms (at_r) with the cached
+        relevance mask, in its operations and order, so their mean is its MAP@R to the last bit."""
+        correct = ac.EQUALITY(self.codes[:, None], knn_labels) * self.relevance
+        ranks = torch.arange(1, knn_labels.shape[1] + 1).repeat(len(knn_labels), 1)
+        precision = (torch.cumsum(correct, dim=1) * correct).type(torch.float64) / ranks
+        return torch.sum(precision * self.relevance, dim=1) / self.count_per_query
+
+    @staticmethod
+    def _mean(average_precisions: torch.Tensor) -> float:
+        return float(torch.mean(average_precisions).item())
 
 
 def retrieval_metrics(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,

@@ -28,7 +28,13 @@ from embedding.craft import (
     smoothed_centre_loss,
     warmup_factor,
 )
-from embedding.distillation import bct_loss, feature_distillation, raw_structure_loss, relational_distillation
+from embedding.distillation import (
+    bct_loss,
+    feature_distillation,
+    fused_distillation,
+    raw_structure_loss,
+    relational_distillation,
+)
 from embedding.evaluation import SmallSetMapAtR
 from embedding.losses import (
     SMOOTHED_NATIVELY,
@@ -122,7 +128,7 @@ class _Teacher:
     and, with a BCT weight, its prototypes as a frozen cosine classifier."""
 
     config: TrainConfig
-    embeddings: torch.Tensor  # the previous model's embeddings of every training item
+    embeddings: torch.Tensor  # the previous model's embeddings of the training items (rehearsed ones only without BCT)
     rehearsal: np.ndarray  # bool per training item
     prototypes: torch.Tensor | None = None
     targets: torch.Tensor | None = None
@@ -136,8 +142,20 @@ class _Teacher:
         if next(teacher.parameters()).device != torch.device(device):
             # embed_array leaves the caller's model as it found it; a copy only to move it.
             teacher = copy.deepcopy(teacher).to(device)
-        emb = torch.as_tensor(embed_array(_trained_view(teacher, config), x, device=device), device=device)
-        out = cls(config, emb, np.asarray(rehearsal, bool))
+        rehearsal = np.asarray(rehearsal, bool)
+        view = _trained_view(teacher, config)
+        if config.bct_weight > 0:
+            emb = torch.as_tensor(embed_array(view, x, device=device), device=device)
+        else:
+            # Distillation and anchoring read the rehearsed rows only (a third of a digits update's
+            # items are new): the others stay zero. Each row's embedding does not depend on which
+            # rows are embedded beside it (row-wise layers; bit for bit here but for a lone row, which BLAS
+            # computes with another kernel), so the rows read are what embedding every item gives.
+            emb = torch.zeros((len(x), view.spec.embedding_dim), device=device)
+            if rehearsal.any():
+                at = torch.as_tensor(np.flatnonzero(rehearsal), device=device)
+                emb[at] = torch.as_tensor(embed_array(view, x[rehearsal], device=device), device=device)
+        out = cls(config, emb, rehearsal)
         if config.distill_adaptive:
             n_new = len(set(y.tolist()) - set(old_classes))
             out.distill_scale = float(np.sqrt(max(len(old_classes), 1) / max(n_new, 1)))
@@ -164,13 +182,21 @@ class _Teacher:
         a boolean mask on the tensor would cost a few more dispatches and a sync every step."""
         cfg, total = self.config, 0.0
         pos = np.flatnonzero(self.rehearsal[rows])
-        if len(pos):
+        if len(pos) and (cfg.distill_feature or cfg.distill_relational):
+            # The teacher's rows are gathered with the host's indices (one index op, not two), and the
+            # student's rehearsed rows once for both terms: an update's steps are few and small, so each
+            # dispatched op (and its backward node) is a visible share of the step.
+            t_emb = self.embeddings[torch.as_tensor(rows[pos], device=emb.device)]
             at = torch.as_tensor(pos, device=emb.device)
-            t_emb = self.embeddings[batch[at]]
-            if cfg.distill_feature:
-                total = total + self.distill_scale * cfg.distill_feature * feature_distillation(emb[at], t_emb)
-            if cfg.distill_relational:
-                total = total + self.distill_scale * cfg.distill_relational * relational_distillation(emb[at], t_emb)
+            if cfg.distill_fused:
+                total = fused_distillation(emb, at, t_emb, self.distill_scale * cfg.distill_feature,
+                                           self.distill_scale * cfg.distill_relational)
+            else:
+                new = emb[at]
+                if cfg.distill_feature:
+                    total = total + self.distill_scale * cfg.distill_feature * feature_distillation(new, t_emb)
+                if cfg.distill_relational:
+                    total = total + self.distill_scale * cfg.distill_relational * relational_distillation(new, t_emb)
         if self.anchors is not None:
             total = total + cfg.anchor_weight * bct_loss(emb, self.anchor_targets[batch], self.anchors,
                                                          cfg.anchor_temperature)

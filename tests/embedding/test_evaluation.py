@@ -155,3 +155,26 @@ def test_small_set_scorer_gives_each_class_and_query_its_own_map_at_r_beside_the
     # A singleton class sends the set through the fallback: the mean only.
     y[-1] = "alone"
     assert SmallSetMapAtR.of(y).with_classes(x)[1] is None and SmallSetMapAtR.of(y).with_queries(x)[1] is None
+
+
+def test_small_set_scorer_with_its_cached_relevance_mask_is_the_librarys_map_at_r_to_the_last_bit():
+    from pytorch_metric_learning.utils import accuracy_calculator as ac
+
+    from embedding.evaluation import SmallSetMapAtR
+
+    rng = np.random.default_rng(9)
+    y = np.repeat(["a", "b", "c", "d"], [5, 9, 7, 12])
+    scorer = SmallSetMapAtR.of(y)
+    assert scorer.relevance.shape == (len(y), 11) and scorer.count_per_query.tolist() == [
+        int((y == c).sum()) - 1 for c in y]
+    for scale in (0.2, 1.0, 5.0):  # epochs' embeddings of the same items
+        x = np.repeat(rng.normal(size=(4, 8)), [5, 9, 7, 12], axis=0) + rng.normal(scale=scale, size=(33, 8))
+        x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        knn = scorer._knn_labels(x)
+        library = ac.mean_average_precision(knn, scorer.codes[:, None], True, scorer.label_counts, False, False,
+                                            ac.EQUALITY, at_r=True)
+        per_class = ac.mean_average_precision(knn, scorer.codes[:, None], True, scorer.label_counts, False, True,
+                                              ac.EQUALITY, at_r=True)
+        assert scorer(x) == library and scorer.with_queries(x)[0] == library
+        mean, classes = scorer.with_classes(x)
+        assert mean == library and classes.tolist() == per_class

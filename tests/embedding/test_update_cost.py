@@ -180,3 +180,17 @@ def test_a_continual_steps_embedding_passes_run_under_the_training_thread_limit(
         assert seen == [1] and torch.get_num_threads() == 2  # limited inside, restored after
     finally:
         torch.set_num_threads(before)
+
+
+def test_teacher_embeds_only_the_rehearsed_rows_it_reads_unless_bct_needs_every_row(blobs):
+    x, y = blobs
+    teacher = train(x, y, CFG, progress=False).model
+    rehearsal = np.isin(y, ["c0", "c1", "c2"])
+    every = embed_array(teacher, x)
+    lean = _Teacher.of(teacher, x, y, rehearsal, CFG, "cpu", ("c0", "c1", "c2"))
+    assert np.allclose(lean.embeddings.numpy()[rehearsal], every[rehearsal], atol=1e-6)
+    assert not lean.embeddings.numpy()[~rehearsal].any()
+    bct = _Teacher.of(teacher, x, y, rehearsal, CFG.replace(bct_weight=1.0), "cpu", ("c0", "c1", "c2"))
+    assert np.allclose(bct.embeddings.numpy(), every, atol=1e-6)
+    none = _Teacher.of(teacher, x, y, np.zeros(len(y), bool), CFG, "cpu")
+    assert none.embeddings.shape == every.shape and not none.embeddings.numpy().any()
