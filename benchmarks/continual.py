@@ -192,8 +192,6 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     # the distillation terms one at a time (an update step's extra cost over a joint step is mostly theirs)
     "distill_relational=0": {"distill_relational": 0.0},
     "distill_feature=0": {"distill_feature": 0.0},
-    # ... or both terms as one autograd node with its gradient written out (same loss up to rounding)
-    "distill_fused": {"distill_fused": True},
     "bct_weight=1": {"bct_weight": 1.0},  # the old prototypes as a frozen classifier
     "buffer_policy=herding": {"buffer_policy": "herding"},
     "aug_noise=0.1": {"aug_noise": 0.1},
@@ -209,7 +207,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 _INCREMENTAL_ONLY = ("incremental_epochs", "incremental_batch_size", "incremental_lr", "incremental_patience",
                      "incremental_min_delta", "incremental_gain_rule", "incremental_schedule", "rehearsal_min_quota", "anchor_weight",
                      "anchor_temperature", "buffer_budget", "buffer_mib", "buffer_policy", "buffer_min_quota",
-                     "rehearsal_draw", "distill_feature", "distill_relational", "distill_adaptive", "distill_fused",
+                     "rehearsal_draw", "distill_feature", "distill_relational", "distill_adaptive",
                      "bct_weight", "bct_temperature", "interpolate_previous", "interpolate_rule")
 
 

@@ -134,10 +134,6 @@ class TrainConfig:
     # Scale both distillation weights by sqrt(old classes / new classes) (LUCIR's adaptive weight):
     # the more the model already knows relative to what the step brings, the more it is held.
     distill_adaptive: bool = False
-    # Both distillation terms as one autograd node with a hand-written gradient (distillation.
-    # fused_distillation): the same loss and gradient up to float rounding, in a few ops instead of ~30
-    # (forward and backward), which are most of a small update step's distillation cost.
-    distill_fused: bool = False
     # Old-class anchoring: the previous model's class prototypes (from the rehearsal items, computed once
     # per update) act as a frozen cosine classifier for items of those classes (cross-entropy at
     # anchor_temperature): each batch is pulled towards where every old class was, not only the old

@@ -30,50 +30,6 @@ def relational_distillation(new: torch.Tensor, old: torch.Tensor) -> torch.Tenso
     return F.mse_loss(new @ new.t(), old @ old.t())
 
 
-class _FusedDistillation(torch.autograd.Function):
-    """``feature_weight`` x feature_distillation + ``relational_weight`` x relational_distillation of
-    ``emb[rows]`` in one autograd node, its gradient written out: ``-wf/n old + 4 wr/n^2 (new new^T -
-    old old^T) new`` on those rows (the difference matrix is symmetric), zero elsewhere. The terms'
-    separate graphs (and the row selection's) take ~15 small ops forward and as many backward nodes per
-    step; on an update's short, small steps that dispatch overhead is most of their cost. The same loss
-    and gradient up to float rounding (the summation order differs)."""
-
-    @staticmethod
-    def forward(ctx, emb: torch.Tensor, rows: torch.Tensor, old: torch.Tensor, feature_weight: float,
-                relational_weight: float) -> torch.Tensor:
-        new = emb.index_select(0, rows)
-        n = new.shape[0]
-        loss = feature_weight - (feature_weight / n) * new.reshape(-1).dot(old.reshape(-1))
-        relational = relational_weight if n >= 2 else 0.0
-        diff = None
-        if relational:
-            diff = torch.addmm(old @ old.t(), new, new.t(), beta=-1.0)  # new new^T - old old^T
-            flat = diff.reshape(-1)
-            loss = loss + (relational / (n * n)) * flat.dot(flat)
-        ctx.save_for_backward(new, rows, old, diff)
-        ctx.weights = (feature_weight / n, 4.0 * relational / (n * n))
-        ctx.shape = emb.shape
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        new, rows, old, diff = ctx.saved_tensors
-        wf, wr = ctx.weights
-        grad_new = old * -wf if diff is None else torch.addmm(old, diff, new, beta=-wf, alpha=wr)
-        grad = grad_new.new_zeros(ctx.shape).index_copy_(0, rows, grad_new * grad_output)
-        return grad, None, None, None, None
-
-
-def fused_distillation(emb: torch.Tensor, rows: torch.Tensor, old: torch.Tensor, feature_weight: float,
-                       relational_weight: float) -> torch.Tensor:
-    """``feature_weight * feature_distillation(emb[rows], old) + relational_weight *
-    relational_distillation(emb[rows], old)`` as one autograd node (TrainConfig.distill_fused). ``rows``:
-    distinct row indices of ``emb`` (int64); ``old``: the teacher's embeddings of those rows (no gradient)."""
-    if len(rows) == 0:
-        return emb.new_zeros(())
-    return _FusedDistillation.apply(emb, rows, old.detach(), float(feature_weight), float(relational_weight))
-
-
 def raw_structure_loss(emb: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
     """1 - mean over rows of corr(emb_i . emb_j, raw_i . raw_j), j != i; ``raw`` need not be normalised."""
     n = len(emb)

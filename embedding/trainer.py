@@ -28,13 +28,7 @@ from embedding.craft import (
     smoothed_centre_loss,
     warmup_factor,
 )
-from embedding.distillation import (
-    bct_loss,
-    feature_distillation,
-    fused_distillation,
-    raw_structure_loss,
-    relational_distillation,
-)
+from embedding.distillation import bct_loss, feature_distillation, raw_structure_loss, relational_distillation
 from embedding.evaluation import SmallSetMapAtR
 from embedding.losses import (
     SMOOTHED_NATIVELY,
@@ -187,16 +181,11 @@ class _Teacher:
             # student's rehearsed rows once for both terms: an update's steps are few and small, so each
             # dispatched op (and its backward node) is a visible share of the step.
             t_emb = self.embeddings[torch.as_tensor(rows[pos], device=emb.device)]
-            at = torch.as_tensor(pos, device=emb.device)
-            if cfg.distill_fused:
-                total = fused_distillation(emb, at, t_emb, self.distill_scale * cfg.distill_feature,
-                                           self.distill_scale * cfg.distill_relational)
-            else:
-                new = emb[at]
-                if cfg.distill_feature:
-                    total = total + self.distill_scale * cfg.distill_feature * feature_distillation(new, t_emb)
-                if cfg.distill_relational:
-                    total = total + self.distill_scale * cfg.distill_relational * relational_distillation(new, t_emb)
+            new = emb[torch.as_tensor(pos, device=emb.device)]
+            if cfg.distill_feature:
+                total = total + self.distill_scale * cfg.distill_feature * feature_distillation(new, t_emb)
+            if cfg.distill_relational:
+                total = total + self.distill_scale * cfg.distill_relational * relational_distillation(new, t_emb)
         if self.anchors is not None:
             total = total + cfg.anchor_weight * bct_loss(emb, self.anchor_targets[batch], self.anchors,
                                                          cfg.anchor_temperature)
