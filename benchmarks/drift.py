@@ -546,36 +546,45 @@ def share_curve(records: list[dict], severity) -> tuple[list[dict], list[dict]]:
                                  "ci95_high": r["ci95_high"]})
                 minimum = next((pct / 100 for pct, r in caught if r["rate"] is not None and r["rate"] >= SHARE_TARGET),
                                None)
+                acting_ok = bool(null_act["rate"] <= NULL_ACTING_TARGET) if kind == "contiguous" else None
+                alarms_ok = _meets("≤ α", null_sig["rate"], alpha, null_sig["n"]) if kind == "random" else None
                 summary.append({
                     "alpha": alpha, "view": view, "kind": kind,
-                    "null_acting": f"{null_act['k']}/{null_act['n']} = {null_act['rate']:.3f} "
-                                   f"[{null_act['ci95_low']:.3f}, {null_act['ci95_high']:.3f}]",
-                    "null_significant": f"{null_sig['k']}/{null_sig['n']} = {null_sig['rate']:.3f} "
-                                        f"[{null_sig['ci95_low']:.3f}, {null_sig['ci95_high']:.3f}]",
-                    "false_alarms_within_alpha": (_meets("≤ α", null_sig["rate"], alpha, null_sig["n"])
-                                                  if kind == "random" else None),
+                    "null_acting": _rate_text(null_act), "null_significant": _rate_text(null_sig),
+                    "false_alarms_within_alpha": alarms_ok,
                     **{f"caught_{pct}%": r["rate"] for pct, r in caught},
                     "min_share_caught_90": minimum,
-                    "null_acting_ok": bool(null_act["rate"] <= NULL_ACTING_TARGET) if kind == "contiguous" else None,
+                    "null_acting_ok": acting_ok,
+                    "reading": share_verdict(kind, acting_ok if kind == "contiguous" else alarms_ok,
+                                             _count_text(null_act if kind == "contiguous" else null_sig), minimum),
                 })
     return rows, summary
 
 
+def _count_text(r: dict) -> str:
+    return f"{r['k']}/{r['n']} = {r['rate']:.3f}"
+
+
+def _rate_text(r: dict) -> str:
+    return f"{_count_text(r)} [{r['ci95_low']:.3f}, {r['ci95_high']:.3f}]"
+
+
+def share_verdict(kind: str, null_holds: bool | None, null_count: str, minimum: float | None) -> str:
+    """The smallest new-class share caught in ≥ 90% of checks, counted only where the arrival kind's null
+    holds (contiguous: acting ≤ 10%; random: false alarms within α), else why not."""
+    if not null_holds:
+        return (f"none: the null acts ({null_count})" if kind == "contiguous"
+                else f"none: false alarms above α ({null_count})")
+    return f"{minimum:.0%}" if minimum is not None else "none up to the largest share"
+
+
 def share_reading(summary: list[dict]) -> list[dict]:
-    """Per (α, view): the smallest new-class share caught in ≥ 90% of checks under each arrival kind,
-    counted only where that kind's null holds (contiguous: acting ≤ 10%; random: false alarms within
-    α), else why not."""
+    """Per (α, view): each arrival kind's reading (:func:`share_verdict`) side by side."""
     out: dict = {}
     for row in summary:
         key = (row["alpha"], row["view"])
-        ok = row["null_acting_ok"] if row["kind"] == "contiguous" else row["false_alarms_within_alpha"]
-        share = row["min_share_caught_90"]
-        if not ok:
-            verdict = f"none: the null acts ({row['null_acting'].split(' [')[0]})" if row["kind"] == "contiguous" \
-                else f"none: false alarms above α ({row['null_significant'].split(' [')[0]})"
-        else:
-            verdict = f"{share:.0%}" if share is not None else "none up to the largest share"
-        out.setdefault(key, {"alpha": row["alpha"], "view": row["view"]})[f"{row['kind']}_min_share_caught_90"] = verdict
+        out.setdefault(key, {"alpha": row["alpha"], "view": row["view"]})[f"{row['kind']}_min_share_caught_90"] = \
+            row["reading"]
     return list(out.values())
 
 

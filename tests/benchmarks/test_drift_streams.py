@@ -160,21 +160,22 @@ def test_share_scenarios_and_curve_find_the_smallest_share_caught():
     assert alone[0.05]["caught"] == 0.5 and alone[0.2]["caught"] == 1.0
     top = next(s for s in summary if s["view"] == "neighbourhood alone" and s["alpha"] == 0.05)
     assert top["min_share_caught_90"] == 0.2 and top["false_alarms_within_alpha"] is True
-    assert top["null_significant"].startswith("0/10")
+    assert top["null_significant"].startswith("0/10") and top["reading"] == "20%"
     novelty = next(s for s in summary if s["view"] == "novelty alone" and s["alpha"] == 0.05)
     assert novelty["min_share_caught_90"] is None
 
 
 def test_share_reading_counts_a_share_only_where_the_null_holds():
-    from benchmarks.drift import share_reading
+    from benchmarks.drift import share_reading, share_verdict
 
-    base = {"alpha": 0.05, "view": "v", "null_significant": "1/100 = 0.010 [0.000, 0.054]"}
-    summary = [
-        {**base, "kind": "contiguous", "null_acting": "80/80 = 1.000 [0.955, 1.000]", "null_acting_ok": False,
-         "false_alarms_within_alpha": None, "min_share_caught_90": 0.05},
-        {**base, "kind": "random", "null_acting": "0/100 = 0.000 [0.000, 0.036]", "null_acting_ok": None,
-         "false_alarms_within_alpha": True, "min_share_caught_90": 0.2},
-    ]
-    (row,) = share_reading(summary)
-    assert row["contiguous_min_share_caught_90"].startswith("none: the null acts (80/80")
-    assert row["random_min_share_caught_90"] == "20%"
+    assert share_verdict("contiguous", False, "80/80 = 1.000", 0.05) == "none: the null acts (80/80 = 1.000)"
+    assert share_verdict("random", False, "9/100 = 0.090", 0.05) == "none: false alarms above α (9/100 = 0.090)"
+    assert share_verdict("random", True, "1/100 = 0.010", 0.2) == "20%"
+    assert share_verdict("contiguous", True, "2/80 = 0.025", None) == "none up to the largest share"
+    summary = [{"alpha": 0.05, "view": "v", "kind": "contiguous", "reading": "none: the null acts (80/80 = 1.000)"},
+               {"alpha": 0.05, "view": "v", "kind": "random", "reading": "20%"},
+               {"alpha": 0.01, "view": "v", "kind": "random", "reading": "30%"}]
+    rows = share_reading(summary)
+    assert rows[0] == {"alpha": 0.05, "view": "v", "contiguous_min_share_caught_90": "none: the null acts (80/80 = 1.000)",
+                       "random_min_share_caught_90": "20%"}
+    assert rows[1] == {"alpha": 0.01, "view": "v", "random_min_share_caught_90": "30%"}
