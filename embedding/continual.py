@@ -149,7 +149,7 @@ def _step(data: LabelledData, config: TrainConfig, *, previous: ModelState | Non
                        init_loss_state=previous.loss_state, teacher=previous.model,
                        rehearsal_mask=is_rehearsal, progress=progress, desc=desc, sample_weight=weights)
         if config.interpolate_previous > 0:
-            share = (validated_share(result.model, previous.model, x, y, config)
+            share = (validated_share(result.model, previous.model, x[result.val_mask], y[result.val_mask], config)
                      if config.interpolate_rule == "validated" else config.interpolate_previous)
             if share > 0:
                 interpolate_weights(result.model, previous.model, share)
@@ -197,27 +197,25 @@ def interpolate_weights(model: EmbeddingHead, previous: EmbeddingHead, share: fl
             p.mul_(1.0 - share).add_(old[name].to(p.device), alpha=share)
 
 
-def validated_share(model: EmbeddingHead, previous: EmbeddingHead, x: np.ndarray, y: np.ndarray,
+def validated_share(model: EmbeddingHead, previous: EmbeddingHead, x_val: np.ndarray, y_val: np.ndarray,
                     config: TrainConfig) -> float:
     """TrainConfig.interpolate_rule="validated": of 0, half and all of interpolate_previous, the share
-    whose interpolated model scores the highest MAP@R on the update's validation items (``x``, ``y``: the
-    update's training set; the trainer's split, same fraction and seed), ties to the larger share.
+    whose interpolated model scores the highest MAP@R on the update's validation items (``x_val``,
+    ``y_val``: the split the trainer kept out, ``TrainResult.val_mask``), ties to the larger share.
     Fewer than two validation classes: the configured share."""
     import copy
 
     from embedding.evaluation import SmallSetMapAtR
     from embedding.model import embed_array
-    from embedding.trainer import stratified_split
 
-    val = stratified_split(y, config.val_fraction, config.seed)
-    if len(np.unique(y[val])) < 2:
+    if len(np.unique(y_val)) < 2:
         return config.interpolate_previous
-    score = SmallSetMapAtR.of(y[val])
-    best, best_value = 0.0, score(embed_array(model, x[val]))
+    score = SmallSetMapAtR.of(y_val)
+    best, best_value = 0.0, score(embed_array(model, x_val))
     for share in (config.interpolate_previous / 2, config.interpolate_previous):
         mixed = copy.deepcopy(model)
         interpolate_weights(mixed, previous, share)
-        value = score(embed_array(mixed, x[val]))
+        value = score(embed_array(mixed, x_val))
         if value >= best_value:
             best, best_value = share, value
     log.info("interpolation share %.3f (validation MAP@R %.4f)", best, best_value)

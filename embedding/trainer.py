@@ -59,6 +59,9 @@ class TrainResult:
     seconds: float
     stopped_early: bool
     steps: int = 0  # optimizer steps taken: a machine-independent measure of training cost
+    # bool per training item: the validation split early stopping scored (never trained on); all False
+    # when there was none
+    val_mask: np.ndarray | None = None
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -431,7 +434,7 @@ def _train(features: np.ndarray, labels: np.ndarray, config: TrainConfig, *,
     seconds = time.perf_counter() - t0
     log.info("%s: %d epochs (best %d, val MAP@R %.4f) in %.1fs", desc, len(history), best.epoch, best.value, seconds)
     return TrainResult(model, classes, loss_state, tuple(history), len(history), best.epoch,
-                       best.value if has_val else None, seconds, stopped_early, total_steps)
+                       best.value if has_val else None, seconds, stopped_early, total_steps, val_mask)
 
 
 def _build_or_grow_loss(config: TrainConfig, model: EmbeddingHead, init_classes: tuple[str, ...],

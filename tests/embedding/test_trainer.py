@@ -25,6 +25,10 @@ def test_early_stopping_keeps_the_best_epoch(blobs):
     assert r.stopped_early and r.epochs_run < 60
     vals = [h["val_map_at_r"] for h in r.history]
     assert r.best_epoch == int(np.argmax(vals)) + 1 and r.best_val_map == max(vals)
+    # the items it scored are the seeded split, reported for whoever validates the result further
+    assert np.array_equal(r.val_mask, stratified_split(y, CFG.val_fraction, CFG.seed)) and r.val_mask.any()
+    few = np.concatenate([np.flatnonzero(y == "c0")[:3], np.flatnonzero(y == "c1")[:3]])  # < 4 per class: no split
+    assert not train(x[few], y[few], CFG.replace(epochs=1), progress=False).val_mask.any()
 
 
 def test_incremental_update_learns_new_classes_and_distillation_limits_drift(blobs):
